@@ -1,0 +1,59 @@
+"""Set up `.venv` if needed, then launch the app or run the tests.
+
+    python3 dev.py app [ARGS...]     # install, then `python main.py ARGS...`
+    python3 dev.py test [ARGS...]    # install with test extras, ruff, then pytest ARGS...
+
+Needs only Python 3.11+ and pip. The install is skipped while pyproject.toml is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def ensure_environment(extras: str) -> None:
+    if not PYTHON.exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    spec = (ROOT / "pyproject.toml").read_bytes() + extras.encode()
+    stamp = VENV / f".studio-installed-{extras or 'app'}"
+    digest = hashlib.sha256(spec).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    target = f".[{extras}]" if extras else "."
+    run([str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-e", target])
+    stamp.write_text(digest)
+
+
+def run(command: list[str], env: dict[str, str] | None = None) -> None:
+    code = subprocess.call(command, cwd=ROOT, env=env)
+    if code:
+        sys.exit(code)
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("app", "test"):
+        sys.exit(__doc__)
+    action, rest = sys.argv[1], sys.argv[2:]
+    if action == "app":
+        ensure_environment("")
+        run([str(PYTHON), "main.py", *rest])
+        return
+    ensure_environment("test")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    run([str(PYTHON), "-m", "ruff", "check", "."], env)
+    run([str(PYTHON), "-m", "pytest", *rest], env)
+
+
+if __name__ == "__main__":
+    main()

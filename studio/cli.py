@@ -1,0 +1,367 @@
+"""The headless command line over the same core as the app.
+
+Exit codes: 0 success, 1 the work failed, 2 bad usage or input, 3 not found,
+130 interrupted (Ctrl+C). With `--json`, stdout carries one JSON document only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from studio import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CliError as error:
+        print(f"studio: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        print("studio: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"studio {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="keep history and settings here ($STUDIO_HOME)")
+    common.add_argument("--json", action="store_true", help="print JSON to stdout")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = commands.add_parser("generate", parents=[common], help="make images from a prompt")
+    gen.add_argument("prompt")
+    gen.add_argument("--negative", default="", help="negative prompt")
+    gen.add_argument("--count", type=int, help="images to keep and show")
+    gen.add_argument("--candidates", type=int, help="images to sample and rank")
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--size", type=_size, help="WxH, e.g. 64x64")
+    gen.add_argument("--steps", type=int)
+    gen.add_argument("--guidance", type=float)
+    gen.add_argument("--backend", help="backend id (see `studio backends`)")
+    gen.add_argument("--model", help="model name or path")
+    gen.add_argument("--out", type=Path, help="also write the images into this folder")
+    gen.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
+    gen.set_defaults(run=cmd_generate)
+
+    hist = commands.add_parser("history", help="list, search, show, export, delete")
+    verbs = hist.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name, helptext in (("list", "newest first"), ("search", "full-text prompt search")):
+        verb = verbs.add_parser(name, parents=[common], help=helptext)
+        if name == "search":
+            verb.add_argument("query")
+        verb.add_argument("--limit", type=int, default=50)
+        verb.add_argument("--offset", type=int, default=0)
+        verb.add_argument("--favourites", action="store_true")
+        verb.add_argument("--backend")
+        verb.add_argument("--model")
+        verb.set_defaults(run=cmd_history_list)
+    show = verbs.add_parser("show", parents=[common], help="one entry in full")
+    show.add_argument("id", type=int)
+    show.set_defaults(run=cmd_history_show)
+    export = verbs.add_parser("export", parents=[common], help="write entries to a folder")
+    export.add_argument("ids", type=int, nargs="+", metavar="ID")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
+    export.add_argument("--strip-metadata", action="store_true")
+    export.add_argument("--name", default="{date}_{seed}_{prompt}", help="file-name template")
+    export.set_defaults(run=cmd_history_export)
+    delete = verbs.add_parser("delete", parents=[common], help="delete entries and files")
+    delete.add_argument("ids", type=int, nargs="+", metavar="ID")
+    delete.add_argument("--keep-files", action="store_true")
+    delete.set_defaults(run=cmd_history_delete)
+
+    backends = commands.add_parser("backends", parents=[common], help="installed backends")
+    backends.set_defaults(run=cmd_backends)
+
+    info = commands.add_parser("info", parents=[common], help="the metadata of an image file")
+    info.add_argument("file", type=Path)
+    info.set_defaults(run=cmd_info)
+    return parser
+
+
+def _size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"size must look like 64x64, not {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def _open_core(args: argparse.Namespace):  # -> Core, imported late: keeps --help instant
+    from studio.core.app import Core
+
+    return Core.open(args.data_dir)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
+
+
+# -- generate -----------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from studio.core.export import export_images
+    from studio.core.jobs import Failed, JobState, Progress, StateChanged
+    from studio.core.registry import BackendUnavailable
+    from studio.core.request import RequestError
+
+    core = _open_core(args)
+    try:
+        width, height = args.size or (None, None)
+        try:
+            request = core.request(
+                args.prompt, negative_prompt=args.negative, count=args.count,
+                candidates=args.candidates, seed=args.seed, width=width, height=height,
+                steps=args.steps, guidance=args.guidance, backend=args.backend, model=args.model,
+            )  # fmt: skip
+        except RequestError as error:
+            raise CliError(f"invalid request: {error}", EXIT_USAGE) from None
+        if not request.backend:
+            raise CliError("no generation backend is installed (see `studio backends`)")
+        try:
+            problems = core.registry.get(request.backend).capabilities().problems(request)
+        except BackendUnavailable as error:
+            raise CliError(str(error)) from None
+        if problems:
+            raise CliError(f"invalid request: {'; '.join(problems)}", EXIT_USAGE)
+
+        events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        core.engine.subscribe(events.put)
+        job = core.engine.submit(request)
+        progress = _ProgressLine(quiet=args.json)
+        try:
+            while not job.state.finished or not events.empty():
+                event = events.get()
+                if getattr(event, "job_id", None) != job.id:
+                    continue
+                if isinstance(event, Progress):
+                    progress.show(f"step {event.step}/{event.total}", event.step / event.total)
+                elif isinstance(event, StateChanged):
+                    progress.show(event.state.value, None)
+                elif isinstance(event, Failed):
+                    progress.done()
+                    raise CliError(f"generation failed: {event.message}")
+        except KeyboardInterrupt:
+            core.engine.cancel(job.id)
+            job.wait()
+            raise
+        progress.done()
+        if job.state is JobState.CANCELLED:
+            raise CliError("generation cancelled", EXIT_INTERRUPTED)
+        exported: list[Path] = []
+        if args.out:
+            try:
+                args.out.mkdir(parents=True, exist_ok=True)
+                exported = export_images(job.results, args.out, fmt=args.format)
+            except OSError as error:
+                raise CliError(f"could not write to {args.out}: {error}") from None
+        paths = exported or [entry.path for entry in job.results]
+        data = {
+            "job": job.id,
+            "request": request.to_dict(),
+            "images": [
+                {**_entry_summary(entry), "exported": str(out) if exported else None}
+                for entry, out in zip(job.results, paths, strict=True)
+            ],
+        }
+        _emit(args, data, "\n".join(str(p) for p in paths))
+        return EXIT_OK
+    finally:
+        core.close()
+
+
+class _ProgressLine:
+    """One self-overwriting status line on a terminal's stderr; plain lines otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.tty = sys.stderr.isatty()
+        self.quiet = quiet
+        self.last = ""
+
+    def show(self, text: str, fraction: float | None) -> None:
+        if self.quiet or text == self.last:
+            return
+        self.last = text
+        if self.tty:
+            bar = "" if fraction is None else "#" * int(fraction * 30)
+            print(f"\r{bar:<30} {text:<24}", end="", file=sys.stderr, flush=True)
+        elif fraction is None:
+            print(text, file=sys.stderr)
+
+    def done(self) -> None:
+        if self.tty and self.last and not self.quiet:
+            print(file=sys.stderr)
+
+
+# -- history ------------------------------------------------------------------
+
+
+def _entry_summary(entry: Any) -> dict[str, Any]:
+    r = entry.request
+    return {
+        "id": entry.id,
+        "path": str(entry.path),
+        "created_at": entry.created_at,
+        "prompt": r.prompt,
+        "seed": r.seed,
+        "width": r.width,
+        "height": r.height,
+        "backend": r.backend,
+        "model": r.model,
+        "score": entry.metadata.score,
+        "rank": entry.metadata.rank,
+        "favourite": entry.favourite,
+        "missing": entry.missing,
+    }
+
+
+def cmd_history_list(args: argparse.Namespace) -> int:
+    core = _open_core(args)
+    try:
+        filters = {
+            "favourites_only": args.favourites, "backend": args.backend, "model": args.model,
+        }  # fmt: skip
+        page = {"offset": args.offset, "limit": args.limit}
+        if args.verb == "search":
+            entries = core.history.search(args.query, **page, **filters)
+        else:
+            entries = core.history.list(**page, **filters)
+        lines = [
+            f"{e.id:>7}  {datetime.fromtimestamp(e.created_at):%Y-%m-%d %H:%M}  "
+            f"{e.request.seed:>10}  {e.request.width}x{e.request.height}  "
+            f"{'*' if e.favourite else ' '} {_clip(e.request.prompt, 60)}"
+            for e in entries
+        ]
+        _emit(args, [_entry_summary(e) for e in entries], "\n".join(lines) or "(no entries)")
+        return EXIT_OK
+    finally:
+        core.close()
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _get_entries(core: Any, ids: Sequence[int]) -> list[Any]:
+    entries = [core.history.get(i) for i in ids]
+    missing = [str(i) for i, e in zip(ids, entries, strict=True) if e is None]
+    if missing:
+        raise CliError(f"no history entry with id {', '.join(missing)}", EXIT_NOT_FOUND)
+    return entries
+
+
+def cmd_history_show(args: argparse.Namespace) -> int:
+    core = _open_core(args)
+    try:
+        (entry,) = _get_entries(core, [args.id])
+        data = {**_entry_summary(entry), "request": entry.request.to_dict(), "tags": entry.tags}
+        data |= {"sampler": entry.metadata.sampler, "model_hash": entry.metadata.model_hash}
+        text = "\n".join(f"{k}: {v}" for k, v in data.items() if k != "request")
+        text += "\nparameters:\n" + entry.metadata.parameters_text()
+        _emit(args, data, text)
+        return EXIT_OK
+    finally:
+        core.close()
+
+
+def cmd_history_export(args: argparse.Namespace) -> int:
+    from studio.core.export import export_images
+
+    core = _open_core(args)
+    try:
+        entries = _get_entries(core, args.ids)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            written = export_images(
+                entries, args.out, fmt=args.format,
+                strip_metadata=args.strip_metadata, name_template=args.name,
+            )  # fmt: skip
+        except (OSError, ValueError) as error:
+            raise CliError(f"export failed: {error}") from None
+        _emit(args, [str(p) for p in written], "\n".join(str(p) for p in written))
+        return EXIT_OK
+    finally:
+        core.close()
+
+
+def cmd_history_delete(args: argparse.Namespace) -> int:
+    core = _open_core(args)
+    try:
+        _get_entries(core, args.ids)
+        deleted = core.history.delete(args.ids, delete_files=not args.keep_files)
+        _emit(args, {"deleted": deleted}, f"deleted {deleted} entries")
+        return EXIT_OK
+    finally:
+        core.close()
+
+
+# -- backends, info -----------------------------------------------------------
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from studio.core.registry import BackendUnavailable
+
+    core = _open_core(args)
+    try:
+        rows = []
+        for record in core.registry.records():
+            models: list[dict[str, Any]] = []
+            try:
+                backend = core.registry.get(record.id)
+                models = [vars(m) for m in backend.models()]
+                device = backend.device()
+            except BackendUnavailable:
+                device = ""
+            except Exception as error:  # listing models is plugin code too
+                core.registry.mark_failed(record.id, error)
+                device = ""
+            rows.append({
+                "id": record.id, "status": record.status.value, "target": record.target,
+                "distribution": record.distribution, "device": device, "models": models,
+                "error": record.error, "traceback": record.traceback,
+            })  # fmt: skip
+        lines = []
+        for row in rows:
+            lines.append(f"{row['id']}  [{row['status']}]  {row['target']}  {row['device']}")
+            lines += [f"    model: {m['name']}  {m['ref']}" for m in row["models"]]
+            if row["error"]:
+                lines.append(f"    error: {row['error']}")
+        _emit(args, rows, "\n".join(lines) or "no backends are installed")
+        return EXIT_OK
+    finally:
+        core.close()
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from studio.core.metadata import MetadataError, read_metadata
+
+    if not args.file.is_file():
+        raise CliError(f"no such file: {args.file}", EXIT_NOT_FOUND)
+    try:
+        found = read_metadata(args.file)
+    except MetadataError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+    data = found.to_dict()
+    text = "\n".join(f"{k}: {v}" for k, v in data.items() if v not in (None, "", {}))
+    _emit(args, data, text)
+    return EXIT_OK

@@ -1,0 +1,82 @@
+"""Wiring the core together: paths, settings, logging, history, plugins and the engine."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.core.engine import Engine
+from studio.core.history import HistoryStore
+from studio.core.paths import StudioPaths
+from studio.core.registry import PluginRegistry
+from studio.core.request import GenerationRequest
+from studio.core.settings import Settings
+
+LOG_FILE = "studio.log"
+
+
+@dataclass
+class Core:
+    """Everything a front end (the app or the CLI) works with."""
+
+    paths: StudioPaths
+    settings: Settings
+    history: HistoryStore
+    registry: PluginRegistry
+    engine: Engine
+    log_handler: logging.Handler | None = None
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str] | None = None) -> Core:
+        paths = StudioPaths.resolve(data_dir).ensure()
+        handler = start_logging(paths.logs)
+        history = HistoryStore(paths.data)
+        registry = PluginRegistry()
+        settings = Settings.load(paths.settings_file)
+        return cls(paths, settings, history, registry, Engine(registry, history), handler)
+
+    def close(self) -> None:
+        self.engine.shutdown()
+        self.history.close()
+        if self.log_handler is not None:
+            logging.getLogger().removeHandler(self.log_handler)
+            self.log_handler.close()
+
+    def default_backend(self) -> str:
+        """The backend from the settings if installed, else the first installed one."""
+        ids = self.registry.ids()
+        if self.settings.backend in ids:
+            return self.settings.backend
+        return ids[0] if ids else ""
+
+    def request(self, prompt: str, **fields: object) -> GenerationRequest:
+        """A request with the user's default settings for every field not given."""
+        s = self.settings
+        count = int(fields.pop("count", s.count))  # type: ignore[call-overload]
+        defaults: dict[str, object] = {
+            "count": count,
+            "candidates": max(count, s.candidates),
+            "width": s.width,
+            "height": s.height,
+            "steps": s.steps,
+            "guidance": s.guidance,
+            "backend": self.default_backend(),
+            "model": s.model,
+        }
+        given = {k: v for k, v in fields.items() if v is not None}
+        return GenerationRequest(prompt=prompt, **{**defaults, **given})  # type: ignore[arg-type]
+
+
+def start_logging(folder: Path) -> logging.Handler:
+    """Log to a rotating file in the user log folder."""
+    handler = logging.handlers.RotatingFileHandler(
+        folder / LOG_FILE, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler

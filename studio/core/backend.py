@@ -1,0 +1,152 @@
+"""The interface between the engine and a generation backend (a plugin)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from studio.core.request import GenerationRequest
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    ImageLike = Image.Image | np.ndarray
+
+
+class Cancelled(Exception):  # noqa: N818 - reads as "the job was cancelled"
+    """Raised by `GenerationContext.check_cancelled` to stop a job at a safe point."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model a backend can load."""
+
+    ref: str  # what a request names in `model`: a path or a short name
+    name: str
+    architecture: str = ""
+    format: str = ""
+    size_bytes: int = 0
+    hash: str = ""  # first 10 hex digits of the file's SHA-256, as other tools show it
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; requests are validated against it before queueing."""
+
+    min_size: int = 64
+    max_size: int = 64
+    size_multiple: int = 1
+    fixed_sizes: tuple[tuple[int, int], ...] = ()  # if set, only these sizes
+    max_count: int = 64
+    max_candidates: int = 256
+    default_steps: int = 0
+    max_steps: int = 0  # 0: the backend has no notion of steps
+    max_guidance: float = 0.0  # 0: no classifier-free guidance
+    negative_prompt: bool = False
+    samplers: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ("cpu",)
+
+    def problems(self, request: GenerationRequest) -> list[str]:
+        """Why this backend cannot run `request` (empty when it can)."""
+        problems: list[str] = []
+        size = (request.width, request.height)
+        if self.fixed_sizes:
+            if size not in self.fixed_sizes:
+                allowed = ", ".join(f"{w}x{h}" for w, h in self.fixed_sizes)
+                problems.append(f"size {size[0]}x{size[1]} is not supported (use {allowed})")
+        else:
+            for side, value in zip(("width", "height"), size, strict=True):
+                if not self.min_size <= value <= self.max_size:
+                    problems.append(
+                        f"{side} {value} is out of range ({self.min_size} to {self.max_size})"
+                    )
+                elif value % self.size_multiple:
+                    problems.append(f"{side} {value} must be a multiple of {self.size_multiple}")
+        if request.count > self.max_count:
+            problems.append(f"at most {self.max_count} images per request")
+        if request.candidates > self.max_candidates:
+            problems.append(f"at most {self.max_candidates} candidates per request")
+        if request.steps > self.max_steps:
+            problems.append(f"steps must be at most {self.max_steps}")
+        if request.guidance > self.max_guidance and self.max_guidance > 0:
+            problems.append(f"guidance must be at most {self.max_guidance:g}")
+        if request.negative_prompt.strip() and not self.negative_prompt:
+            problems.append("this backend does not use a negative prompt")
+        return problems
+
+
+@dataclass
+class Candidate:
+    """One generated image, as a backend returns it (best first in a list)."""
+
+    image: ImageLike  # PIL image, or HxWx3 uint8 / float in [0, 1] array
+    score: float | None = None  # ranking score, higher is better
+    seed: int | None = None  # per-image seed when it differs from the request's
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class GenerationContext(Protocol):
+    """How a backend talks back while it works."""
+
+    def progress(self, step: int, total: int) -> None:
+        """Report progress; also raises `Cancelled` if the job was cancelled."""
+
+    def preview(self, image: ImageLike) -> None:
+        """Offer a cheap preview; the engine throttles and downsizes it."""
+
+    def check_cancelled(self) -> None:
+        """Raise `Cancelled` if the job was cancelled. Call it at every step."""
+
+    @property
+    def cancelled(self) -> bool: ...
+
+    @property
+    def device(self) -> str:
+        """The device the loaded model runs on, e.g. 'cpu' or 'cuda:0'."""
+
+
+class Backend(ABC):
+    """A generation backend. Instances are made by the registry on first use.
+
+    The engine calls `load`, `generate` and `unload` from its one generation
+    thread, never at the same time.
+    """
+
+    #: Shown in the app and the CLI.
+    display_name: str = ""
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    def models(self) -> list[ModelInfo]:
+        """The models this backend can load now (cheap: no weights read)."""
+
+    @abstractmethod
+    def load(self, model: str) -> None:
+        """Load a model by its `ModelInfo.ref`; '' means the default model."""
+
+    @abstractmethod
+    def unload(self) -> None: ...
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
+        """Return at least `request.count` candidates, best first."""
+
+    def device(self) -> str:
+        return "cpu"
+
+    def sampler_name(self, request: GenerationRequest) -> str:
+        """The sampler recorded in image metadata."""
+        return str(request.options.get("sampler", ""))
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        """Details of a model, for metadata; by default looked up in `models()`."""
+        return next((m for m in self.models() if m.ref == model or m.name == model), None)
+
+    def unknown_words(self, prompt: str) -> list[str]:
+        """Words of `prompt` the backend's model does not know (for the UI)."""
+        return []

@@ -1,0 +1,314 @@
+"""The engine: a job queue, one generation worker thread, and a small background pool."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from studio.core.backend import Backend, Cancelled
+from studio.core.history import HistoryStore
+from studio.core.images import preview_of, to_pil
+from studio.core.jobs import (
+    Event,
+    Failed,
+    Job,
+    JobState,
+    Preview,
+    Progress,
+    QueueChanged,
+    Results,
+    StateChanged,
+)
+from studio.core.metadata import ImageMetadata
+from studio.core.registry import BackendUnavailable, PluginRegistry
+from studio.core.request import GenerationRequest, RequestError
+
+log = logging.getLogger(__name__)
+Listener = Callable[[Event], None]
+T = TypeVar("T")
+
+
+class _JobContext:
+    """The `GenerationContext` a backend gets: progress, throttled previews, cancel."""
+
+    def __init__(self, engine: Engine, job: Job, device: str) -> None:
+        self._engine = engine
+        self._job = job
+        self._device = device
+        self._last_preview = 0.0
+
+    @property
+    def cancelled(self) -> bool:
+        return self._job.cancel_requested
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def check_cancelled(self) -> None:
+        if self._job.cancel_requested:
+            raise Cancelled
+
+    def progress(self, step: int, total: int) -> None:
+        self.check_cancelled()
+        self._engine._emit(Progress(self._job.id, step, total))
+
+    def preview(self, image: Any) -> None:
+        now = time.monotonic()
+        if now - self._last_preview < self._engine.preview_interval:
+            return
+        self._last_preview = now
+        self._engine._emit(Preview(self._job.id, preview_of(image)))
+
+
+class Engine:
+    """Runs generation jobs one at a time, in order, off the caller's thread.
+
+    Listeners are called on the worker thread, in event order; a UI bridges
+    them to its own thread. Results are saved to history before `Results` is sent.
+    """
+
+    def __init__(
+        self,
+        registry: PluginRegistry,
+        history: HistoryStore,
+        *,
+        preview_interval: float = 0.2,
+        background_workers: int = 2,
+    ) -> None:
+        self.registry = registry
+        self.history = history
+        self.preview_interval = preview_interval
+        self._listeners: list[Listener] = []
+        self._queue: deque[Job] = deque()
+        self._jobs: dict[int, Job] = {}
+        self._running: Job | None = None
+        self._loaded: tuple[str, str] | None = None  # (backend id, model) in memory
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._pool = ThreadPoolExecutor(background_workers, thread_name_prefix="studio-bg")
+        self._worker = threading.Thread(target=self._work, name="studio-generate", daemon=True)
+        self._worker.start()
+
+    # -- public API --------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` with every event; returns a function that unsubscribes."""
+        with self._wake:
+            self._listeners = [*self._listeners, listener]
+
+        def unsubscribe() -> None:
+            with self._wake:
+                self._listeners = [x for x in self._listeners if x is not listener]
+
+        return unsubscribe
+
+    def submit(self, request: GenerationRequest) -> Job:
+        """Queue a request. Backend-specific checks happen when it runs (no import here)."""
+        job = Job(request)
+        with self._wake:
+            if self._stopping:
+                raise RuntimeError("the engine has shut down")
+            self._jobs[job.id] = job
+            self._queue.append(job)
+            self._wake.notify()
+        self._emit(StateChanged(job.id, JobState.QUEUED))
+        self._emit_queue()
+        return job
+
+    def cancel(self, job_id: int) -> bool:
+        """Drop a queued job now, or stop a running one at its next step."""
+        with self._wake:
+            job = self._jobs.get(job_id)
+            if job is None or job.state.finished:
+                return False
+            job.request_cancel()
+            queued = job in self._queue
+            if queued:
+                self._queue.remove(job)
+        if queued:
+            self._finish(job, JobState.CANCELLED)
+            self._emit_queue()
+        return True
+
+    def cancel_all(self) -> None:
+        with self._wake:
+            ids = [job.id for job in self._queue]
+            running = self._running.id if self._running else None
+        for job_id in [*ids, *([running] if running else [])]:
+            self.cancel(job_id)
+
+    def job(self, job_id: int) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def queued(self) -> list[Job]:
+        with self._wake:
+            return list(self._queue)
+
+    def running(self) -> Job | None:
+        return self._running
+
+    def forget(self, job_id: int) -> None:
+        """Drop a finished job from memory."""
+        with self._wake:
+            job = self._jobs.get(job_id)
+            if job is not None and job.state.finished:
+                del self._jobs[job_id]
+
+    def background(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """Run small work (thumbnails, export) on the background pool."""
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel everything, stop the worker, unload the model."""
+        with self._wake:
+            self._stopping = True
+        self.cancel_all()
+        with self._wake:
+            self._wake.notify_all()
+        self._worker.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- worker ------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if self._stopping and not self._queue:
+                    break
+                job = self._queue.popleft()
+                self._running = job
+            self._emit_queue()
+            try:
+                self._run(job)
+            finally:
+                with self._wake:
+                    self._running = None
+                self._emit_queue()
+        self._unload()
+
+    def _run(self, job: Job) -> None:
+        request = job.request
+        try:
+            backend = self.registry.get(request.backend)
+            problems = backend.capabilities().problems(request)
+            if problems:
+                raise RequestError(problems)
+            self._ensure_loaded(job, backend)
+            if job.cancel_requested:
+                raise Cancelled
+            self._set_state(job, JobState.RUNNING)
+            ctx = _JobContext(self, job, backend.device())
+            candidates = backend.generate(request, ctx)
+            ctx.check_cancelled()  # a cancel during decoding saves nothing
+            if len(candidates) < request.count:
+                raise RuntimeError(
+                    f"the backend returned {len(candidates)} images, {request.count} were asked for"
+                )
+            items = []
+            info = backend.model_info(request.model)
+            for rank, candidate in enumerate(candidates[: request.count]):
+                seed = request.seed if candidate.seed is None else candidate.seed
+                meta = ImageMetadata(
+                    request=request.replace(seed=seed),
+                    sampler=backend.sampler_name(request),
+                    model_name=info.name if info else request.model,
+                    model_hash=info.hash if info else "",
+                    score=candidate.score,
+                    rank=rank,
+                    created_at=time.time(),
+                )
+                items.append((to_pil(candidate.image), meta))
+            ctx.check_cancelled()
+            job.results = self.history.save(items, job_key=uuid.uuid4().hex)
+        except Cancelled:
+            self._finish(job, JobState.CANCELLED)
+            return
+        except BaseException as error:  # a backend's bug must never end the worker
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            self._fail(job, error)
+            return
+        self._emit(Results(job.id, tuple(job.results)))
+        self._finish(job, JobState.DONE)
+
+    def _ensure_loaded(self, job: Job, backend: Backend) -> None:
+        wanted = (job.request.backend, job.request.model)
+        if self._loaded == wanted:
+            return
+        self._unload()
+        self._set_state(job, JobState.LOADING)
+        try:
+            backend.load(job.request.model)
+        except BaseException as error:
+            if not isinstance(error, (Cancelled, KeyboardInterrupt, MemoryError)):
+                self.registry.mark_failed(job.request.backend, error)
+            _try_unload(backend)
+            raise
+        self._loaded = wanted
+
+    def _unload(self) -> None:
+        if self._loaded is None:
+            return
+        backend_id, _ = self._loaded
+        self._loaded = None
+        try:
+            _try_unload(self.registry.get(backend_id))
+        except BackendUnavailable:
+            pass
+
+    # -- events ------------------------------------------------------------
+
+    def _set_state(self, job: Job, state: JobState) -> None:
+        job.state = state
+        self._emit(StateChanged(job.id, state))
+
+    def _finish(self, job: Job, state: JobState) -> None:
+        self._set_state(job, state)
+        job.mark_finished()
+
+    def _fail(self, job: Job, error: BaseException) -> None:
+        job.error = _message(error)
+        details = "".join(traceback.format_exception(error))
+        log.error("job %d failed: %s\n%s", job.id, job.error, details)
+        self._emit(Failed(job.id, job.error, details))
+        self._finish(job, JobState.FAILED)
+
+    def _emit_queue(self) -> None:
+        with self._wake:
+            event = QueueChanged(
+                tuple(j.id for j in self._queue), self._running.id if self._running else None
+            )
+        self._emit(event)
+
+    def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("an event listener raised; the engine carries on")
+
+
+def _try_unload(backend: Backend) -> None:
+    try:
+        backend.unload()
+    except Exception:
+        log.exception("unloading %s raised", type(backend).__name__)
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, MemoryError):
+        return "Out of memory. Try fewer candidates or a smaller size."
+    if isinstance(error, (RequestError, BackendUnavailable)):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -1,0 +1,120 @@
+"""Backends declared as entry points, found without importing them, imported on first use."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+
+from studio.core.backend import Backend
+
+GROUP = "studio.backends"
+log = logging.getLogger(__name__)
+
+
+class BackendStatus(enum.Enum):
+    DISCOVERED = "discovered"  # declared, code not imported yet
+    READY = "ready"  # imported and instantiated
+    FAILED = "failed"  # import, instantiation or a model load failed
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend that is unknown or failed; the message says which and why."""
+
+
+@dataclass
+class BackendRecord:
+    """What the registry knows of one declared backend."""
+
+    id: str
+    entry_point: EntryPoint = field(repr=False)
+    status: BackendStatus = BackendStatus.DISCOVERED
+    error: str = ""
+    traceback: str = ""
+    instance: Backend | None = None
+
+    @property
+    def target(self) -> str:
+        """Where the code is: "package.module:Class"."""
+        return self.entry_point.value
+
+    @property
+    def distribution(self) -> str:
+        dist = self.entry_point.dist
+        return dist.name if dist is not None else ""
+
+
+class PluginRegistry:
+    """Discovers backends from the `studio.backends` entry-point group.
+
+    Discovery reads only package metadata; a backend's module is imported the
+    first time `get` asks for it. A backend that fails is recorded as failed,
+    with its error and traceback, and the others keep working.
+    """
+
+    def __init__(self, declared: Iterable[EntryPoint] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._records: dict[str, BackendRecord] = {}
+        for point in entry_points(group=GROUP) if declared is None else declared:
+            if point.name in self._records:
+                log.warning("backend %r is declared twice; keeping the first", point.name)
+                continue
+            self._records[point.name] = BackendRecord(point.name, point)
+
+    def ids(self) -> list[str]:
+        return sorted(self._records)
+
+    def records(self) -> list[BackendRecord]:
+        with self._lock:
+            return [self._records[i] for i in self.ids()]
+
+    def record(self, backend_id: str) -> BackendRecord:
+        with self._lock:
+            try:
+                return self._records[backend_id]
+            except KeyError:
+                known = ", ".join(self.ids()) or "none is installed"
+                raise BackendUnavailable(
+                    f"unknown backend {backend_id!r} (installed: {known})"
+                ) from None
+
+    def get(self, backend_id: str) -> Backend:
+        """The backend's instance, importing its code on first use."""
+        with self._lock:
+            record = self.record(backend_id)
+            if record.status is BackendStatus.FAILED:
+                raise BackendUnavailable(f"backend {backend_id!r} failed: {record.error}")
+            if record.instance is None:
+                record.instance = self._instantiate(record)
+            return record.instance
+
+    def mark_failed(self, backend_id: str, error: BaseException) -> None:
+        """Record a failure found after import (e.g. a model that won't load)."""
+        with self._lock:
+            record = self.record(backend_id)
+            record.error = _one_line(error)
+            record.traceback = "".join(traceback.format_exception(error))
+
+    def _instantiate(self, record: BackendRecord) -> Backend:
+        try:
+            cls = record.entry_point.load()
+            instance = cls()
+            if not isinstance(instance, Backend):
+                raise TypeError(f"{record.target} is not a studio Backend")
+        except (Exception, SystemExit) as error:  # a plugin's sys.exit must not end the app
+            record.status = BackendStatus.FAILED
+            record.error = _one_line(error)
+            record.traceback = "".join(traceback.format_exception(error))
+            log.error("backend %r failed to load:\n%s", record.id, record.traceback)
+            raise BackendUnavailable(f"backend {record.id!r} failed: {record.error}") from error
+        record.status = BackendStatus.READY
+        return instance
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

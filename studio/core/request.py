@@ -1,0 +1,126 @@
+"""The one immutable request type that carries everything a generation needs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+MAX_PROMPT_CHARS = 20_000
+MAX_COUNT = 64
+MAX_CANDIDATES = 256
+MAX_SIDE = 8192
+MAX_STEPS = 1000
+MAX_GUIDANCE = 100.0
+SEED_RANGE = 2**32
+
+
+class RequestError(ValueError):
+    """A request that cannot be run; the message says what to change."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def random_seed() -> int:
+    return secrets.randbelow(SEED_RANGE)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a generation needs; jobs are replayable from it.
+
+    `count` images are shown, chosen (best first) from `candidates` samples.
+    The seed is drawn at random when not given and is always recorded.
+    """
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int | None = None
+    count: int = 4
+    candidates: int = 0  # 0 means "same as count": no ranking.
+    width: int = 64
+    height: int = 64
+    steps: int = 0  # 0 means "the backend's default".
+    guidance: float = 1.0
+    backend: str = ""
+    model: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise once, here
+        set_(self, "prompt", str(self.prompt))
+        set_(self, "negative_prompt", str(self.negative_prompt))
+        if self.seed is None:
+            set_(self, "seed", random_seed())
+        if self.candidates == 0:
+            set_(self, "candidates", self.count)
+        set_(self, "guidance", float(self.guidance))
+        set_(self, "options", MappingProxyType(dict(self.options)))
+        problems = _problems(self)
+        if problems:
+            raise RequestError(problems)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def replace(self, **changes: Any) -> GenerationRequest:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["options"] = dict(self.options)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GenerationRequest:
+        """Build from a dict, ignoring keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _problems(r: GenerationRequest) -> list[str]:
+    problems: list[str] = []
+    if not r.prompt.strip():
+        problems.append("the prompt is empty")
+    for name in ("prompt", "negative_prompt"):
+        text = getattr(r, name)
+        if len(text) > MAX_PROMPT_CHARS:
+            problems.append(
+                f"the {name.replace('_', ' ')} is {len(text):,} characters long "
+                f"(at most {MAX_PROMPT_CHARS:,})"
+            )
+        if "\x00" in text:
+            problems.append(f"the {name.replace('_', ' ')} contains a NUL character")
+    if not isinstance(r.seed, int) or not 0 <= r.seed < SEED_RANGE:
+        problems.append(f"seed must be a whole number from 0 to {SEED_RANGE - 1}")
+    if not 1 <= r.count <= MAX_COUNT:
+        problems.append(f"images to show must be from 1 to {MAX_COUNT} (got {r.count})")
+    if not r.count <= r.candidates <= MAX_CANDIDATES:
+        problems.append(
+            f"candidates must be from the number of images shown ({r.count}) "
+            f"to {MAX_CANDIDATES} (got {r.candidates})"
+        )
+    for side in ("width", "height"):
+        value = getattr(r, side)
+        if not isinstance(value, int) or not 1 <= value <= MAX_SIDE:
+            problems.append(f"{side} must be from 1 to {MAX_SIDE} pixels (got {value})")
+    if not 0 <= r.steps <= MAX_STEPS:
+        problems.append(f"steps must be from 0 (backend default) to {MAX_STEPS}")
+    if not 0.0 <= r.guidance <= MAX_GUIDANCE:  # also rejects NaN
+        problems.append(f"guidance must be from 0 to {MAX_GUIDANCE:g} (got {r.guidance})")
+    try:
+        json.dumps(dict(r.options))
+    except (TypeError, ValueError):
+        problems.append("backend options must be plain JSON values")
+    return problems

@@ -1,0 +1,1 @@
+"""Studio's desktop front end: the only place that imports Qt."""

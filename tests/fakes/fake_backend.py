@@ -1,0 +1,77 @@
+"""A scriptable backend for driving the engine in tests. Never shipped.
+
+Behaviour comes from the request's options (so it works in a subprocess too):
+`fail_at` (raise at that step), `fail_load`, `nan` (return NaN images), `too_few`.
+Tests in the same process may also set `GATE` to pause each step until released.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from studio.api import Backend, Candidate, Capabilities, GenerationContext, GenerationRequest
+from studio.api import ModelInfo
+
+GATE: threading.Event | None = None  # when set by a test, each step waits for it
+STEP_STARTED = threading.Event()  # set when a step begins (for tests that cancel mid-step)
+CALLS: list[str] = []
+
+
+def solid_image(seed: int, width: int, height: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    colour = rng.integers(0, 256, size=3, dtype=np.uint8)
+    return np.broadcast_to(colour, (height, width, 3)).copy()
+
+
+class FakeBackend(Backend):
+    display_name = "Fake (tests only)"
+
+    def __init__(self) -> None:
+        self.loaded: str | None = None
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            min_size=8, max_size=256, size_multiple=8, max_count=16, max_candidates=64,
+            default_steps=4, max_steps=100, max_guidance=20.0, negative_prompt=True,
+            samplers=("fake",),
+        )  # fmt: skip
+
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo(ref="tiny", name="Tiny fake", hash="0123456789", format="none")]
+
+    def load(self, model: str) -> None:
+        CALLS.append(f"load {model}")
+        if model not in ("", "tiny"):
+            raise FileNotFoundError(f"no model named {model!r}")
+        self.loaded = model or "tiny"
+
+    def unload(self) -> None:
+        CALLS.append("unload")
+        self.loaded = None
+
+    def sampler_name(self, request: GenerationRequest) -> str:
+        return "fake"
+
+    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
+        options = request.options
+        steps = request.steps or 4
+        for step in range(steps):
+            STEP_STARTED.set()
+            if GATE is not None:
+                GATE.wait(10)
+            if options.get("fail_at") == step:
+                raise RuntimeError(f"boom at step {step}")
+            ctx.preview(solid_image(request.seed + step, request.width, request.height))
+            ctx.progress(step + 1, steps)
+        if options.get("nan"):
+            image = np.full((request.height, request.width, 3), np.nan, dtype=np.float32)
+            return [Candidate(image)] * request.count
+        n = request.count - 1 if options.get("too_few") else request.candidates
+        seeds = [request.seed + i for i in range(n)]
+        scored = sorted(((float(np.sin(s)), s) for s in seeds), reverse=True)
+        return [
+            Candidate(solid_image(s, request.width, request.height), score=score, seed=s)
+            for score, s in scored
+        ]

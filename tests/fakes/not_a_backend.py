@@ -1,0 +1,5 @@
+"""A plugin whose entry point is not a Backend (tests only)."""
+
+
+class NotABackend:
+    pass
