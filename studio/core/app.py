@@ -55,10 +55,11 @@ class Core:
     def request(self, prompt: str, **fields: object) -> GenerationRequest:
         """A request with the user's default settings for every field not given."""
         s = self.settings
-        count = int(fields.pop("count", s.count))  # type: ignore[call-overload]
+        given = {k: v for k, v in fields.items() if v is not None}
+        count = given.get("count", s.count)
         defaults: dict[str, object] = {
             "count": count,
-            "candidates": max(count, s.candidates),
+            "candidates": max(count, s.candidates),  # type: ignore[call-overload]
             "width": s.width,
             "height": s.height,
             "steps": s.steps,
@@ -66,7 +67,6 @@ class Core:
             "backend": self.default_backend(),
             "model": s.model,
         }
-        given = {k: v for k, v in fields.items() if v is not None}
         return GenerationRequest(prompt=prompt, **{**defaults, **given})  # type: ignore[arg-type]
 
 

@@ -144,8 +144,11 @@ class Backend(ABC):
         return str(request.options.get("sampler", ""))
 
     def model_info(self, model: str) -> ModelInfo | None:
-        """Details of a model, for metadata; by default looked up in `models()`."""
-        return next((m for m in self.models() if m.ref == model or m.name == model), None)
+        """Details of a model ('' = the default: the first listed), for metadata."""
+        models = self.models()
+        if not model:
+            return models[0] if models else None
+        return next((m for m in models if model in (m.ref, m.name)), None)
 
     def unknown_words(self, prompt: str) -> list[str]:
         """Words of `prompt` the backend's model does not know (for the UI)."""

@@ -216,16 +216,17 @@ class Engine:
                 )
             items = []
             info = backend.model_info(request.model)
+            created = time.time()  # one time per job keeps its images together, best first
             for rank, candidate in enumerate(candidates[: request.count]):
                 seed = request.seed if candidate.seed is None else candidate.seed
-                meta = ImageMetadata(
-                    request=request.replace(seed=seed),
+                meta = ImageMetadata(  # records the model really used, not ''
+                    request=request.replace(seed=seed, model=info.ref if info else request.model),
                     sampler=backend.sampler_name(request),
                     model_name=info.name if info else request.model,
                     model_hash=info.hash if info else "",
                     score=candidate.score,
                     rank=rank,
-                    created_at=time.time(),
+                    created_at=created,
                 )
                 items.append((to_pil(candidate.image), meta))
             ctx.check_cancelled()

@@ -11,9 +11,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-# 1: images, tags and forgotten files, with indexes for newest-first listing and the gallery's filters.
-# Every listing index ends in the listing order (created_at DESC, rank, id DESC) so a page
-# is an index walk that stops after `limit` rows instead of a sort.
+# 1: images, tags and forgotten files; indexes for newest-first listing and the filters.
+# Every listing index ends in the listing order (created_at DESC, rank, id DESC), so a
+# page is an index walk that stops after `limit` rows instead of a sort.
 _V1_TABLES = """
 CREATE TABLE images (
     id              INTEGER PRIMARY KEY,
@@ -60,13 +60,13 @@ CREATE TABLE forgotten (
 
 # 2: full-text search over both prompts. External content (the text lives once, in
 # `images`), kept in step by triggers; `rebuild` indexes rows a v1 database already has.
-# The prefix indexes make 2- and 3-letter as-you-type prefixes cheap.
+# The prefix indexes make 1- to 3-letter as-you-type prefixes cheap.
 _V2_SEARCH = """
 CREATE VIRTUAL TABLE images_fts USING fts5 (
     prompt, negative_prompt,
     content = 'images', content_rowid = 'id',
     tokenize = 'unicode61 remove_diacritics 2',
-    prefix = '2 3'
+    prefix = '1 2 3'
 );
 CREATE TRIGGER images_fts_insert AFTER INSERT ON images BEGIN
     INSERT INTO images_fts (rowid, prompt, negative_prompt)

@@ -1,23 +1,67 @@
 """Image metadata: write it the way other local generators do, read every common format.
 
-CONTRACT (to be implemented):
-
-Writing
-- PNG: a `parameters` tEXt/iTXt chunk in the A1111 layout, plus a `studio` chunk
-  holding `ImageMetadata.to_json()` (the full request and extras).
-- JPEG / WebP: the same `parameters` text in EXIF UserComment ("UNICODE\\0" + UTF-16
-  in the EXIF block's byte order), plus our JSON in EXIF ImageDescription? (see below).
-
-Reading untrusted files: Pillow's decompression-bomb guard on, text capped.
+Writing: a PNG gets a `parameters` text chunk in the AUTOMATIC1111 layout (tEXt, or iTXt when
+the text is not Latin-1) and a `studio` chunk holding `ImageMetadata.to_json()`; JPEG and
+WebP get the same two in EXIF (see `metadata_files`). Reading: our own chunk first, then
+A1111 `parameters`, ComfyUI and InvokeAI (see `metadata_formats`), never decoding pixels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import math
+import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from studio.core.request import GenerationRequest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from studio import __version__
+from studio.core import metadata_formats as formats
+from studio.core.metadata_files import (
+    JPEG_EXIF_LIMIT,
+    MetadataError,
+    decode_user_comment,
+    encode_user_comment,
+    exif_block,
+    read_texts,
+)
+from studio.core.request import (
+    MAX_GUIDANCE,
+    MAX_SIDE,
+    MAX_STEPS,
+    SEED_RANGE,
+    GenerationRequest,
+)
+
+__all__ = [
+    "ImageMetadata",
+    "MetadataError",
+    "ParsedMetadata",
+    "decode_user_comment",
+    "encode_user_comment",
+    "interpret_texts",
+    "normalize_format",
+    "parse_parameters",
+    "quote",
+    "read_metadata",
+    "save_image",
+]
+
+FORMAT_VERSION = 1
+SOFTWARE = f"Studio {__version__}"
+NEGATIVE_PREFIX = "Negative prompt:"
+RAW_TEXT_CHARS = 64 * 1024  # kept per chunk in `ParsedMetadata.raw`
+MAX_RAW_KEYS = 64
+
+PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+
+# `Key: value` fields of the A1111 settings line; quoted values are JSON strings.
+_PARAM_FIELD = re.compile(r'\s*(\w[\w \-/]{0,63}):\s*("(?:\\.|[^\\"])*"|[^,]*)\s*(?:,|$)')
+_KNOWN_PARAMS = {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model"}
+_SIZE = re.compile(r"(\d{1,6})x(\d{1,6})")
 
 
 @dataclass(frozen=True)
@@ -32,10 +76,68 @@ class ImageMetadata:
     rank: int = 0  # 0 = best of its job
     created_at: float = 0.0  # unix time
 
-    def parameters_text(self) -> str: ...
-    def to_json(self) -> str: ...
+    def parameter_items(self) -> list[tuple[str, str]]:
+        """The settings line's fields in A1111's order, then ours; empty values left out."""
+        r = self.request
+        items = [
+            ("Steps", str(r.steps) if r.steps else ""),  # 0 = backend default: unknown here
+            ("Sampler", self.sampler),
+            ("CFG scale", _number(r.guidance)),
+            ("Seed", str(r.seed)),
+            ("Size", f"{r.width}x{r.height}"),
+            ("Model hash", self.model_hash),
+            ("Model", self.model_name or r.model),
+            ("Candidates", str(r.candidates)),
+            ("Backend", r.backend),
+            ("Score", _number(round(self.score, 4)) if _finite(self.score) else ""),
+            ("Version", SOFTWARE),
+        ]
+        return [(key, value) for key, value in items if value]
+
+    def parameters_text(self) -> str:
+        """The A1111 `parameters` text: prompt, negative prompt line, settings line."""
+        lines = [self.request.prompt]
+        if self.request.negative_prompt:
+            lines.append(f"{NEGATIVE_PREFIX} {self.request.negative_prompt}")
+        lines.append(", ".join(f"{k}: {quote(v)}" for k, v in self.parameter_items()))
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": "studio",
+                "version": FORMAT_VERSION,
+                "request": self.request.to_dict(),
+                "sampler": self.sampler,
+                "model_name": self.model_name,
+                "model_hash": self.model_hash,
+                "score": self.score if _finite(self.score) else None,
+                "rank": self.rank,
+                "created_at": self.created_at,
+            },
+            ensure_ascii=False,
+        )
+
     @classmethod
-    def from_json(cls, text: str) -> ImageMetadata: ...
+    def from_json(cls, text: str) -> ImageMetadata:
+        """Read `to_json()` output; raises ValueError for anything else."""
+        data = formats.load_json(text)
+        if not isinstance(data, dict) or data.get("format") != "studio":
+            raise ValueError("not Studio metadata")
+        if not isinstance(data.get("request"), dict):
+            raise ValueError("Studio metadata without a request")
+        try:
+            return cls(
+                request=GenerationRequest.from_dict(data["request"]),
+                sampler=_get(data, "sampler", str, ""),
+                model_name=_get(data, "model_name", str, ""),
+                model_hash=_get(data, "model_hash", str, ""),
+                score=formats.as_float(data.get("score")),
+                rank=formats.as_int(data.get("rank")) or 0,
+                created_at=formats.as_float(data.get("created_at")) or 0.0,
+            )
+        except TypeError as exc:  # a request field of the wrong type
+            raise ValueError(f"bad Studio metadata: {exc}") from exc
 
 
 @dataclass
@@ -57,11 +159,295 @@ class ParsedMetadata:
     studio: ImageMetadata | None = None  # set when our own chunk was present
     raw: dict[str, str] = field(default_factory=dict)  # capped raw text chunks
 
-    def to_request(self, **defaults: Any) -> GenerationRequest: ...
-    def to_dict(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_studio(cls, metadata: ImageMetadata) -> ParsedMetadata:
+        r = metadata.request
+        return cls(
+            "studio",
+            prompt=r.prompt,
+            negative_prompt=r.negative_prompt,
+            seed=r.seed,
+            steps=r.steps or None,
+            guidance=r.guidance,
+            width=r.width,
+            height=r.height,
+            model=metadata.model_name or r.model,
+            model_hash=metadata.model_hash,
+            sampler=metadata.sampler or str(r.options.get("sampler", "")),
+            extra={k: v for k, v in metadata.parameter_items() if k not in _KNOWN_PARAMS},
+            studio=metadata,
+        )
+
+    def to_request(self, **defaults: Any) -> GenerationRequest:
+        """A request from what was found; `defaults` fill what is missing.
+
+        Values a request cannot hold (a 64-bit seed, 2,000 steps) count as missing.
+        Raises `RequestError` when the result is still not a valid request (no prompt).
+        """
+        if self.studio is not None:
+            request = self.studio.request
+            fill = {k: v for k, v in defaults.items() if getattr(request, k, None) in ("", None)}
+            return request.replace(**fill) if fill else request
+        found = {
+            "prompt": self.prompt or None,
+            "negative_prompt": self.negative_prompt or None,
+            "seed": _within(self.seed, 0, SEED_RANGE - 1),
+            "steps": _within(self.steps, 1, MAX_STEPS),
+            "guidance": _within(self.guidance, 0.0, MAX_GUIDANCE),
+            "width": _within(self.width, 1, MAX_SIDE),
+            "height": _within(self.height, 1, MAX_SIDE),
+            "model": self.model or None,
+            "backend": self.extra.get("Backend") or None,
+        }
+        values = {"prompt": "", **defaults, **{k: v for k, v in found.items() if v is not None}}
+        if self.sampler:
+            values["options"] = {**dict(defaults.get("options") or {}), "sampler": self.sampler}
+        return GenerationRequest(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (for `studio info --json`); raw chunks left out."""
+        data: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("studio", "raw")
+        }
+        data["extra"] = dict(self.extra)
+        if self.studio is not None:
+            data["request"] = self.studio.request.to_dict()
+            data["score"] = self.studio.score
+            data["rank"] = self.studio.rank
+            data["created_at"] = self.studio.created_at
+        return data
 
 
-def save_image(image, destination: Path | BinaryIO, fmt: str = "png",
-               metadata: ImageMetadata | None = None, *, quality: int = 95) -> None: ...
-def read_metadata(source: Path | BinaryIO) -> ParsedMetadata: ...
-def parse_parameters(text: str) -> ParsedMetadata: ...
+# --------------------------------------------------------------------------- writing
+
+
+def normalize_format(fmt: str) -> str:
+    """The canonical name ("png", "jpeg" or "webp") of a format or suffix; ValueError if none."""
+    name = str(fmt).strip().lower().lstrip(".")
+    name = "jpeg" if name == "jpg" else name
+    if name not in PIL_FORMATS:
+        raise ValueError(f"unsupported image format {fmt!r}: use png, jpg/jpeg or webp")
+    return name
+
+
+def save_image(
+    image: Image.Image,
+    destination: Path | BinaryIO,
+    fmt: str = "png",
+    metadata: ImageMetadata | None = None,
+    *,
+    quality: int = 95,
+) -> None:
+    """Write `image` as PNG, JPEG or WebP to a path or an open binary handle.
+
+    `metadata` None writes no metadata at all (how "strip metadata" export works); the
+    image's own info (text, EXIF, comments) is never carried over, its colour profile is.
+    """
+    kind = normalize_format(fmt)
+    options: dict[str, Any] = {}
+    if icc := image.info.get("icc_profile"):
+        options["icc_profile"] = icc
+    if kind == "png":
+        if metadata is not None:
+            options["pnginfo"] = _png_info(metadata)
+    else:
+        options["quality"] = quality
+        if metadata is not None:
+            limit = JPEG_EXIF_LIMIT if kind == "jpeg" else None
+            exif = exif_block(metadata.parameters_text(), metadata.to_json(), limit=limit)
+            if exif is not None:
+                options["exif"] = exif
+    _prepare(image, kind).save(destination, format=PIL_FORMATS[kind], **options)
+
+
+def quote(value: str) -> str:
+    """A1111's quoting of a settings value: JSON when it would break the line's syntax."""
+    if any(c in value for c in ',:"') or any(ord(c) < 32 for c in value) or value != value.strip():
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _prepare(image: Image.Image, kind: str) -> Image.Image:
+    """A fresh RGB/RGBA copy without the source's info; JPEG alpha goes onto white."""
+    if image.has_transparency_data and kind == "jpeg":
+        rgba = image.convert("RGBA")
+        out = Image.new("RGB", rgba.size, "white")
+        out.paste(rgba, mask=rgba.getchannel("A"))
+    else:
+        mode = "RGBA" if image.has_transparency_data else "RGB"
+        out = image.convert(mode) if image.mode != mode else image.copy()
+    out.info = {}
+    return out
+
+
+def _png_info(metadata: ImageMetadata) -> PngInfo:
+    info = PngInfo()
+    info.add_text("parameters", metadata.parameters_text())  # iTXt when not Latin-1
+    info.add_text("studio", metadata.to_json())
+    return info
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_metadata(source: Path | str | BinaryIO) -> ParsedMetadata:
+    """Whatever generation metadata `source` (a path or a binary handle) carries.
+
+    Pixel data is never decoded. Raises `MetadataError` when `source` is not an image or
+    declares too many pixels, OSError when a path cannot be opened; unreadable metadata
+    just yields what could be read (`source_format` "none" at worst).
+    """
+    if isinstance(source, str | Path):
+        with open(source, "rb") as fp:
+            return interpret_texts(read_texts(fp, str(source)))
+    return interpret_texts(read_texts(source, str(getattr(source, "name", "the image"))))
+
+
+def interpret_texts(texts: dict[str, str]) -> ParsedMetadata:
+    """Map a file's text entries onto request fields, our own chunk first."""
+    found = _from_studio(texts) or _from_parameters(texts) or _from_others(texts)
+    found = found or ParsedMetadata("none")
+    found.raw = {k: v[:RAW_TEXT_CHARS] for k, v in list(texts.items())[:MAX_RAW_KEYS]}
+    return found
+
+
+def parse_parameters(text: str) -> ParsedMetadata:
+    """Parse A1111 `parameters` text: prompt lines, "Negative prompt:" lines, settings line.
+
+    Without a settings line the whole text is the prompt.
+    """
+    lines = text.rstrip("\r\n").split("\n")
+    lines = [line.removesuffix("\r") for line in lines]
+    settings = _parse_settings(lines[-1].strip())
+    if settings is not None:
+        lines.pop()
+    found = ParsedMetadata("parameters")
+    split = next((i for i, line in enumerate(lines) if line.startswith(NEGATIVE_PREFIX)), None)
+    if split is None:
+        found.prompt = "\n".join(lines)
+    else:
+        negative = lines[split][len(NEGATIVE_PREFIX) :].removeprefix(" ")
+        found.prompt = "\n".join(lines[:split])
+        found.negative_prompt = "\n".join([negative, *lines[split + 1 :]])
+    for key, value in (settings or {}).items():
+        if not _apply_setting(found, key, value):
+            found.extra[key] = value
+    return found
+
+
+def _from_studio(texts: dict[str, str]) -> ParsedMetadata | None:
+    if "studio" not in texts:
+        return None
+    try:
+        return ParsedMetadata.from_studio(ImageMetadata.from_json(texts["studio"]))
+    except ValueError:
+        return None  # damaged or foreign: fall back to the other formats
+
+
+def _from_parameters(texts: dict[str, str]) -> ParsedMetadata | None:
+    text = texts.get("parameters", "")
+    return parse_parameters(text) if text.strip() else None
+
+
+def _from_others(texts: dict[str, str]) -> ParsedMetadata | None:
+    fields = formats.comfyui_fields(texts.get("prompt"), texts.get("workflow"))
+    if fields is not None:
+        return ParsedMetadata("comfyui", **fields)
+    fields = formats.invokeai_fields(texts.get("invokeai_metadata"))
+    if fields is not None:
+        return ParsedMetadata("invokeai", **fields)
+    return None
+
+
+def _parse_settings(line: str) -> dict[str, str] | None:
+    """The `Key: value, …` settings line, or None when `line` is not one.
+
+    A settings line starts with a field, has three or more, and at least one A1111 knows.
+    Runs in linear time (bounded key length), since the text comes from untrusted files.
+    """
+    if line.startswith(NEGATIVE_PREFIX):
+        return None
+    settings: dict[str, str] = {}
+    last_key, pos = "", 0
+    while pos < len(line):
+        match = _PARAM_FIELD.match(line, pos)
+        if match is None:
+            if not last_key:
+                return None
+            end = line.find(",", pos)
+            end = len(line) if end < 0 else end + 1
+            # An unquoted value with a comma (older writers): keep it whole.
+            settings[last_key] += "," + line[pos:end].rstrip(",")
+            pos = end
+            continue
+        last_key = match.group(1).strip()
+        settings[last_key] = _unquote(match.group(2).strip())
+        pos = match.end()
+    if len(settings) < 3 or not _KNOWN_PARAMS & settings.keys():
+        return None
+    return settings
+
+
+def _unquote(value: str) -> str:
+    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        return value
+    loaded = formats.load_json(value)
+    return loaded if isinstance(loaded, str) else value
+
+
+def _apply_setting(found: ParsedMetadata, key: str, value: str) -> bool:
+    """Set a known setting on `found`; False when `key` is not one or `value` is bad."""
+    if key in ("Steps", "Seed"):
+        number = _parse_int(value)
+        if number is None:
+            return False
+        setattr(found, key.lower(), number)
+    elif key == "CFG scale":
+        found.guidance = _parse_float(value)
+        return found.guidance is not None
+    elif key == "Size":
+        size = _SIZE.fullmatch(value)
+        if size is None:
+            return False
+        found.width, found.height = int(size.group(1)), int(size.group(2))
+    elif key in ("Sampler", "Model", "Model hash"):
+        setattr(found, key.lower().replace(" ", "_"), value)
+    else:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _number(value: float) -> str:
+    """7.0 -> "7", 7.5 -> "7.5": shortest text that reads back the same float."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _parse_int(text: str) -> int | None:
+    try:
+        return int(text.strip()) if len(text) <= 40 else None
+    except ValueError:
+        return None
+
+
+def _parse_float(text: str) -> float | None:
+    try:
+        value = float(text.strip()) if len(text) <= 40 else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _within(value: float | None, low: float, high: float) -> Any:
+    return value if value is not None and low <= value <= high else None
+
+
+def _get(data: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = data.get(key, default)
+    return value if isinstance(value, kind) else default

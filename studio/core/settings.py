@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -41,7 +42,8 @@ class Settings:
             return cls()
         except (OSError, ValueError, TypeError) as error:
             log.warning("ignoring unreadable settings %s: %s", path, error)
-            path.replace(path.with_suffix(".bad"))
+            with contextlib.suppress(OSError):  # keep the bad file for the user to look at
+                path.replace(path.with_suffix(".bad"))
             return cls()
 
     @classmethod

@@ -1,0 +1,209 @@
+"""Metadata inside image files: reading text out of untrusted files safely, writing EXIF.
+
+- PNG text chunks (tEXt, zTXt, iTXt, and the text of an eXIf chunk) are read by a small
+  chunk walker, not by Pillow: it caps each chunk and the total without changing Pillow's
+  process-wide limits (readers run on several threads), skips the pixel data by seeking,
+  and so also finds text stored after it. Only the IHDR chunk's CRC is checked.
+- Other formats go through Pillow's lazy `Image.open`, decompression-bomb guard on.
+- JPEG / WebP carry A1111's `parameters` text in EXIF UserComment, "UNICODE\\0" + UTF-16BE in
+  a big-endian block as piexif writes it, and our JSON in the EXIF MakerNote after a
+  "Studio\\0" prefix (maker notes start with their maker's name): viewers don't show it and
+  other tools keep it as opaque bytes. A JPEG's EXIF block holds 64 KiB: when both don't
+  fit, the JSON is left out first, then the text.
+
+Bad metadata never raises; a file that is not an image, or a bomb, raises `MetadataError`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import BinaryIO
+
+from PIL import ExifTags, Image, UnidentifiedImageError
+
+MAX_TEXT_BYTES = 1 << 20  # read per text chunk: big ComfyUI workflows still fit
+MAX_TOTAL_TEXT = 8 << 20  # read across all text chunks of one file
+MAX_PNG_CHUNKS = 100_000  # walked per file (pixel data in 8 KiB chunks: ~800 MiB)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
+USER_COMMENT = 0x9286
+MAKER_NOTE = 0x927C
+MAKER_PREFIX = b"Studio\0"
+UNICODE_PREFIX = b"UNICODE\0"
+JPEG_EXIF_LIMIT = 65533  # one APP1 marker, "Exif\0\0" header included
+
+
+class MetadataError(ValueError):
+    """The file is not an image Studio can open safely (not its metadata: that never raises)."""
+
+
+def read_texts(fp: BinaryIO, name: str) -> dict[str, str]:
+    """{key: text} of the metadata entries in the image file `fp` (read from its start).
+
+    EXIF entries appear as "parameters" (UserComment) and "studio" (our MakerNote).
+    `name` is only used in messages.
+    """
+    fp.seek(0)
+    if fp.read(8) == PNG_SIGNATURE:
+        return _png_texts(fp, name)
+    return _pillow_texts(fp, name)
+
+
+def exif_block(parameters: str, studio_json: str, *, limit: int | None = None) -> bytes | None:
+    """EXIF bytes with `parameters` as UserComment and `studio_json` as MakerNote.
+
+    With a `limit` (JPEG's 64 KiB), the JSON and then the text are left out until it fits.
+    """
+    comment = encode_user_comment(parameters)
+    note = MAKER_PREFIX + studio_json.encode("utf-8")
+    for tags in ({USER_COMMENT: comment, MAKER_NOTE: note}, {USER_COMMENT: comment}):
+        exif = Image.Exif()
+        exif.endian = ">"  # so the UTF-16BE text matches the block's byte order
+        exif[ExifTags.IFD.Exif] = tags
+        data = exif.tobytes()
+        if limit is None or len(data) <= limit:
+            return data
+    return None
+
+
+def encode_user_comment(text: str) -> bytes:
+    """EXIF UserComment as A1111/piexif write it: "UNICODE\\0" + UTF-16 big-endian."""
+    return UNICODE_PREFIX + text.encode("utf-16-be")
+
+
+def decode_user_comment(data: bytes | str, byte_order: str | None = None) -> str:
+    """EXIF UserComment text: UNICODE in either byte order, ASCII, or bare bytes.
+
+    UTF-16 order: a byte-order mark if any, else where the zero bytes of mostly-ASCII text
+    sit, else the EXIF block's `byte_order` ("<" or ">"), else big-endian like piexif.
+    """
+    if isinstance(data, str):  # written with the wrong EXIF type: Pillow decoded it
+        return data.rstrip("\0")
+    prefix, body = data[:8], data[8:]
+    if prefix == UNICODE_PREFIX:
+        return _decode_utf16(body, byte_order).rstrip("\0")
+    if prefix == b"JIS\0\0\0\0\0":
+        return body.decode("shift_jis", "replace").rstrip("\0")
+    if prefix in (b"ASCII\0\0\0", b"\0" * 8):
+        return body.decode("utf-8", "replace").rstrip("\0")
+    return data.decode("utf-8", "replace").rstrip("\0")
+
+
+def _decode_utf16(body: bytes, byte_order: str | None) -> str:
+    body = body[: len(body) // 2 * 2]
+    if body[:2] in (b"\xfe\xff", b"\xff\xfe"):
+        return body.decode("utf-16", "replace")  # honours and drops the mark
+    sample = body[:4096]
+    even_zeros, odd_zeros = sample[0::2].count(0), sample[1::2].count(0)
+    if even_zeros > 2 * odd_zeros:
+        codec = "utf-16-be"
+    elif odd_zeros > 2 * even_zeros:
+        codec = "utf-16-le"
+    else:
+        codec = "utf-16-le" if byte_order == "<" else "utf-16-be"
+    return body.decode(codec, "replace")
+
+
+def _png_texts(fp: BinaryIO, name: str) -> dict[str, str]:
+    """Text chunks (and an eXIf chunk's text) of a PNG, walked past the pixel data."""
+    _check_pixels(*_png_size(fp, name), name)
+    texts: dict[str, str] = {}
+    budget = MAX_TOTAL_TEXT
+    for _ in range(MAX_PNG_CHUNKS):
+        chunk = fp.read(8)
+        if len(chunk) < 8 or chunk[4:] == b"IEND":
+            break
+        length, kind = struct.unpack(">I4s", chunk)
+        end = fp.tell() + length + 4  # data, then CRC
+        if (kind in PNG_TEXT_CHUNKS or kind == b"eXIf") and budget > 0:
+            data = fp.read(min(length, MAX_TEXT_BYTES, budget))
+            budget -= len(data)
+            for key, text in _chunk_texts(kind, data).items():
+                texts.setdefault(key, text)
+        fp.seek(end)
+    return texts
+
+
+def _png_size(fp: BinaryIO, name: str) -> tuple[int, int]:
+    """Width and height from the IHDR chunk, which must come first and be intact."""
+    header = fp.read(25)  # length, type, 13 bytes of data, CRC
+    if (
+        len(header) < 25
+        or header[:8] != b"\0\0\0\x0dIHDR"
+        or zlib.crc32(header[4:21]) != int.from_bytes(header[21:25], "big")
+    ):
+        raise MetadataError(f"{name} is not a readable PNG image (damaged header)")
+    width, height = struct.unpack(">II", header[8:16])
+    return width, height
+
+
+def _chunk_texts(kind: bytes, data: bytes) -> dict[str, str]:
+    """{key: text} of one PNG chunk; {} for a damaged one. CRCs are not checked."""
+    if kind == b"eXIf":
+        exif = Image.Exif()
+        try:
+            exif.load(data)
+            return _exif_texts(exif)
+        except Exception:  # Pillow raises many types on damaged EXIF
+            return {}
+    key, _, rest = data.partition(b"\0")
+    if not key:
+        return {}
+    if kind == b"tEXt":
+        text = rest.decode("latin-1")
+    elif kind == b"zTXt":
+        text = _inflate(rest[1:]).decode("latin-1")
+    else:  # iTXt: flag, method, language\0, translated key\0, text
+        compressed, rest = rest[:1] == b"\1", rest[2:]
+        body = rest.split(b"\0", 2)[-1] if rest.count(b"\0") >= 2 else b""
+        text = (_inflate(body) if compressed else body).decode("utf-8", "replace")
+    return {key.decode("latin-1"): text}
+
+
+def _inflate(data: bytes) -> bytes:
+    """Decompress at most MAX_TEXT_BYTES (zip bombs stop there); b"" when damaged."""
+    try:
+        return zlib.decompressobj().decompress(data, MAX_TEXT_BYTES)
+    except zlib.error:
+        return b""
+
+
+def _pillow_texts(fp: BinaryIO, name: str) -> dict[str, str]:
+    try:
+        with Image.open(fp) as image:  # lazy: reads headers, not pixels
+            try:
+                return _exif_texts(image.getexif())
+            except Exception:  # damaged EXIF is bad metadata, not a bad image
+                return {}
+    except Image.DecompressionBombError as exc:
+        raise MetadataError(f"{name} is too large to open safely: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise MetadataError(f"{name} is not an image Studio can read") from exc
+    except Exception as exc:  # a recognised format whose headers are damaged
+        raise MetadataError(f"{name} could not be read as an image: {exc}") from exc
+
+
+def _exif_texts(exif: Image.Exif) -> dict[str, str]:
+    ifd = exif.get_ifd(ExifTags.IFD.Exif)
+    texts: dict[str, str] = {}
+    comment = ifd.get(USER_COMMENT, exif.get(USER_COMMENT))
+    if isinstance(comment, bytes | str) and comment:
+        texts["parameters"] = decode_user_comment(comment[:MAX_TEXT_BYTES], exif.endian)
+    note = ifd.get(MAKER_NOTE)
+    if isinstance(note, bytes) and note.startswith(MAKER_PREFIX):
+        texts["studio"] = note[len(MAKER_PREFIX) : MAX_TEXT_BYTES].decode("utf-8", "replace")
+    return texts
+
+
+def _check_pixels(width: int, height: int, name: str) -> None:
+    """Pillow's decompression-bomb rule (error above twice MAX_IMAGE_PIXELS), for PNGs."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if not width or not height:
+        raise MetadataError(f"{name} is not a readable PNG image (zero size)")
+    if limit is not None and width * height > 2 * limit:
+        raise MetadataError(
+            f"{name} declares {width}x{height} pixels, more than the {2 * limit:,} "
+            "that can be opened safely (a decompression bomb?)"
+        )

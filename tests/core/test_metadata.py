@@ -1,0 +1,540 @@
+"""Metadata: our format round-trips, other tools' formats are read, untrusted files are safe."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import ExifTags, Image
+from PIL.PngImagePlugin import PngInfo
+
+from studio.core.metadata import (
+    ImageMetadata,
+    MetadataError,
+    ParsedMetadata,
+    decode_user_comment,
+    encode_user_comment,
+    parse_parameters,
+    read_metadata,
+    save_image,
+)
+from studio.core.metadata_files import MAX_TEXT_BYTES
+from studio.core.request import GenerationRequest, RequestError
+
+FORMATS = ["png", "jpg", "jpeg", "webp"]
+
+UNICODE_PROMPTS = [
+    "a cat 🐱 on a 🛸, 4k",
+    "مدينة في الليل, שלום עולם",  # right-to-left scripts
+    "first line\nsecond line\n\nfourth, with a comma",
+    'she said "hello, world": then left',
+    "tabs\tand\x01control\x1bcharacters",
+    "Steps: 20, Sampler: Euler, Seed: 1",  # looks like a settings line
+    "e\u0301 (combining) \u200f RLM, \u2028 line separator, 日本語の猫",
+]
+
+
+def make_metadata(prompt: str = "a red fox in the snow", **request: object) -> ImageMetadata:
+    fields: dict[str, object] = dict(
+        negative_prompt="blurry", seed=42, count=2, candidates=8, width=64, height=48,
+        steps=20, guidance=7.5, backend="tiny", model="tiny-v1",
+    )  # fmt: skip
+    fields.update(request)
+    return ImageMetadata(
+        GenerationRequest(prompt, **fields),  # type: ignore[arg-type]
+        sampler="Euler a",
+        model_hash="0123abcdef",
+        score=0.8125,
+        rank=1,
+        created_at=1_700_000_000.5,
+    )
+
+
+def image(mode: str = "RGB") -> Image.Image:
+    return Image.new(mode, (64, 48), (200, 30, 30, 255)[: len(mode)])
+
+
+def png_with_text(path: Path, texts: dict[str, str]) -> Path:
+    info = PngInfo()
+    for key, value in texts.items():
+        info.add_text(key, value)
+    image().save(path, "PNG", pnginfo=info)
+    return path
+
+
+def saved(fmt: str, metadata: ImageMetadata | None) -> io.BytesIO:
+    buffer = io.BytesIO()
+    save_image(image(), buffer, fmt, metadata)
+    buffer.seek(0)
+    return buffer
+
+
+# --------------------------------------------------------------------------- our format
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_of_our_format(tmp_path: Path, fmt: str) -> None:
+    metadata = make_metadata()
+    path = tmp_path / f"out.{fmt}"
+    save_image(image(), path, fmt.upper(), metadata)
+
+    found = read_metadata(path)
+
+    assert found.source_format == "studio"
+    assert found.studio == metadata
+    assert (found.prompt, found.negative_prompt) == ("a red fox in the snow", "blurry")
+    assert found.seed == 42
+    assert (found.steps, found.guidance, found.width, found.height) == (20, 7.5, 64, 48)
+    assert (found.model, found.model_hash, found.sampler) == ("tiny-v1", "0123abcdef", "Euler a")
+    assert found.to_request() == metadata.request
+    with Image.open(path) as opened:
+        assert opened.format == {"jpg": "JPEG"}.get(fmt, fmt.upper())
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+@pytest.mark.parametrize("prompt", UNICODE_PROMPTS)
+def test_unicode_prompts_round_trip_exactly(fmt: str, prompt: str) -> None:
+    metadata = make_metadata(prompt, negative_prompt=f"not {prompt}")
+
+    found = read_metadata(saved(fmt, metadata))
+
+    assert found.studio == metadata
+    assert found.prompt == prompt
+    # The A1111 text alone carries them exactly too.
+    from_text = parse_parameters(found.raw["parameters"])
+    assert (from_text.prompt, from_text.negative_prompt) == (prompt, f"not {prompt}")
+    assert (from_text.seed, from_text.guidance) == (42, 7.5)
+
+
+def test_png_text_is_tEXt_when_latin1_and_iTXt_otherwise() -> None:  # noqa: N802
+    latin = saved("png", make_metadata("café crème, naïve")).getvalue()
+    assert b"tEXtparameters\0caf\xe9" in latin
+    wide = saved("png", make_metadata("a cat 🐱")).getvalue()
+    assert b"iTXtparameters\0" in wide
+    assert "a cat 🐱".encode() in wide
+
+
+def test_parameters_text_layout() -> None:
+    metadata = ImageMetadata(
+        GenerationRequest("a fox\non snow", negative_prompt="blurry", seed=7, width=512,
+                          height=768, guidance=7.0, model="my, model: v2"),
+        created_at=1.0,
+    )  # fmt: skip
+    assert metadata.parameters_text() == (
+        "a fox\non snow\n"
+        "Negative prompt: blurry\n"
+        'CFG scale: 7, Seed: 7, Size: 512x768, Model: "my, model: v2", Candidates: 4, '
+        "Version: Studio 0.1.0"
+    )  # steps 0 (backend default), sampler and hash are empty: left out
+
+
+def test_jpeg_exif_is_big_endian_utf16be_like_piexif() -> None:
+    metadata = make_metadata("ünïcode 🐱")
+    with Image.open(saved("jpeg", metadata)) as opened:
+        assert opened.info["exif"][6:8] == b"MM"
+        ifd = opened.getexif().get_ifd(ExifTags.IFD.Exif)
+    text = metadata.parameters_text()
+    assert ifd[0x9286] == b"UNICODE\0" + text.encode("utf-16-be")
+    assert ifd[0x927C].startswith(b"Studio\0{")
+
+
+def test_jpeg_leaves_out_our_json_when_exif_would_overflow() -> None:
+    metadata = make_metadata("🐱" * 9_000)  # 36 KB as UTF-16, twice that with the JSON
+
+    found = read_metadata(saved("jpeg", metadata))
+
+    assert found.source_format == "parameters"
+    assert found.prompt == "🐱" * 9_000
+
+
+def test_no_metadata_writes_none(tmp_path: Path) -> None:
+    old = {"parameters": "old prompt\nSteps: 1, Seed: 2, Size: 1x1"}
+    source = png_with_text(tmp_path / "source.png", old)
+    with Image.open(source) as opened:
+        opened.load()
+        for fmt in ("png", "jpeg", "webp"):
+            buffer = io.BytesIO()
+            save_image(opened, buffer, fmt, None)
+            found = read_metadata(buffer)
+            assert (found.source_format, found.raw) == ("none", {})
+            with Image.open(buffer) as again:
+                assert "exif" not in again.info and "parameters" not in again.info
+
+
+def test_save_image_converts_modes_and_rejects_unknown_formats() -> None:
+    buffer = io.BytesIO()
+    save_image(Image.new("RGBA", (8, 8), (0, 0, 0, 0)), buffer, "jpg", make_metadata())
+    with Image.open(buffer) as opened:
+        assert opened.mode == "RGB"
+        assert opened.getpixel((0, 0)) == pytest.approx((255, 255, 255), abs=2)  # onto white
+    buffer = io.BytesIO()
+    save_image(Image.new("P", (8, 8)), buffer, "png")
+    assert Image.open(buffer).mode == "RGB"
+    with pytest.raises(ValueError, match="unsupported image format 'gif'"):
+        save_image(image(), io.BytesIO(), "gif")
+
+
+def test_from_json_rejects_what_is_not_ours() -> None:
+    good = json.loads(make_metadata().to_json())
+    assert good["format"] == "studio" and good["version"] == 1
+    assert good["request"]["prompt"] == "a red fox in the snow"
+    for bad in ("", "{", "[]", '{"format": "other"}', '{"format": "studio", "request": 1}',
+                '{"format": "studio", "request": {"prompt": "x", "count": null}}',
+                '{"format": "studio", "request": {"prompt": ""}}'):  # fmt: skip
+        with pytest.raises(ValueError):
+            ImageMetadata.from_json(bad)
+
+
+# --------------------------------------------------------------------------- A1111 text
+
+A1111_FULL = (
+    "masterpiece, best quality, (1girl:1.2), <lora:detail:0.6>\n"
+    "looking at viewer, city lights\n"
+    "Negative prompt: (worst quality, low quality:1.4), bad hands,\n"
+    "watermark\n"
+    "Steps: 28, Sampler: DPM++ 2M Karras, Schedule type: Karras, CFG scale: 6.5, "
+    "Seed: 3141592653, Size: 512x768, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, "
+    "Denoising strength: 0.45, Clip skip: 2, Hires upscale: 2, Hires upscaler: Latent, "
+    'Lora hashes: "detail: 7d2f6b5a3c4e", TI hashes: "easynegative: c74b4e810b03", '
+    'Template: "a \\"quoted\\" word, and a comma", Version: v1.9.4'
+)
+
+
+def test_parse_real_world_parameters() -> None:
+    found = parse_parameters(A1111_FULL)
+
+    assert found.source_format == "parameters"
+    assert found.prompt == (
+        "masterpiece, best quality, (1girl:1.2), <lora:detail:0.6>\nlooking at viewer, city lights"
+    )
+    assert found.negative_prompt == "(worst quality, low quality:1.4), bad hands,\nwatermark"
+    assert (found.steps, found.guidance, found.seed) == (28, 6.5, 3141592653)
+    assert (found.width, found.height) == (512, 768)
+    assert (found.sampler, found.model, found.model_hash) == (
+        "DPM++ 2M Karras", "v1-5-pruned-emaonly", "6ce0161689",
+    )  # fmt: skip
+    assert found.extra["Lora hashes"] == "detail: 7d2f6b5a3c4e"
+    assert found.extra["Template"] == 'a "quoted" word, and a comma'
+    assert found.extra["Clip skip"] == "2"
+    assert found.extra["Version"] == "v1.9.4"
+
+
+def test_parse_without_negative_prompt() -> None:
+    found = parse_parameters(
+        "a photo of an astronaut riding a horse on mars\n"
+        "Steps: 50, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 768x512, Model: sd"
+    )
+    assert found.prompt == "a photo of an astronaut riding a horse on mars"
+    assert found.negative_prompt == ""
+    assert (found.width, found.height, found.model) == (768, 512, "sd")
+
+
+def test_parse_without_settings_line_is_all_prompt() -> None:
+    weighted = "portrait, (best quality:1.2), (detailed:1.1), (sharp focus:1.0)"
+    assert parse_parameters(weighted).prompt == weighted
+    assert parse_parameters(weighted).seed is None
+    text = "a castle\nNegative prompt: fog, rain"
+    found = parse_parameters(text)
+    assert (found.prompt, found.negative_prompt, found.steps) == ("a castle", "fog, rain", None)
+
+
+def test_parse_odd_settings() -> None:
+    found = parse_parameters(
+        "p\r\nSteps: x, Seed: 99999999999999999999, CFG scale: nan, Size: big, "
+        "Sampler: DDIM, Hires upscaler: Foo, bar, Model: m\r\n"
+    )
+    assert found.prompt == "p"
+    assert found.seed == 99999999999999999999  # kept as found; `to_request` drops it
+    assert found.steps is None and found.guidance is None and found.width is None
+    assert found.extra["Steps"] == "x" and found.extra["Size"] == "big"
+    assert found.extra["Hires upscaler"] == "Foo, bar"  # unquoted comma from older writers
+    assert (found.sampler, found.model) == ("DDIM", "m")
+    assert parse_parameters("").prompt == ""
+
+
+def test_parse_is_linear_on_hostile_lines() -> None:
+    # Backtracking regexes go quadratic on these; pytest-timeout would catch a hang.
+    for line in ("word " * 200_000, 'a: "' * 100_000, "k: v, " * 100_000 + "Seed: 1"):
+        parse_parameters("prompt\n" + line)
+
+
+def test_image_from_another_tool_with_only_parameters(tmp_path: Path) -> None:
+    path = png_with_text(tmp_path / "00001-123.png", {"parameters": A1111_FULL})
+
+    found = read_metadata(path)
+
+    assert found.source_format == "parameters" and found.studio is None
+    request = found.to_request(backend="tiny", count=2)
+    assert request.prompt.startswith("masterpiece")
+    assert (request.seed, request.steps, request.guidance) == (3141592653, 28, 6.5)
+    assert (request.width, request.height, request.model) == (512, 768, "v1-5-pruned-emaonly")
+    assert (request.backend, request.count) == ("tiny", 2)
+    assert request.options["sampler"] == "DPM++ 2M Karras"
+
+
+@pytest.mark.parametrize(("endian", "codec"), [(">", "utf-16-be"), ("<", "utf-16-le")])
+def test_jpeg_from_another_tool_with_user_comment(endian: str, codec: str) -> None:
+    exif = Image.Exif()
+    exif.endian = endian
+    text = "Ünïcode fox 🦊\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x48"
+    exif[ExifTags.IFD.Exif] = {0x9286: b"UNICODE\0" + text.encode(codec)}
+    buffer = io.BytesIO()
+    image().save(buffer, "JPEG", exif=exif)
+
+    found = read_metadata(buffer)
+
+    assert (found.source_format, found.prompt, found.seed) == ("parameters", "Ünïcode fox 🦊", 5)
+
+
+def test_decode_user_comment_variants() -> None:
+    text = "a fox, 🦊"
+    assert decode_user_comment(encode_user_comment(text)) == text
+    assert decode_user_comment(b"UNICODE\0" + text.encode("utf-16-le"), ">") == text  # zeros
+    assert decode_user_comment(b"UNICODE\0" + "日本語".encode("utf-16-le"), "<") == "日本語"
+    assert decode_user_comment(b"UNICODE\0" + "日本語".encode("utf-16-be"), ">") == "日本語"
+    assert decode_user_comment(b"UNICODE\0" + text.encode("utf-16"), "<") == text  # BOM
+    assert decode_user_comment(b"ASCII\0\0\0a fox\0") == "a fox"
+    assert decode_user_comment(b"\0" * 8 + b"a fox") == "a fox"
+    assert decode_user_comment(b"plain bytes") == "plain bytes"
+    assert decode_user_comment(b"UNICODE\0\xff") == ""
+
+
+# --------------------------------------------------------------------------- other tools
+
+COMFY_PROMPT = {
+    "3": {"class_type": "KSampler", "inputs": {
+        "seed": 156680208700286, "steps": 20, "cfg": 8.0, "sampler_name": "dpmpp_2m",
+        "scheduler": "karras", "denoise": 1.0, "model": ["10", 0],
+        "positive": ["11", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+    "4": {"class_type": "CheckpointLoaderSimple",
+          "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 1024, "height": 768,
+                                                       "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": ["12", 0], "clip": ["10", 1]}},
+    "7": {"class_type": "CLIPTextEncode",
+          "inputs": {"text": "text, watermark", "clip": ["10", 1]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["14", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+    "10": {"class_type": "LoraLoader", "inputs": {
+        "lora_name": "detail.safetensors", "strength_model": 0.7, "strength_clip": 0.7,
+        "model": ["4", 0], "clip": ["4", 1]}},
+    "11": {"class_type": "ControlNetApplyAdvanced", "inputs": {
+        "positive": ["6", 0], "negative": ["7", 0], "control_net": ["15", 0],
+        "image": ["16", 0], "strength": 0.8}},
+    "12": {"class_type": "String Literal", "inputs": {"string": "beautiful scenery, 🌄 sunrise"}},
+    "13": {"class_type": "LatentUpscale", "inputs": {"samples": ["3", 0], "width": 2048,
+                                                     "height": 1536, "upscale_method": "nearest"}},
+    "14": {"class_type": "KSampler", "inputs": {
+        "seed": 1, "steps": 10, "cfg": 8.0, "sampler_name": "euler", "scheduler": "normal",
+        "denoise": 0.5, "model": ["10", 0], "positive": ["11", 0], "negative": ["7", 0],
+        "latent_image": ["13", 0]}},
+}  # fmt: skip
+
+COMFY_WORKFLOW = {
+    "last_node_id": 9,
+    "nodes": [
+        {"id": 3, "type": "KSampler",
+         "widgets_values": [8566257, "randomize", 25, 6.5, "euler", "normal", 1],
+         "inputs": [{"name": "model", "link": 1}, {"name": "positive", "link": 4},
+                    {"name": "negative", "link": 6}, {"name": "latent_image", "link": 2}]},
+        {"id": 4, "type": "CheckpointLoaderSimple", "widgets_values": ["v1-5.ckpt"]},
+        {"id": 5, "type": "EmptyLatentImage", "widgets_values": [512, 640, 1]},
+        {"id": 6, "type": "CLIPTextEncode", "widgets_values": ["a lighthouse at dusk"],
+         "inputs": [{"name": "clip", "link": 3}]},
+        {"id": 7, "type": "CLIPTextEncode", "widgets_values": ["lowres"],
+         "inputs": [{"name": "clip", "link": 5}]},
+    ],
+    "links": [[1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 4, 1, 6, 0, "CLIP"],
+              [4, 6, 0, 3, 1, "CONDITIONING"], [5, 4, 1, 7, 0, "CLIP"],
+              [6, 7, 0, 3, 2, "CONDITIONING"]],
+}  # fmt: skip
+
+
+def test_comfyui_api_graph(tmp_path: Path) -> None:
+    texts = {"prompt": json.dumps(COMFY_PROMPT), "workflow": json.dumps(COMFY_WORKFLOW)}
+    found = read_metadata(png_with_text(tmp_path / "ComfyUI_00001_.png", texts))
+
+    assert found.source_format == "comfyui"
+    assert found.prompt == "beautiful scenery, 🌄 sunrise"  # via ControlNet and a string node
+    assert found.negative_prompt == "text, watermark"
+    assert (found.seed, found.steps, found.guidance) == (156680208700286, 20, 8.0)  # first pass
+    assert (found.width, found.height) == (1024, 768)
+    assert (found.model, found.sampler) == ("sd_xl_base_1.0.safetensors", "dpmpp_2m")
+    assert found.extra == {"Scheduler": "karras"}
+    request = found.to_request(seed=9)  # ComfyUI's 64-bit seed does not fit: default used
+    assert (request.seed, request.options["sampler"]) == (9, "dpmpp_2m")
+
+
+def test_comfyui_workflow_when_prompt_is_missing(tmp_path: Path) -> None:
+    texts = {"workflow": json.dumps(COMFY_WORKFLOW)}
+    found = read_metadata(png_with_text(tmp_path / "w.png", texts))
+
+    assert found.source_format == "comfyui"
+    assert (found.prompt, found.negative_prompt) == ("a lighthouse at dusk", "lowres")
+    assert (found.seed, found.steps, found.guidance, found.sampler) == (8566257, 25, 6.5, "euler")
+    assert (found.width, found.height, found.model) == (512, 640, "v1-5.ckpt")
+
+
+def test_comfyui_cycles_and_dangling_links_do_not_hang(tmp_path: Path) -> None:
+    graph = {
+        "1": {"class_type": "KSampler", "inputs": {
+            "seed": ["2", 0], "steps": 5, "cfg": 1, "positive": ["2", 0],
+            "negative": ["99", 0], "latent_image": ["2", 0]}},
+        "2": {"class_type": "Loop", "inputs": {"a": ["3", 0], "seed": ["3", 0]}},
+        "3": {"class_type": "Loop", "inputs": {"b": ["2", 0], "seed": ["2", 0]}},
+    }  # fmt: skip
+    found = read_metadata(png_with_text(tmp_path / "c.png", {"prompt": json.dumps(graph)}))
+    assert found.source_format == "comfyui"
+    assert (found.prompt, found.seed, found.steps, found.width) == ("", None, 5, None)
+
+
+def test_invokeai_metadata(tmp_path: Path) -> None:
+    v4 = {
+        "app_version": "4.2.4", "generation_mode": "txt2img",
+        "positive_prompt": "a watercolor fox", "negative_prompt": "photo",
+        "width": 768, "height": 512, "seed": 356120443, "rand_device": "cpu",
+        "cfg_scale": 7.5, "cfg_rescale_multiplier": 0, "steps": 30, "scheduler": "dpmpp_2m_k",
+        "model": {"key": "4f1a", "hash": "blake3:abcd", "name": "dreamshaper-8",
+                  "base": "sd-1", "type": "main"},
+    }  # fmt: skip
+    texts = {"invokeai_metadata": json.dumps(v4), "invokeai_graph": "{}"}
+    found = read_metadata(png_with_text(tmp_path / "i.png", texts))
+
+    assert found.source_format == "invokeai"
+    assert (found.prompt, found.negative_prompt) == ("a watercolor fox", "photo")
+    assert (found.seed, found.steps, found.guidance) == (356120443, 30, 7.5)
+    assert (found.width, found.height, found.sampler) == (768, 512, "dpmpp_2m_k")
+    assert (found.model, found.model_hash) == ("dreamshaper-8", "blake3:abcd")
+
+    v3 = dict(v4, model={"model_name": "amixx", "base_model": "sd-1", "model_type": "main"})
+    found = read_metadata(png_with_text(tmp_path / "i3.png", {"invokeai_metadata": json.dumps(v3)}))
+    assert found.model == "amixx"
+
+
+def test_plain_image_has_no_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "plain.png"
+    image().save(path)
+    found = read_metadata(path)
+    assert (found.source_format, found.prompt, found.raw) == ("none", "", {})
+    with pytest.raises(RequestError):
+        found.to_request()
+    assert found.to_request(prompt="fallback").prompt == "fallback"
+
+
+def test_to_dict_is_json_ready() -> None:
+    found = read_metadata(saved("png", make_metadata()))
+    data = json.loads(json.dumps(found.to_dict()))
+    for key in ("prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
+                "model", "model_hash", "sampler", "source_format"):  # fmt: skip
+        assert key in data
+    assert data["request"]["candidates"] == 8
+    assert json.dumps(ParsedMetadata("none").to_dict())
+
+
+# --------------------------------------------------------------------------- untrusted files
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"hello, I am text\n" * 10, b"\x89PNG\r\n\x1a\n" + b"\0" * 40, b"\xff\xd8\xff"]
+)
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_non_images_raise_metadata_error(tmp_path: Path, content: bytes, suffix: str) -> None:
+    path = tmp_path / f"fake{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(MetadataError, match="fake"):
+        read_metadata(path)
+
+
+def patched_png_size(width: int, height: int) -> bytes:
+    data = bytearray(saved("png", None).getvalue())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_decompression_bomb_raises_metadata_error(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(patched_png_size(200_000, 200_000))
+    with pytest.raises(MetadataError, match=r"too large|decompression bomb"):
+        read_metadata(path)
+    with pytest.raises(Image.DecompressionBombError):  # Pillow agrees it is one
+        Image.open(path)
+    # Broken CRC: damaged, not a bomb.
+    data = bytearray(path.read_bytes())
+    data[30] ^= 0xFF
+    with pytest.raises(MetadataError, match="damaged"):
+        read_metadata(io.BytesIO(bytes(data)))
+
+
+def test_decompression_bomb_through_pillow() -> None:
+    buffer = io.BytesIO()
+    image("L").save(buffer, "GIF")
+    data = bytearray(buffer.getvalue())
+    data[6:10] = struct.pack("<HH", 65_000, 65_000)  # logical screen size
+    with pytest.raises(MetadataError, match="too large"):
+        read_metadata(io.BytesIO(bytes(data)))
+
+
+def test_huge_text_chunks_are_capped(tmp_path: Path) -> None:
+    big = "x" * (MAX_TEXT_BYTES + 500_000)
+    zipped = PngInfo()
+    zipped.add_text("parameters", "p\nSteps: 1, Seed: 2, Size: 8x8")
+    zipped.add_text("comment", big, zip=True)  # a zip bomb in miniature
+    zipped.add_text("prompt", big)
+    path = tmp_path / "big.png"
+    image().save(path, "PNG", pnginfo=zipped)
+
+    found = read_metadata(path)
+
+    assert (found.source_format, found.prompt, found.seed) == ("parameters", "p", 2)
+    assert len(found.raw["comment"]) == len(found.raw["prompt"]) == 64 * 1024
+
+
+def test_malformed_json_never_raises(tmp_path: Path) -> None:
+    texts = {
+        "studio": '{"format": "studio", "request": {"prompt": "x", "seed": "nope"}',
+        "prompt": "[" * 200_000,
+        "workflow": '{"nodes": [1, {"id": 1, "type": "KSampler", "widgets_values": 5}]}',
+        "invokeai_metadata": "null",
+    }
+    found = read_metadata(png_with_text(tmp_path / "bad.png", texts))
+    assert found.source_format == "none"
+    assert set(found.raw) == set(texts)
+
+    texts["parameters"] = "a fox\nSteps: 3, Seed: 4, Size: 8x8"
+    found = read_metadata(png_with_text(tmp_path / "bad2.png", texts))
+    assert (found.source_format, found.prompt) == ("parameters", "a fox")  # next best format
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_damaged_exif_never_raises() -> None:
+    buffer = io.BytesIO()
+    image().save(buffer, "JPEG", exif=b"Exif\0\0MM\0*\0\0\0\x08\xff\xff garbage")
+    found = read_metadata(buffer)
+    assert found.source_format == "none"
+
+
+def test_text_after_pixel_data_is_found(tmp_path: Path) -> None:
+    path = png_with_text(tmp_path / "a.png", {})
+    data = path.read_bytes()
+    chunk = b"tEXtparameters\0late prompt\nSteps: 1, Seed: 2, Size: 3x4"
+    chunk = struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    path.write_bytes(data[:-12] + chunk + data[-12:])  # before IEND
+
+    found = read_metadata(path)
+    assert (found.prompt, found.width, found.height) == ("late prompt", 3, 4)
+
+
+def test_reads_from_an_open_handle(tmp_path: Path) -> None:
+    path = tmp_path / "h.webp"
+    metadata = make_metadata()
+    with path.open("wb") as handle:
+        save_image(image(), handle, "webp", metadata)
+    with path.open("rb") as handle:
+        handle.read(5)  # position does not matter
+        assert read_metadata(handle).studio == metadata
+        assert not handle.closed
