@@ -41,7 +41,8 @@ def write_distribution(folder: Path, entry_points: dict[str, str]) -> None:
     """A minimal installed distribution declaring backends, found by importlib.metadata."""
     info = folder / "studio_test_plugins-1.0.dist-info"
     info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: studio-test-plugins\nVersion: 1.0\n")
+    metadata = "Metadata-Version: 2.1\nName: studio-test-plugins\nVersion: 1.0\n"
+    (info / "METADATA").write_text(metadata)
     lines = ["[studio.backends]", *(f"{k} = {v}" for k, v in entry_points.items())]
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
 

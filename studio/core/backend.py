@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     ImageLike = Image.Image | np.ndarray
 
 
-class Cancelled(Exception):  # noqa: N818 - reads as "the job was cancelled"
+class Cancelled(Exception):
     """Raised by `GenerationContext.check_cancelled` to stop a job at a safe point."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -262,10 +263,8 @@ class Engine:
             return
         backend_id, _ = self._loaded
         self._loaded = None
-        try:
+        with contextlib.suppress(BackendUnavailable):
             _try_unload(self.registry.get(backend_id))
-        except BackendUnavailable:
-            pass
 
     # -- events ------------------------------------------------------------
 

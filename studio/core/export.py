@@ -127,10 +127,14 @@ def render_name(
 
 def safe_filename(name: str) -> str:
     """`name` made safe on Windows, macOS and Linux: no separators, reserved characters or
-    names, no leading dots (no hidden files, no ".."), at most NAME_BYTES of UTF-8."""
+    names, no leading dots (no hidden files, no ".."), at most NAME_BYTES of UTF-8.
+
+    Runs of "_" or "-" and those at either end are trimmed, so empty fields leave no trace.
+    """
     name = _RESERVED_CHARS.sub("_", unicodedata.normalize("NFC", name))
+    name = re.sub(r"([_-])\1+", r"\1", name)
     name = name.encode("utf-8")[:NAME_BYTES].decode("utf-8", "ignore")
-    name = name.strip(" .")  # Windows drops trailing dots and spaces
+    name = name.strip(" ._-")  # Windows also drops trailing dots and spaces
     if name.split(".")[0].upper() in _WINDOWS_RESERVED:
         name = f"_{name}"
     return name or "image"

@@ -49,7 +49,9 @@ def atomic_open(path: Path, *, overwrite: bool = True) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, overwrite: bool = True) -> None:
+def atomic_write(
+    path: Path, write: Callable[[BinaryIO], object], *, overwrite: bool = True
+) -> None:
     """Write a file with `write(handle)` so that it is complete or absent, even after a crash."""
     with atomic_open(path, overwrite=overwrite) as handle:
         write(handle)

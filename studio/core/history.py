@@ -284,8 +284,16 @@ class HistoryStore:
         return self._insert(_Record(m, job, path, m.created_at) for m, job, path in records)
 
     def _insert(self, records: Iterable[_Record]) -> builtins.list[int]:
+        """Insert rows and index their prompts, in one transaction."""
+        records = builtins.list(records)
         with self._transaction() as conn:
-            return [conn.execute(_INSERT, record.row()).lastrowid or 0 for record in records]
+            ids = [conn.execute(_INSERT, record.row()).lastrowid or 0 for record in records]
+            conn.executemany(
+                "INSERT INTO images_fts (rowid, prompt, negative_prompt) VALUES (?, ?, ?)",
+                [(id_, r.metadata.request.prompt, r.metadata.request.negative_prompt)
+                 for id_, r in zip(ids, records, strict=True)],
+            )  # fmt: skip
+        return ids
 
     def _write_image(
         self, image: Image.Image, metadata: ImageMetadata, job_key: str, created_at: float

@@ -10,7 +10,7 @@ from PIL import Image
 PREVIEW_SIDE = 256
 
 
-class BadImage(ValueError):  # noqa: N818 - reads as "a bad image"
+class BadImage(ValueError):
     """A backend returned something that is not a usable image."""
 
 

@@ -11,7 +11,15 @@ import pytest
 
 from studio.core.engine import Engine
 from studio.core.history import HistoryStore
-from studio.core.jobs import Failed, JobState, Preview, Progress, QueueChanged, Results, StateChanged
+from studio.core.jobs import (
+    Failed,
+    JobState,
+    Preview,
+    Progress,
+    QueueChanged,
+    Results,
+    StateChanged,
+)
 from studio.core.registry import PluginRegistry
 from studio.core.request import GenerationRequest
 

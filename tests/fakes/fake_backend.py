@@ -11,8 +11,14 @@ import threading
 
 import numpy as np
 
-from studio.api import Backend, Candidate, Capabilities, GenerationContext, GenerationRequest
-from studio.api import ModelInfo
+from studio.api import (
+    Backend,
+    Candidate,
+    Capabilities,
+    GenerationContext,
+    GenerationRequest,
+    ModelInfo,
+)
 
 GATE: threading.Event | None = None  # when set by a test, each step waits for it
 STEP_STARTED = threading.Event()  # set when a step begins (for tests that cancel mid-step)
