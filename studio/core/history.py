@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-import math
 import os
 import re
 import sqlite3
@@ -39,7 +38,16 @@ from typing import Any, NamedTuple
 from PIL import Image
 
 from studio.core.files import TEMP_PREFIX, atomic_open
-from studio.core.history_schema import HistorySchemaError, check_not_newer, migrate
+from studio.core.history_schema import (
+    LISTING_ORDER,
+    Filters,
+    HistorySchemaError,
+    check_not_newer,
+    fts_query,
+    matches_are_common,
+    migrate,
+    select_ids,
+)
 from studio.core.metadata import ImageMetadata, read_metadata, save_image
 from studio.core.request import GenerationRequest
 
@@ -51,10 +59,7 @@ DATABASE_NAME = "history.sqlite3"
 IMAGES_DIR = "images"
 QUARANTINE_DIR = "quarantine"
 BUSY_TIMEOUT_S = 10.0
-_SORT_VS_WALK_STEP = 10  # reading + sorting a match costs ~10 steps of an index walk
 _CHUNK = 500  # ids per `IN (...)` list, well under SQLite's variable limit
-# The listing order, matched by the listing indexes. Qualified: FTS5 tables have a `rank`.
-_ORDER = "ORDER BY images.created_at DESC, images.rank, images.id DESC"
 _ENTRY_COLUMNS = "id, created_at, path, job_key, favourite, missing, metadata_json"
 _INSERT = (
     "INSERT INTO images (created_at, job_key, rank, prompt, negative_prompt, seed, width,"
@@ -94,34 +99,6 @@ class ReconcileReport:
     temp_removed: int  # leftover temporary files from interrupted writes
 
 
-@dataclass(frozen=True)
-class _Filters:
-    """The gallery's filters, as SQL conditions on `images`."""
-
-    favourites_only: bool = False
-    backend: str | None = None
-    model: str | None = None
-    since: float | None = None  # inclusive
-    until: float | None = None  # exclusive
-
-    def conditions(self) -> tuple[list[str], list[Any]]:
-        sql: list[str] = []
-        args: list[Any] = []
-        if self.favourites_only:
-            sql.append("images.favourite = 1")
-        for column, value in (("backend", self.backend), ("model", self.model)):
-            if value is not None:
-                sql.append(f"images.{column} = ?")
-                args.append(value)
-        if self.since is not None:
-            sql.append("images.created_at >= ?")
-            args.append(self.since)
-        if self.until is not None:
-            sql.append("images.created_at < ?")
-            args.append(self.until)
-        return sql, args
-
-
 class _Record(NamedTuple):
     """A row to insert: the metadata, the job, the file and the row's time."""
 
@@ -137,23 +114,6 @@ class _Record(NamedTuple):
             r.width, r.height, r.steps, r.guidance, r.backend, r.model, m.model_hash,
             m.sampler, m.score, self.path, m.to_json(),
         )  # fmt: skip
-
-
-def fts_query(text: str) -> str | None:
-    """Turn what a user typed into a safe FTS5 query; None when it holds no words.
-
-    Every whitespace-separated term is quoted, so `"`, `AND`, `NEAR`, `*`, `-` or `:`
-    are searched as text, never parsed as syntax. Terms must all match (in either
-    prompt). The last term is a prefix unless the text ends in a space, for
-    search-as-you-type.
-    """
-    terms = [term for term in text.split() if any(ch.isalnum() for ch in term)]
-    if not terms:
-        return None
-    quoted = ['"' + term.replace('"', '""') + '"' for term in terms]
-    if not text[-1].isspace() and text.split()[-1] == terms[-1]:
-        quoted[-1] += "*"
-    return " ".join(quoted)
 
 
 class HistoryStore:
@@ -173,10 +133,16 @@ class HistoryStore:
         self._connections_lock = threading.Lock()
         self._files_lock = threading.RLock()  # save() vs reconcile()
         self._closed = False
-        conn = self._conn()
-        check_not_newer(conn, self.database_path)  # before WAL or migrations touch it
-        conn.execute("PRAGMA journal_mode = WAL")
-        migrate(conn)
+        try:
+            conn = self._conn()
+            check_not_newer(conn, self.database_path)  # before WAL or migrations touch it
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":  # e.g. some network file systems
+                log.warning("history database not in WAL mode (%s): %s", mode, self.database_path)
+            migrate(conn)
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> HistoryStore:
         return self
@@ -220,13 +186,13 @@ class HistoryStore:
         self._connections = alive
 
     def _connect(self) -> sqlite3.Connection:
+        # `timeout` is SQLite's busy timeout: wait for another writer instead of failing.
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         # check_same_thread=False only so that close() may close every thread's connection.
         conn = sqlite3.connect(
             self.database_path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
             check_same_thread=False,
         )  # fmt: skip
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
         return conn
@@ -279,7 +245,7 @@ class HistoryStore:
         """Insert rows for (metadata, job key, path relative to the data dir), in one
         transaction, without writing any file; return the new ids.
 
-        For files already on disk (adoption, imports) and for benchmarks.
+        For files already under images/ (adoption, imports) and for benchmarks.
         """
         return self._insert(_Record(m, job, path, m.created_at) for m, job, path in records)
 
@@ -318,19 +284,15 @@ class HistoryStore:
 
     def _path_known(self, relative: str) -> bool:
         """Whether a row (maybe of a missing file) or a forgotten file holds the name."""
-        return self._conn().execute(
-            "SELECT 1 FROM images WHERE path = ? UNION ALL SELECT 1 FROM forgotten WHERE path = ?",
-            (relative, relative),
-        ).fetchone() is not None
+        sql = "SELECT 1 FROM images WHERE path = ? UNION ALL SELECT 1 FROM forgotten WHERE path = ?"
+        return self._conn().execute(sql, (relative, relative)).fetchone() is not None
 
     # -- reading ----------------------------------------------------------------------
 
     def get(self, entry_id: int) -> HistoryEntry | None:
         """The entry with this id, or None."""
-        rows = self._conn().execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM images WHERE id = ?", (entry_id,)
-        ).fetchall()
-        entries = self._entries(rows)
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM images WHERE id = ?"
+        entries = self._entries(self._conn().execute(sql, (entry_id,)).fetchall())
         return entries[0] if entries else None
 
     def list(
@@ -342,7 +304,7 @@ class HistoryStore:
 
         `since` is inclusive and `until` exclusive (unix times).
         """
-        filters = _Filters(favourites_only, backend, model, since, until)
+        filters = Filters(favourites_only, backend, model, since, until)
         return self._page(None, filters, offset, limit)
 
     def search(
@@ -353,45 +315,28 @@ class HistoryStore:
         User text never raises; a query with no words lists everything.
         `filters` are those of `list()`.
         """
-        return self._page(fts_query(query), _Filters(**filters), offset, limit)
+        return self._page(fts_query(query), Filters(**filters), offset, limit)
 
     def count(self, *, query: str = "", **filters: Any) -> int:
         """How many entries `search(query, **filters)` (or `list` without a query) finds."""
-        select, args = _select_ids(fts_query(query), _Filters(**filters), walk_index=False)
+        select, args = select_ids(fts_query(query), Filters(**filters), walk_index=False)
         return int(self._conn().execute(f"SELECT count(*) FROM ({select})", args).fetchone()[0])
 
     def _page(
-        self, match: str | None, filters: _Filters, offset: int, limit: int
+        self, match: str | None, filters: Filters, offset: int, limit: int
     ) -> builtins.list[HistoryEntry]:
         offset, limit = max(0, offset), max(0, limit)
-        walk = match is not None and self._matches_are_common(match, offset + limit)
-        select, args = _select_ids(match, filters, walk_index=walk)
+        conn = self._conn()
+        walk = match is not None and matches_are_common(conn, match, offset + limit)
+        select, args = select_ids(match, filters, walk_index=walk)
         # Page the ids on a covering index first, then read only those rows: skipping
         # `offset` index entries costs half as much as skipping table rows.
-        rows = self._conn().execute(
+        rows = conn.execute(
             f"SELECT {_ENTRY_COLUMNS} FROM images WHERE id IN"
-            f" ({select} {_ORDER} LIMIT ? OFFSET ?) {_ORDER}",
+            f" ({select} {LISTING_ORDER} LIMIT ? OFFSET ?) {LISTING_ORDER}",
             [*args, limit, offset],
         ).fetchall()
         return self._entries(rows)
-
-    def _matches_are_common(self, match: str, wanted: int) -> bool:
-        """Whether walking the newest-first index until `wanted` matches turned up beats
-        sorting every match by time.
-
-        A walk costs about wanted * rows / matches index steps; sorting costs a row
-        read per match, ~10 index steps: the walk wins once matches exceed
-        sqrt(wanted * rows / 10). SQLite's planner cannot know how many rows an FTS
-        query matches, so count them here, stopping at that threshold.
-        """
-        conn = self._conn()
-        rows = conn.execute("SELECT max(id) FROM images").fetchone()[0] or 0
-        threshold = 1 + math.isqrt(wanted * rows // _SORT_VS_WALK_STEP)
-        found = conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM images_fts WHERE images_fts MATCH ? LIMIT ?)",
-            (match, threshold),
-        ).fetchone()[0]
-        return bool(found >= threshold)
 
     def _entries(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[HistoryEntry]:
         tags = self._tags_of([row[0] for row in rows])
@@ -487,8 +432,8 @@ class HistoryStore:
             rows = self._conn().execute("SELECT id, path, missing FROM images").fetchall()
             forgotten = {r[0] for r in self._conn().execute("SELECT path FROM forgotten")}
             known = {path for _, path, _ in rows}
-            missing = [i for i, path, flag in rows if not flag and not self._present(path, files)]
-            restored = [i for i, path, flag in rows if flag and self._present(path, files)]
+            missing = [i for i, path, flag in rows if not flag and path not in files]
+            restored = [i for i, path, flag in rows if flag and path in files]
             orphans = sorted(files - known - forgotten)
             to_adopt, quarantined = self._sort_orphans(orphans)
             with self._transaction() as conn:
@@ -499,7 +444,7 @@ class HistoryStore:
                                      [flag, *chunk])  # fmt: skip
                 conn.executemany(  # forget files that are gone for good
                     "DELETE FROM forgotten WHERE path = ?",
-                    [(p,) for p in forgotten if not self._present(p, files)],
+                    [(p,) for p in forgotten if p not in files],
                 )
             adopted = self._insert(to_adopt)
         return ReconcileReport(
@@ -520,12 +465,6 @@ class HistoryStore:
                 elif not name.startswith("."):  # .DS_Store and the like are not ours
                     files.add(f"{relative}/{name}")
         return files, temp_removed
-
-    def _present(self, relative: str, scanned: set[str]) -> bool:
-        if relative in scanned:
-            return True
-        # Only rows outside images/ (imports) need a look at the disk.
-        return not relative.startswith(IMAGES_DIR + "/") and (self.data_dir / relative).exists()
 
     def _sort_orphans(
         self, orphans: Iterable[str]
@@ -560,26 +499,6 @@ class HistoryStore:
         os.replace(self.data_dir / relative, candidate)
         log.info("moved unknown file %s to %s", relative, candidate)
         return candidate
-
-
-def _select_ids(
-    match: str | None, filters: _Filters, *, walk_index: bool
-) -> tuple[str, list[Any]]:
-    """SQL selecting the ids of the images that pass `filters` and the FTS `match`."""
-    conditions, args = filters.conditions()
-    source = "images"
-    if match is not None and walk_index:
-        # `+` hides the rowid from the planner: it walks a listing index in order and
-        # tests each id against the matches, stopping after a page.
-        conditions.insert(0, "+images.id IN (SELECT rowid FROM images_fts WHERE images_fts MATCH ?)")
-        args.insert(0, match)
-    elif match is not None:
-        # CROSS JOIN fixes the order: every match first, one row lookup each, then a sort.
-        source = "images_fts CROSS JOIN images ON images.id = images_fts.rowid"
-        conditions.insert(0, "images_fts MATCH ?")
-        args.insert(0, match)
-    where = " WHERE " + " AND ".join(conditions) if conditions else ""
-    return f"SELECT images.id FROM {source}{where}", args
 
 
 def _one_time_per_job(records: list[_Record]) -> list[_Record]:

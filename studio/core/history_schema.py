@@ -1,15 +1,18 @@
-"""The history database's schema: numbered migrations, each applied in its own transaction.
+"""The history database's schema, its migrations, and the SQL that lists and searches it.
 
-`PRAGMA user_version` records how many migrations a database has had. A migration is
-never edited once released: a change to the schema is a new script at the end of
-`MIGRATIONS`. A database whose version is higher than this code knows was written by a
-newer Studio and is refused, untouched, rather than guessed at.
+`PRAGMA user_version` records how many migrations a database has had; each is applied
+in its own transaction. A migration is never edited once released: a change to the
+schema is a new script at the end of `MIGRATIONS`. A database whose version is higher
+than this code knows was written by a newer Studio and is refused, untouched.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # 1: images, tags and forgotten files; indexes for newest-first listing and the filters.
 # Every listing index ends in the listing order (created_at DESC, rank, id DESC), so a
@@ -148,3 +151,93 @@ def split_statements(script: str) -> list[str]:
     if pending.strip():
         raise ValueError(f"incomplete SQL statement at the end of a migration: {pending!r}")
     return statements
+
+
+# -- listing and search ---------------------------------------------------------------
+
+# Newest first, a job best-rank first; matched by every listing index. Qualified because
+# FTS5 tables have a hidden `rank` column.
+LISTING_ORDER = "ORDER BY images.created_at DESC, images.rank, images.id DESC"
+SORT_VS_WALK_STEP = 10  # reading and sorting a match costs ~10 steps of an index walk
+_MATCHING_IDS = "SELECT rowid FROM images_fts WHERE images_fts MATCH ?"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The gallery's filters, as SQL conditions on `images`."""
+
+    favourites_only: bool = False
+    backend: str | None = None
+    model: str | None = None
+    since: float | None = None  # inclusive
+    until: float | None = None  # exclusive
+
+    def conditions(self) -> tuple[list[str], list[Any]]:
+        sql: list[str] = []
+        args: list[Any] = []
+        if self.favourites_only:
+            sql.append("images.favourite = 1")
+        for column, value in (("backend", self.backend), ("model", self.model)):
+            if value is not None:
+                sql.append(f"images.{column} = ?")
+                args.append(value)
+        if self.since is not None:
+            sql.append("images.created_at >= ?")
+            args.append(self.since)
+        if self.until is not None:
+            sql.append("images.created_at < ?")
+            args.append(self.until)
+        return sql, args
+
+
+def fts_query(text: str) -> str | None:
+    """Turn what a user typed into a safe FTS5 query; None when it holds no words.
+
+    Every whitespace-separated term is quoted, so `"`, `AND`, `NEAR`, `*`, `-` or `:`
+    are searched as text, never parsed as syntax. Terms must all match (in either
+    prompt). The last term is a prefix unless the text ends in a space, for
+    search-as-you-type.
+    """
+    terms = [term for term in text.split() if any(ch.isalnum() for ch in term)]
+    if not terms:
+        return None
+    quoted = ['"' + term.replace('"', '""') + '"' for term in terms]
+    if not text[-1].isspace() and text.split()[-1] == terms[-1]:
+        quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+def matches_are_common(conn: sqlite3.Connection, match: str, wanted: int) -> bool:
+    """Whether walking the newest-first index until `wanted` matches turned up beats
+    sorting every match by time.
+
+    A walk costs about wanted * rows / matches index steps; sorting costs a row read
+    per match, ~10 index steps: the walk wins once matches exceed
+    sqrt(wanted * rows / 10). SQLite's planner cannot know how many rows an FTS query
+    matches, so count them here, stopping at that threshold.
+    """
+    rows = conn.execute("SELECT max(id) FROM images").fetchone()[0] or 0
+    threshold = 1 + math.isqrt(wanted * rows // SORT_VS_WALK_STEP)
+    found = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM images_fts WHERE images_fts MATCH ? LIMIT ?)",
+        (match, threshold),
+    ).fetchone()[0]
+    return bool(found >= threshold)
+
+
+def select_ids(match: str | None, filters: Filters, *, walk_index: bool) -> tuple[str, list[Any]]:
+    """SQL selecting the ids of the images that pass `filters` and the FTS `match`."""
+    conditions, args = filters.conditions()
+    source = "images"
+    if match is not None and walk_index:
+        # `+` hides the rowid from the planner: it walks a listing index in order and
+        # tests each id against the matches, stopping after a page.
+        conditions.insert(0, f"+images.id IN ({_MATCHING_IDS})")
+        args.insert(0, match)
+    elif match is not None:
+        # CROSS JOIN fixes the order: every match first, one row lookup each, then a sort.
+        source = "images_fts CROSS JOIN images ON images.id = images_fts.rowid"
+        conditions.insert(0, "images_fts MATCH ?")
+        args.insert(0, match)
+    where = " WHERE " + " AND ".join(conditions) if conditions else ""
+    return f"SELECT images.id FROM {source}{where}", args

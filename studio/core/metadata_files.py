@@ -28,8 +28,11 @@ MAX_PNG_CHUNKS = 100_000  # walked per file (pixel data in 8 KiB chunks: ~800 Mi
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
+EXIF_IFD_POINTER = 0x8769
+EXIF_VERSION = 0x9000
 USER_COMMENT = 0x9286
 MAKER_NOTE = 0x927C
+LONG, UNDEFINED = 4, 7  # TIFF field types
 MAKER_PREFIX = b"Studio\0"
 UNICODE_PREFIX = b"UNICODE\0"
 JPEG_EXIF_LIMIT = 65533  # one APP1 marker, "Exif\0\0" header included
@@ -58,14 +61,31 @@ def exif_block(parameters: str, studio_json: str, *, limit: int | None = None) -
     """
     comment = encode_user_comment(parameters)
     note = MAKER_PREFIX + studio_json.encode("utf-8")
-    for tags in ({USER_COMMENT: comment, MAKER_NOTE: note}, {USER_COMMENT: comment}):
-        exif = Image.Exif()
-        exif.endian = ">"  # so the UTF-16BE text matches the block's byte order
-        exif[ExifTags.IFD.Exif] = tags
-        data = exif.tobytes()
+    for tags in ({MAKER_NOTE: note, USER_COMMENT: comment}, {USER_COMMENT: comment}):
+        data = b"Exif\0\0" + _exif_tiff({EXIF_VERSION: b"0232", **tags})
         if limit is None or len(data) <= limit:
             return data
     return None
+
+
+def _exif_tiff(tags: dict[int, bytes]) -> bytes:
+    """A big-endian TIFF block whose IFD0 points to an Exif IFD of UNDEFINED-type `tags`.
+
+    Written by hand because Pillow types unknown byte values as BYTE, which piexif (and so
+    A1111) then reads as a tuple of numbers instead of the UserComment text.
+    """
+    exif_ifd_at = 8 + 2 + 12 + 4  # after the header and IFD0's one entry
+    data_at = exif_ifd_at + 2 + 12 * len(tags) + 4
+    ifd0 = struct.pack(">HHHII", 1, EXIF_IFD_POINTER, LONG, 1, exif_ifd_at) + b"\0" * 4
+    entries, data = struct.pack(">H", len(tags)), b""
+    for tag, value in sorted(tags.items()):
+        if len(value) <= 4:
+            where = value.ljust(4, b"\0")
+        else:
+            where = struct.pack(">I", data_at + len(data))
+            data += value + b"\0" * (len(value) % 2)  # values start on word boundaries
+        entries += struct.pack(">HHI", tag, UNDEFINED, len(value)) + where
+    return b"MM\0\x2a" + struct.pack(">I", 8) + ifd0 + entries + b"\0" * 4 + data
 
 
 def encode_user_comment(text: str) -> bytes:
@@ -110,7 +130,8 @@ def _png_texts(fp: BinaryIO, name: str) -> dict[str, str]:
     """Text chunks (and an eXIf chunk's text) of a PNG, walked past the pixel data."""
     _check_pixels(*_png_size(fp, name), name)
     texts: dict[str, str] = {}
-    budget = MAX_TOTAL_TEXT
+    from_exif: dict[str, str] = {}  # text chunks win over the same keys found in eXIf
+    budget = MAX_TOTAL_TEXT  # counts bytes read and text decompressed
     for _ in range(MAX_PNG_CHUNKS):
         chunk = fp.read(8)
         if len(chunk) < 8 or chunk[4:] == b"IEND":
@@ -119,11 +140,13 @@ def _png_texts(fp: BinaryIO, name: str) -> dict[str, str]:
         end = fp.tell() + length + 4  # data, then CRC
         if (kind in PNG_TEXT_CHUNKS or kind == b"eXIf") and budget > 0:
             data = fp.read(min(length, MAX_TEXT_BYTES, budget))
-            budget -= len(data)
-            for key, text in _chunk_texts(kind, data).items():
-                texts.setdefault(key, text)
+            found = _chunk_texts(kind, data)
+            budget -= len(data) + sum(len(text) for text in found.values())
+            target = from_exif if kind == b"eXIf" else texts
+            for key, text in found.items():
+                target.setdefault(key, text)
         fp.seek(end)
-    return texts
+    return {**from_exif, **texts}
 
 
 def _png_size(fp: BinaryIO, name: str) -> tuple[int, int]:

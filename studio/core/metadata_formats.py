@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypedDict, cast
 
 MAX_DEPTH = 12  # links followed from a sampler before giving up
+MAX_SAMPLERS = 32  # considered per graph, so a hostile graph can't make us crawl
 SEED_CONTROLS = {"fixed", "increment", "decrement", "randomize"}
 
 # Widget order of the core ComfyUI nodes in the UI `workflow` format (it has no names).
@@ -89,7 +90,10 @@ def as_int(value: Any) -> int | None:
 def as_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int too big for a float
+        return None
     return value if math.isfinite(value) else None
 
 
@@ -133,7 +137,7 @@ def comfyui_fields(prompt_text: str | None, workflow_text: str | None) -> Fields
         graph = _workflow_graph(load_json(workflow_text))
     if not graph:
         return None
-    samplers = [node for _, node in _sorted_nodes(graph) if _is_sampler(node)]
+    samplers = [node for _, node in _sorted_nodes(graph) if _is_sampler(node)][:MAX_SAMPLERS]
     if not samplers:
         return None
     # The first pass starts from an empty latent; a later hires pass starts from its output.
@@ -189,11 +193,12 @@ def _workflow_graph(data: Any) -> Graph | None:
             continue
         kind = str(node.get("type", ""))
         inputs = _widget_inputs(WORKFLOW_WIDGETS.get(kind, []), node.get("widgets_values"))
-        for slot in node.get("inputs") or ():
+        slots = node.get("inputs")
+        for slot in slots if isinstance(slots, list) else ():
             if isinstance(slot, dict) and isinstance(slot.get("name"), str):
-                link = links.get(slot.get("link"))
-                if link is not None:
-                    inputs[slot["name"]] = link  # a linked widget overrides its stored value
+                link_id = slot.get("link")
+                if isinstance(link_id, int) and link_id in links:
+                    inputs[slot["name"]] = links[link_id]  # overrides the widget's stored value
         graph[str(node["id"])] = {"class_type": kind, "inputs": inputs}
     return graph or None
 
@@ -220,7 +225,9 @@ def _widget_inputs(names: list[str], values: Any) -> dict[str, Any]:
     remaining = iter(values)
     for name in names:
         value = next(remaining, None)
-        if name == "control_after_generate" and value not in SEED_CONTROLS:
+        if name == "control_after_generate" and not (
+            isinstance(value, str) and value in SEED_CONTROLS
+        ):
             # Older files have no seed-control widget: this value belongs to the next name.
             remaining = _prepend(value, remaining)
             continue
@@ -236,7 +243,8 @@ def _prepend(value: Any, rest: Iterator[Any]) -> Iterator[Any]:
 def _sorted_nodes(graph: Graph) -> list[tuple[str, dict[str, Any]]]:
     def key(item: tuple[str, dict[str, Any]]) -> tuple[int, int, str]:
         node_id = item[0]
-        return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)
+        numeric = node_id.isascii() and node_id.isdigit() and len(node_id) < 19
+        return (0, int(node_id), "") if numeric else (1, 0, node_id)
 
     return sorted(graph.items(), key=key)
 

@@ -42,6 +42,13 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
+def assert_index_matches_rows(store: HistoryStore) -> None:
+    """FTS5's own check that the search index agrees with the rows it indexes."""
+    conn = sqlite3.connect(store.database_path)
+    conn.execute("INSERT INTO images_fts (images_fts, rank) VALUES ('integrity-check', 1)")
+    conn.close()
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
@@ -81,6 +88,7 @@ def test_a_v1_database_is_migrated_forward(data_dir: Path) -> None:
         conn.close()
         # The full-text index was built for the rows the old database had.
         assert [e.request.prompt for e in store.search("lighthouse")] == ["an old lighthouse"]
+        assert_index_matches_rows(store)
 
 
 def test_a_database_from_a_newer_version_is_refused_untouched(data_dir: Path) -> None:
@@ -256,6 +264,21 @@ def test_search_newest_first_and_paged(store: HistoryStore) -> None:
     assert found == ids[:15][::-1]
 
 
+@pytest.mark.parametrize("walk", [False, True], ids=["sort-matches", "walk-index"])
+def test_both_search_plans_give_the_same_pages(
+    store: HistoryStore, monkeypatch: pytest.MonkeyPatch, walk: bool
+) -> None:
+    # The store walks the newest-first index for common words and sorts the matches of
+    # rare ones; force each plan in turn.
+    monkeypatch.setattr(history_module, "matches_are_common", lambda *args: walk)
+    ids = add_rows(store, [f"{'red' if i % 3 else 'blue'} fox {i}" for i in range(40)])
+    store.set_favourite(ids[4], True)
+    reds = [i for n, i in enumerate(ids) if n % 3][::-1]
+    assert [e.id for e in store.search("red fox", offset=5, limit=10)] == reds[5:15]
+    assert [e.id for e in store.search("red", favourites_only=True)] == [ids[4]]
+    assert_index_matches_rows(store)
+
+
 def test_search_looks_in_the_negative_prompt(store: HistoryStore) -> None:
     (row,) = add_rows(store, ["a lake"], negative_prompt="blurry, watermark")
     assert [e.id for e in store.search("watermark")] == [row]
@@ -286,6 +309,14 @@ def test_operators_are_searched_as_words(store: HistoryStore) -> None:
     assert [e.request.prompt for e in store.search("AND ")] == ["a red fox in the snow and rain"]
     assert store.search("NOT fox") == []  # "not" is a word that no prompt has
     assert len(store.search('"fox"')) == 1
+
+
+def test_common_words_walk_the_index_and_rare_ones_sort(store: HistoryStore) -> None:
+    add_rows(store, [f"fox {'owl' if i == 7 else 'cat'} {i}" for i in range(100)])
+    conn = sqlite3.connect(store.database_path)
+    assert history_schema.matches_are_common(conn, '"fox"', 10)
+    assert not history_schema.matches_are_common(conn, '"owl"', 10)
+    conn.close()
 
 
 def test_fts_query_quotes_every_term() -> None:
@@ -325,6 +356,7 @@ def test_delete_removes_rows_tags_and_files(store: HistoryStore) -> None:
     assert not entries[0].path.exists() and not entries[1].path.exists()
     assert entries[2].path.exists()
     assert len(store.search("fox")) == 1  # the index followed the rows
+    assert_index_matches_rows(store)
     conn = sqlite3.connect(store.database_path)
     assert conn.execute("SELECT count(*) FROM tags").fetchone()[0] == 0
     conn.close()
@@ -371,6 +403,7 @@ def test_reconcile_adopts_orphans_that_carry_our_metadata(store: HistoryStore) -
     entries = store.search("lighthouse")
     assert [e.metadata for e in entries] == metas  # best rank first, as one job
     assert {(e.job_key, e.created_at) for e in entries} == {("abc123", T0)}
+    assert_index_matches_rows(store)
     assert store.reconcile() == history_module.ReconcileReport((), (), (), (), 0)
 
 

@@ -22,7 +22,8 @@ from studio.core.metadata import (
     read_metadata,
     save_image,
 )
-from studio.core.metadata_files import MAX_TEXT_BYTES
+from studio.core.metadata_files import MAX_TEXT_BYTES, MAX_TOTAL_TEXT, read_texts
+from studio.core.metadata_formats import comfyui_fields, invokeai_fields
 from studio.core.request import GenerationRequest, RequestError
 
 FORMATS = ["png", "jpg", "jpeg", "webp"]
@@ -132,14 +133,35 @@ def test_parameters_text_layout() -> None:
     )  # steps 0 (backend default), sampler and hash are empty: left out
 
 
-def test_jpeg_exif_is_big_endian_utf16be_like_piexif() -> None:
+def exif_entries(tiff: bytes) -> dict[int, tuple[int, bytes]]:
+    """{tag: (type, value)} of a big-endian EXIF block's Exif IFD, read by hand."""
+
+    def entries(at: int) -> dict[int, tuple[int, int, bytes]]:
+        (count,) = struct.unpack(">H", tiff[at : at + 2])
+        rows = (
+            struct.unpack(">HHI4s", tiff[at + 2 + 12 * i : at + 14 + 12 * i]) for i in range(count)
+        )
+        return {tag: (kind, size, where) for tag, kind, size, where in rows}
+
+    (ifd0,) = struct.unpack(">I", tiff[4:8])
+    (exif_at,) = struct.unpack(">I", entries(ifd0)[0x8769][2])
+    found = {}
+    for tag, (kind, size, where) in entries(exif_at).items():
+        start = struct.unpack(">I", where)[0] if size > 4 else None
+        found[tag] = (kind, tiff[start : start + size] if start is not None else where[:size])
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_exif_is_big_endian_utf16be_undefined_like_piexif(fmt: str) -> None:
     metadata = make_metadata("ünïcode 🐱")
-    with Image.open(saved("jpeg", metadata)) as opened:
-        assert opened.info["exif"][6:8] == b"MM"
-        ifd = opened.getexif().get_ifd(ExifTags.IFD.Exif)
-    text = metadata.parameters_text()
-    assert ifd[0x9286] == b"UNICODE\0" + text.encode("utf-16-be")
-    assert ifd[0x927C].startswith(b"Studio\0{")
+    with Image.open(saved(fmt, metadata)) as opened:
+        tiff = opened.info["exif"].removeprefix(b"Exif\0\0")
+    assert tiff[:4] == b"MM\0\x2a"
+    entries = exif_entries(tiff)
+    # UNDEFINED (7), not BYTE: piexif, and so A1111, reads BYTE as a tuple of numbers.
+    assert entries[0x9286] == (7, b"UNICODE\0" + metadata.parameters_text().encode("utf-16-be"))
+    assert entries[0x927C] == (7, b"Studio\0" + metadata.to_json().encode())
 
 
 def test_jpeg_leaves_out_our_json_when_exif_would_overflow() -> None:
@@ -392,6 +414,24 @@ def test_comfyui_cycles_and_dangling_links_do_not_hang(tmp_path: Path) -> None:
     assert (found.prompt, found.seed, found.steps, found.width) == ("", None, 5, None)
 
 
+WEIRD_VALUES = [None, [], {}, "x", ["999", 0], ["3", 0], [1, 2, 3], 10**400, 1e308, True, -1]
+
+
+def test_comfyui_reader_survives_any_value_anywhere() -> None:
+    for node_id, node in COMFY_PROMPT.items():
+        for name in node["inputs"]:
+            for weird in WEIRD_VALUES:
+                graph = json.loads(json.dumps(COMFY_PROMPT))
+                graph[node_id]["inputs"][name] = weird
+                comfyui_fields(json.dumps(graph), None)
+    for weird in WEIRD_VALUES:
+        workflow = dict(COMFY_WORKFLOW, links=weird)
+        comfyui_fields(None, json.dumps(workflow))
+        workflow = dict(COMFY_WORKFLOW, nodes=[{"id": 3, "type": "KSampler", "inputs": weird}])
+        comfyui_fields(None, json.dumps(workflow))
+        invokeai_fields(json.dumps({"seed": weird, "cfg_scale": weird, "model": weird}))
+
+
 def test_invokeai_metadata(tmp_path: Path) -> None:
     v4 = {
         "app_version": "4.2.4", "generation_mode": "txt2img",
@@ -492,6 +532,28 @@ def test_huge_text_chunks_are_capped(tmp_path: Path) -> None:
 
     assert (found.source_format, found.prompt, found.seed) == ("parameters", "p", 2)
     assert len(found.raw["comment"]) == len(found.raw["prompt"]) == 64 * 1024
+
+
+def test_total_text_is_capped_across_chunks() -> None:
+    info = PngInfo()
+    for n in range(20):  # each ~1 KB compressed, 1 MiB once inflated
+        info.add_text(f"key{n}", "y" * MAX_TEXT_BYTES, zip=True)
+    buffer = io.BytesIO()
+    image().save(buffer, "PNG", pnginfo=info)
+
+    texts = read_texts(buffer, "many.png")
+
+    assert sum(map(len, texts.values())) <= MAX_TOTAL_TEXT + MAX_TEXT_BYTES
+    assert len(texts) < 20
+
+
+def test_png_exif_user_comment_is_read() -> None:
+    exif = Image.Exif()
+    exif[ExifTags.IFD.Exif] = {0x9286: encode_user_comment("a fox\nSteps: 3, Seed: 4, Size: 8x8")}
+    buffer = io.BytesIO()
+    image().save(buffer, "PNG", exif=exif)
+    found = read_metadata(buffer)
+    assert (found.source_format, found.prompt, found.seed) == ("parameters", "a fox", 4)
 
 
 def test_malformed_json_never_raises(tmp_path: Path) -> None:
