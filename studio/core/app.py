@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.engine import Engine
-from studio.core.history import HistoryStore
+from studio.core.history import HistoryStore, ReconcileReport
 from studio.core.paths import StudioPaths
 from studio.core.registry import PluginRegistry
 from studio.core.request import GenerationRequest
 from studio.core.settings import Settings
+from studio.core.thumbnails import ThumbnailCache
 
 LOG_FILE = "studio.log"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +30,8 @@ class Core:
     history: HistoryStore
     registry: PluginRegistry
     engine: Engine
+    thumbnails: ThumbnailCache
+    reconciled: Future[ReconcileReport]  # rows and files brought in step, in the background
     log_handler: logging.Handler | None = None
 
     @classmethod
@@ -36,7 +41,10 @@ class Core:
         history = HistoryStore(paths.data)
         registry = PluginRegistry()
         settings = Settings.load(paths.settings_file)
-        return cls(paths, settings, history, registry, Engine(registry, history), handler)
+        engine = Engine(registry, history)
+        reconciled = engine.background(_reconcile, history)
+        thumbnails = ThumbnailCache(paths.thumbnails)
+        return cls(paths, settings, history, registry, engine, thumbnails, reconciled, handler)
 
     def close(self) -> None:
         self.engine.shutdown()
@@ -68,6 +76,16 @@ class Core:
             "model": s.model,
         }
         return GenerationRequest(prompt=prompt, **{**defaults, **given})  # type: ignore[arg-type]
+
+
+def _reconcile(history: HistoryStore) -> ReconcileReport:
+    report = history.reconcile()
+    if report.missing or report.adopted or report.quarantined:
+        log.warning(
+            "history: %d files missing, %d adopted, %d moved to quarantine",
+            len(report.missing), len(report.adopted), len(report.quarantined),
+        )  # fmt: skip
+    return report
 
 
 def start_logging(folder: Path) -> logging.Handler:
