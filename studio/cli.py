@@ -19,6 +19,7 @@ from typing import Any
 from studio import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+COMMANDS_GROUP = "studio.commands"
 
 
 class CliError(Exception):
@@ -95,7 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", parents=[common], help="the metadata of an image file")
     info.add_argument("file", type=Path)
     info.set_defaults(run=cmd_info)
+    _add_plugin_commands(commands, common)
     return parser
+
+
+def _add_plugin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Commands that plugins declare in the `studio.commands` entry-point group.
+
+    Each entry point is a function `register(commands, common)` that adds subparsers
+    whose `run(args) -> int` is set as a default. A plugin that fails is reported and
+    skipped; the other commands keep working.
+    """
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=COMMANDS_GROUP):
+        try:
+            point.load()(commands, common)
+        except Exception as error:
+            message = f"studio: commands of plugin {point.name!r} unavailable: {error}"
+            print(message, file=sys.stderr)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -105,13 +124,14 @@ def _size(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def _open_core(args: argparse.Namespace):  # -> Core, imported late: keeps --help instant
+def open_core(args: argparse.Namespace):  # -> Core, imported late: keeps --help instant
     from studio.core.app import Core
 
     return Core.open(args.data_dir)
 
 
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """Print `data` as JSON with --json, else `text`."""
     print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
 
 
@@ -124,7 +144,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from studio.core.registry import BackendUnavailable
     from studio.core.request import RequestError
 
-    core = _open_core(args)
+    core = open_core(args)
     try:
         width, height = args.size or (None, None)
         try:
@@ -183,7 +203,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 for entry, out in zip(job.results, paths, strict=True)
             ],
         }
-        _emit(args, data, "\n".join(str(p) for p in paths))
+        emit(args, data, "\n".join(str(p) for p in paths))
         return EXIT_OK
     finally:
         core.close()
@@ -235,7 +255,7 @@ def _entry_summary(entry: Any) -> dict[str, Any]:
 
 
 def cmd_history_list(args: argparse.Namespace) -> int:
-    core = _open_core(args)
+    core = open_core(args)
     try:
         filters = {
             "favourites_only": args.favourites, "backend": args.backend, "model": args.model,
@@ -251,7 +271,7 @@ def cmd_history_list(args: argparse.Namespace) -> int:
             f"{'*' if e.favourite else ' '} {_clip(e.request.prompt, 60)}"
             for e in entries
         ]
-        _emit(args, [_entry_summary(e) for e in entries], "\n".join(lines) or "(no entries)")
+        emit(args, [_entry_summary(e) for e in entries], "\n".join(lines) or "(no entries)")
         return EXIT_OK
     finally:
         core.close()
@@ -271,14 +291,14 @@ def _get_entries(core: Any, ids: Sequence[int]) -> list[Any]:
 
 
 def cmd_history_show(args: argparse.Namespace) -> int:
-    core = _open_core(args)
+    core = open_core(args)
     try:
         (entry,) = _get_entries(core, [args.id])
         data = {**_entry_summary(entry), "request": entry.request.to_dict(), "tags": entry.tags}
         data |= {"sampler": entry.metadata.sampler, "model_hash": entry.metadata.model_hash}
         text = "\n".join(f"{k}: {v}" for k, v in data.items() if k != "request")
         text += "\nparameters:\n" + entry.metadata.parameters_text()
-        _emit(args, data, text)
+        emit(args, data, text)
         return EXIT_OK
     finally:
         core.close()
@@ -287,7 +307,7 @@ def cmd_history_show(args: argparse.Namespace) -> int:
 def cmd_history_export(args: argparse.Namespace) -> int:
     from studio.core.export import export_images
 
-    core = _open_core(args)
+    core = open_core(args)
     try:
         entries = _get_entries(core, args.ids)
         try:
@@ -298,18 +318,18 @@ def cmd_history_export(args: argparse.Namespace) -> int:
             )  # fmt: skip
         except (OSError, ValueError) as error:
             raise CliError(f"export failed: {error}") from None
-        _emit(args, [str(p) for p in written], "\n".join(str(p) for p in written))
+        emit(args, [str(p) for p in written], "\n".join(str(p) for p in written))
         return EXIT_OK
     finally:
         core.close()
 
 
 def cmd_history_delete(args: argparse.Namespace) -> int:
-    core = _open_core(args)
+    core = open_core(args)
     try:
         _get_entries(core, args.ids)
         deleted = core.history.delete(args.ids, delete_files=not args.keep_files)
-        _emit(args, {"deleted": deleted}, f"deleted {deleted} entries")
+        emit(args, {"deleted": deleted}, f"deleted {deleted} entries")
         return EXIT_OK
     finally:
         core.close()
@@ -321,7 +341,7 @@ def cmd_history_delete(args: argparse.Namespace) -> int:
 def cmd_backends(args: argparse.Namespace) -> int:
     from studio.core.registry import BackendUnavailable
 
-    core = _open_core(args)
+    core = open_core(args)
     try:
         rows = []
         for record in core.registry.records():
@@ -346,7 +366,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
             lines += [f"    model: {m['name']}  {m['ref']}" for m in row["models"]]
             if row["error"]:
                 lines.append(f"    error: {row['error']}")
-        _emit(args, rows, "\n".join(lines) or "no backends are installed")
+        emit(args, rows, "\n".join(lines) or "no backends are installed")
         return EXIT_OK
     finally:
         core.close()
@@ -363,5 +383,5 @@ def cmd_info(args: argparse.Namespace) -> int:
         raise CliError(str(error), EXIT_USAGE) from None
     data = found.to_dict()
     text = "\n".join(f"{k}: {v}" for k, v in data.items() if v not in (None, "", {}))
-    _emit(args, data, text)
+    emit(args, data, text)
     return EXIT_OK
