@@ -17,20 +17,24 @@ from plugins.shapes.scene import ObjectSpec, PromptSpec
 def write_caption(spec: PromptSpec, rng: random.Random) -> str:
     """One caption for `spec`, drawn with `rng`."""
     filler = _filler(spec, rng) if rng.random() < 0.35 else ""
-    front: list[str] = []  # place and background phrases that open the caption
+    front = ""  # at most one phrase opens the caption, and only when no filler does
     back: list[str] = []
     if spec.place is not None:
-        (back if filler or rng.random() < 0.75 else front).append(_place(spec.place, rng))
-    if spec.background is not None:
-        if filler or rng.random() < 0.7:
-            back.append(_background(spec.background, language.BACKGROUND_END_TEMPLATES, rng))
+        place = _place(spec.place, rng)
+        if filler or rng.random() < 0.75:
+            back.append(place)
         else:
-            front.insert(0, _background(spec.background, language.BACKGROUND_START_TEMPLATES,
-                                        rng))
-    if front and not front[-1].endswith((",", ":", "with")):
-        front[-1] += ","
-    rng.shuffle(back)
-    text = " ".join(filter(None, (filler, *front, _body(spec, rng), *back)))
+            front = place + ","
+    if spec.background is not None:
+        if filler or front or rng.random() < 0.7:
+            phrase = _background(spec.background, language.BACKGROUND_END_TEMPLATES, rng)
+            if phrase[0].isalpha() and rng.random() < 0.3:
+                back.insert(0, phrase)  # "... on black in the top left corner"
+            else:
+                back.append(phrase)
+        else:
+            front = _background(spec.background, language.BACKGROUND_START_TEMPLATES, rng)
+    text = " ".join(filter(None, (filler, front, _body(spec, rng), *back)))
     return _finish(text.replace(" ,", ",").replace(" .", "."), rng)
 
 
@@ -101,7 +105,7 @@ def _determiner(count: int, next_word: str, rng: random.Random) -> str:
         choice = rng.choices(("article", "one", "the", "", "1"), (12, 2, 2, 3, 1))[0]
         return language.article_for(next_word) if choice == "article" else choice
     number = rng.choice(world.NUMBER_WORDS.get(count, (str(count),)))
-    if rng.random() < 0.1:
+    if rng.random() < 0.1 and not number.startswith("a "):
         return f"{rng.choice(language.COUNT_ADVERBS)} {number}"
     return number
 

@@ -32,14 +32,34 @@ CONNECTORS: Final = (
 )  # fmt: skip
 
 # Optional words before a relation phrase: "a star that is above a heart".
-RELATION_LEADS: Final = ("that is", "which is", "placed", "positioned", "located", "sitting",
-                         "directly", "just")
+RELATION_LEADS: Final = (
+    "that is",
+    "which is",
+    "placed",
+    "positioned",
+    "located",
+    "sitting",
+    "directly",
+    "just",
+)
 
 RELATION_PHRASES: Final[dict[str, tuple[str, ...]]] = {
-    "left of": ("to the left of", "left of", "on the left of", "on the left side of",
-                "to the left side of", "at the left of"),
-    "right of": ("to the right of", "right of", "on the right of", "on the right side of",
-                 "to the right side of", "at the right of"),
+    "left of": (
+        "to the left of",
+        "left of",
+        "on the left of",
+        "on the left side of",
+        "to the left side of",
+        "at the left of",
+    ),
+    "right of": (
+        "to the right of",
+        "right of",
+        "on the right of",
+        "on the right side of",
+        "to the right side of",
+        "at the right of",
+    ),
     "above": ("above", "over", "on top of", "atop", "higher than"),
     "below": ("below", "under", "beneath", "underneath", "lower than"),
 }
@@ -58,12 +78,27 @@ def _corner_phrases(vertical: str, horizontal: str) -> Iterator[str]:
 
 def _edge_phrases(edge: str) -> tuple[str, ...]:
     if edge in _VERTICAL:
-        return (f"at the {edge}", f"in the {edge}", f"along the {edge}", f"near the {edge}",
-                f"at the {edge} edge", f"at the {edge} center", f"in the {edge} middle",
-                f"{edge} center", f"{edge}-center")
-    return (f"on the {edge}", f"at the {edge}", f"on the {edge} side",
-            f"on the {edge}-hand side", f"at the {edge} edge", f"near the {edge} edge",
-            f"center {edge}", f"middle {edge}")
+        return (
+            f"at the {edge}",
+            f"in the {edge}",
+            f"along the {edge}",
+            f"near the {edge}",
+            f"at the {edge} edge",
+            f"at the {edge} center",
+            f"in the {edge} middle",
+            f"{edge} center",
+            f"{edge}-center",
+        )
+    return (
+        f"on the {edge}",
+        f"at the {edge}",
+        f"on the {edge} side",
+        f"on the {edge}-hand side",
+        f"at the {edge} edge",
+        f"near the {edge} edge",
+        f"center {edge}",
+        f"middle {edge}",
+    )
 
 
 def _place_phrases() -> dict[str, tuple[str, ...]]:
@@ -73,8 +108,16 @@ def _place_phrases() -> dict[str, tuple[str, ...]]:
         if len(words) == 2:
             phrases[place] = tuple(_corner_phrases(words[0], words[1]))
         elif place == "center":
-            phrases[place] = ("in the center", "in the centre", "in the middle", "at the center",
-                              "at the centre", "centered", "in the very center", "center")
+            phrases[place] = (
+                "in the center",
+                "in the centre",
+                "in the middle",
+                "at the center",
+                "at the centre",
+                "centered",
+                "in the very center",
+                "center",
+            )
         else:
             phrases[place] = _edge_phrases(place)
     return phrases
@@ -94,8 +137,13 @@ PARSER_PLACE_PHRASES: Final[dict[str, tuple[str, ...]]] = {
 }
 
 # "in the top left corner" may go on: "... of the image".
-PLACE_SUFFIXES: Final = ("of the image", "of the picture", "of the canvas", "of the frame",
-                         "of the scene")
+PLACE_SUFFIXES: Final = (
+    "of the image",
+    "of the picture",
+    "of the canvas",
+    "of the frame",
+    "of the scene",
+)
 
 
 def takes_place_suffix(phrase: str) -> bool:
@@ -153,16 +201,19 @@ ARTICLES: Final = ("a", "an")
 EXTRA_SHAPE_WORDS: Final[dict[str, tuple[str, ...]]] = {"circle": ("disk",)}
 
 # Words that name nothing but are common in prompts; known, so never reported unknown.
-FILLER_WORDS: Final = frozenset("""
-    the some exactly only just with and plus of on in at to is are there please draw me
-    show picture image photo drawing illustration render rendering sketch scene generate
-    make create paint want would like can could you showing containing contains has have
-    having as well along together also it its their that which this these those each both
-    shape shapes object objects thing things colored coloured sized size side corner edge
-    part half area region canvas frame background backdrop color colour placed located
-    positioned sitting standing directly next near by single very i we let s plain solid
-    flat uniform
-""".split())
+FILLER_WORDS: Final = frozenset((
+    "the", "some", "exactly", "only", "just", "with", "and", "plus", "of", "on", "in", "at", "to",
+    "is", "are", "there", "please", "draw", "me", "show", "picture", "image", "photo", "drawing",
+    "illustration", "render", "rendering", "sketch", "scene", "generate", "make", "create",
+    "paint", "want", "would", "like", "can", "could", "you", "showing", "containing", "contains",
+    "has", "have", "having", "as", "well", "along", "together", "also", "it", "its", "their",
+    "that", "which", "this", "these", "those", "each", "both", "shape", "shapes", "object",
+    "objects", "thing", "things", "colored", "coloured", "sized", "size", "side", "corner",
+    "edge", "part", "half", "area", "region", "canvas", "frame", "background", "backdrop",
+    "color", "colour", "placed", "located", "positioned", "sitting", "standing", "directly",
+    "next", "near", "by", "single", "very", "i", "we", "let", "s", "plain", "solid", "flat",
+    "uniform",
+))  # fmt: skip
 
 
 def plural_forms(word: str) -> tuple[str, ...]:

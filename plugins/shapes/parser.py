@@ -53,8 +53,9 @@ def _phrases() -> Iterable[tuple[str, Lexeme]]:
     for name, words in world.COLOR_WORDS.items():
         for word in words:
             yield word, (COLOR, name)
-            yield from ((f"{lead} {word}", (POST_COLOR, name))
-                        for lead in language.POST_COLOR_LEADS)
+            yield from (
+                (f"{lead} {word}", (POST_COLOR, name)) for lead in language.POST_COLOR_LEADS
+            )
     for name, words in world.SHAPE_WORDS.items():
         for word in (*words, *language.EXTRA_SHAPE_WORDS.get(name, ())):
             yield word, (SHAPE, name)
@@ -70,9 +71,14 @@ def _phrases() -> Iterable[tuple[str, Lexeme]]:
                         yield f"{phrase} {suffix}", (PLACE, name)
     for phrase, name in language.background_phrases():
         yield phrase, (BACKGROUND, name)
-    for phrase in (*language.FILLER_PREFIXES, *language.PLURAL_FILLER_PREFIXES,
-                   *language.CONNECTORS, *language.RELATION_LEADS, *language.COUNT_ADVERBS,
-                   *language.FILLER_WORDS):
+    for phrase in (
+        *language.FILLER_PREFIXES,
+        *language.PLURAL_FILLER_PREFIXES,
+        *language.CONNECTORS,
+        *language.RELATION_LEADS,
+        *language.COUNT_ADVERBS,
+        *language.FILLER_WORDS,
+    ):
         yield phrase, (FILLER, None)
 
 
@@ -191,15 +197,15 @@ class _Reader:
         self.pending = _Pending()
 
     def _one(self, plural: bool) -> None:
-        """"one" is a count ("one star") or, after adjectives, the last noun again ("a red
-        star and a blue one")."""
+        """The word "one": a count ("one star"), or after adjectives the last noun again
+        ("a red star and a blue one")."""
         if self.pending.has_adjectives() and self.objects:
             self._noun(self.objects[-1].shape, plural)
         elif not plural:
             self.pending = _Pending(determined=True, count=1)
 
     def _post_color(self, color: str) -> None:
-        """"a star in red": the colour of the object just named, if it has none yet."""
+        """A colour after its noun ("a star in red") goes to the object just named."""
         if self.objects and self.objects[-1].color is None and not self.pending.has_adjectives():
             self.objects[-1].color = color
         else:
@@ -212,13 +218,18 @@ class _Reader:
         if self.relation is not None and 0 < self.relation[1] < len(objects):
             b = self.relation[1]
             relation = RelationSpec(b - 1, b, self.relation[0])
-        spec = PromptSpec(objects=objects, background=self.background, relation=relation,
-                          place=self.place, unknown_words=tuple(unknown))
+        spec = PromptSpec(
+            objects=objects,
+            background=self.background,
+            relation=relation,
+            place=self.place,
+            unknown_words=tuple(unknown),
+        )
         return replace(spec, kind=infer_kind(spec))
 
     def _attach_trailing_adjectives(self) -> None:
-        """"a circle that is red": adjectives left at the end, with no determiner of their
-        own, describe the last object where it leaves them open."""
+        """Adjectives left at the end with no determiner of their own ("a circle that is
+        red") describe the last object, where it leaves them open."""
         pending = self.pending
         if pending.determined or not self.objects:
             return
