@@ -72,15 +72,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _eval_ground_truth(args: argparse.Namespace, judge: Any) -> int:
-    from plugins.shapes.judge import ground_truth_accuracy
+    """The judge's upper bound: its pass rate on freshly drawn scenes, and how often it
+    passes the same images against a clearly wrong prompt."""
+    from plugins.shapes.judge import score_kinds
 
-    scores = ground_truth_accuracy(judge, args.per_kind, args.seed)
-    mean = sum(scores.values()) / len(scores)
-    data = {"overall": {"score": round(mean, 4)}}
-    data |= {kind: {"score": round(score, 4)} for kind, score in scores.items()}
-    lines = [f"{'kind':<10}{'accuracy':>9}"] + [f"{k:<10}{v:>9.3f}" for k, v in scores.items()]
-    lines.append(f"{'overall':<10}{mean:>9.3f}")
-    emit(args, data, f"judge on {args.per_kind} ground-truth scenes per kind\n" + "\n".join(lines))
+    rows = score_kinds(judge, args.per_kind, args.seed)
+    mean = sum(r.ground_truth_accuracy for r in rows) / len(rows)
+    data: dict[str, Any] = {"overall": {"score": round(mean, 4)}}
+    for r in rows:
+        data[r.kind] = {"score": round(r.ground_truth_accuracy, 4),
+                        "false_pass_rate": round(r.false_pass_rate, 4), "images": r.images}
+    lines = [f"judge on {args.per_kind} ground-truth scenes per kind",
+             f"{'kind':<10}{'accuracy':>10}{'false pass':>12}"]
+    lines += [f"{r.kind:<10}{r.ground_truth_accuracy:>10.3f}{r.false_pass_rate:>12.3f}"
+              for r in rows]
+    lines.append(f"{'overall':<10}{mean:>10.3f}")  # fmt: skip
+    emit(args, data, "\n".join(lines))
     return EXIT_OK
 
 

@@ -1,0 +1,1 @@
+"""The built-in DALL-E-style model: image and text tokenizers, transformer, ranker."""

@@ -1,0 +1,71 @@
+"""Training configurations: `micro` (the tests, under two minutes) and `shipped`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    seed: int = 0
+    # image tokenizer: patch size and mask codes, learned from this many scenes
+    patch: tuple[int, int] = (8, 8)
+    n_codes: int = 4096
+    codebook_scenes: int = 12_000
+    # transformer
+    width: int = 256
+    layers: int = 4
+    heads: int = 8
+    batch: int = 32
+    steps: int = 20_000
+    lr: float = 1e-3
+    warmup: int = 500
+    text_dropout: float = 0.1  # captions dropped, for classifier-free guidance
+    text_weight: float = 1 / 8  # DALL-E's text : image loss weights
+    # ranker
+    ranker_width: int = 128
+    ranker_channels: int = 48
+    ranker_steps: int = 4_000
+    ranker_batch: int = 64
+    ranker_negatives: int = 3  # hard negatives per image
+    ranker_lr: float = 1e-3
+    # bookkeeping
+    log_every: int = 50
+    eval_every: int = 2_000
+    eval_prompts_per_kind: int = 3
+    checkpoint_seconds: float = 300.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CONFIGS = {
+    "shipped": TrainConfig("shipped"),
+    "micro": TrainConfig(
+        "micro",
+        n_codes=64,
+        codebook_scenes=300,
+        width=64,
+        layers=1,
+        heads=2,
+        batch=16,
+        steps=120,
+        warmup=20,
+        ranker_width=32,
+        ranker_channels=8,
+        ranker_steps=40,
+        ranker_batch=16,
+        log_every=20,
+        eval_every=120,
+        eval_prompts_per_kind=1,
+        checkpoint_seconds=10.0,
+    ),
+}
+
+
+def get_config(name: str, **overrides: Any) -> TrainConfig:
+    if name not in CONFIGS:
+        raise ValueError(f"unknown configuration {name!r} (known: {', '.join(CONFIGS)})")
+    return replace(CONFIGS[name], **overrides)

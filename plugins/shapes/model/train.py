@@ -1,0 +1,235 @@
+"""Train the built-in model from nothing: image tokenizer, transformer, ranker.
+
+    .venv/bin/python -m plugins.shapes.model.train --config shipped --run runs/shipped \\
+        --out resources/shapes/model
+
+Scenes stream from the generator (nothing is read from disk). Each stage checkpoints to
+the run folder every few minutes and a finished stage leaves its weights there, so the
+same command resumes an interrupted run where it stopped. Losses and periodic
+evaluation scores go to stdout and `RUN/log.txt`; the finished bundle is copied to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from plugins.shapes.model.bundle import RANKER, TRANSFORMER, Tokenizers, load_module, save_module
+from plugins.shapes.model.config import TrainConfig, get_config
+from plugins.shapes.model.data import CaptionedBatches
+from plugins.shapes.model.image_tokens import fit_tokenizer
+from plugins.shapes.model.quick_eval import quick_eval
+from plugins.shapes.model.ranker import RankerConfig, ShapesRanker
+from plugins.shapes.model.text_tokens import PAD, TextTokenizer
+from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
+
+
+class RunLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.monotonic()
+
+    def __call__(self, message: str, **figures: object) -> None:
+        elapsed = time.monotonic() - self.started
+        line = f"[{elapsed / 60:7.1f} min] {message}"
+        if figures:
+            line += "  " + "  ".join(f"{k}={_fmt(v)}" for k, v in figures.items())
+        print(line, flush=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def train(config: TrainConfig, run: Path, out: Path | None, log: RunLog) -> Path:
+    """Run (or resume) every stage; returns the bundle folder."""
+    bundle = run / "bundle"
+    bundle.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    tokenizers = stage_tokenizers(config, bundle, log)
+    transformer = stage_transformer(config, tokenizers, run, log)
+    stage_ranker(config, tokenizers, run, log)
+    scores = quick_eval(bundle, config.eval_prompts_per_kind * 4, config.seed, ranked=True)
+    log("final quick evaluation (ranked)", **scores)
+    del transformer
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for item in bundle.iterdir():
+            shutil.copy2(item, out / item.name)
+        shutil.copy2(run / "log.txt", out / "training-log.txt")
+        log(f"bundle copied to {out}")
+    return bundle
+
+
+def stage_tokenizers(config: TrainConfig, bundle: Path, log: RunLog) -> Tokenizers:
+    try:
+        return Tokenizers.load(bundle)
+    except ValueError:
+        pass
+    started = time.monotonic()
+    image = fit_tokenizer(*config.patch, config.n_codes, config.codebook_scenes, config.seed)
+    tokenizers = Tokenizers(TextTokenizer.build(), image)
+    tokenizers.save(bundle)
+    log("image tokenizer fitted", codes=config.n_codes, seconds=round(time.monotonic() - started))
+    return tokenizers
+
+
+def _lr(step: int, total: int, warmup: int, peak: float) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Checkpoint:
+    """Model and optimizer state in the run folder, written atomically every few minutes."""
+
+    def __init__(self, path: Path, every_seconds: float) -> None:
+        self.path, self.every, self.last = path, every_seconds, time.monotonic()
+
+    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+        if not self.path.exists():
+            return 0
+        state = torch.load(self.path, weights_only=True)  # our own file; still no pickle code
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"])
+
+    def maybe_save(self, model, optimizer, step: int, force: bool = False) -> None:
+        if not force and time.monotonic() - self.last < self.every:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": step}, tmp)  # fmt: skip
+        os.replace(tmp, self.path)
+        self.last = time.monotonic()
+
+
+def stage_transformer(
+    config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog
+) -> ShapesTransformer:
+    final = run / "bundle" / TRANSFORMER
+    if final.exists():
+        return load_module(ShapesTransformer, TransformerConfig, final)
+    model_config = TransformerConfig(
+        text_vocab=tokenizers.text.size, n_codes=tokenizers.image.n_codes,
+        n_patches=tokenizers.image.n_patches, width=config.width, layers=config.layers,
+        heads=config.heads,
+    )  # fmt: skip
+    model = ShapesTransformer(model_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
+                                  weight_decay=0.01)  # fmt: skip
+    checkpoint = Checkpoint(run / "transformer.ckpt", config.checkpoint_seconds)
+    step = checkpoint.load(model, optimizer)
+    params = sum(p.numel() for p in model.parameters())
+    log(f"transformer: {params / 1e6:.2f} M parameters, from step {step} of {config.steps}")
+    batches = CaptionedBatches(tokenizers, config.batch, config.seed, start_step=step)
+    generator = torch.Generator().manual_seed(config.seed + step)
+    window: list[tuple[float, float]] = []
+    started = time.monotonic()
+    while step < config.steps:
+        model.train()
+        batch = batches.next()
+        text = batch.text.clone()
+        text[torch.rand(len(text), generator=generator) < config.text_dropout] = PAD
+        text_loss, image_loss = model.losses(text, batch.backgrounds, batch.patches)
+        loss = config.text_weight * text_loss + (1 - config.text_weight) * image_loss
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(step, config.steps, config.warmup, config.lr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        window.append((text_loss.item(), image_loss.item()))
+        if step % config.log_every == 0 or step == config.steps:
+            text_mean, image_mean = np.mean(window, axis=0)
+            rate = len(window) * config.batch / (time.monotonic() - started)
+            log(f"transformer step {step}", text_loss=float(text_mean),
+                image_loss=float(image_mean), samples_per_s=round(rate, 1))  # fmt: skip
+            window, started = [], time.monotonic()
+        if step % config.eval_every == 0 and step < config.steps:
+            save_module(model, model_config, final.with_suffix(".eval"))
+            scores = quick_eval(run / "bundle", config.eval_prompts_per_kind, config.seed,
+                                ranked=False, transformer=final.with_suffix(".eval"))  # fmt: skip
+            log(f"evaluation at step {step} (unranked)", **scores)
+            started = time.monotonic()
+        checkpoint.maybe_save(model, optimizer, step, force=step == config.steps)
+    save_module(model, model_config, final)
+    final.with_suffix(".eval").unlink(missing_ok=True)
+    return model.eval()
+
+
+def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog) -> None:
+    final = run / "bundle" / RANKER
+    if final.exists():
+        return
+    model_config = RankerConfig(
+        text_vocab=tokenizers.text.size, width=config.ranker_width,
+        channels=config.ranker_channels, embed=config.ranker_width,
+    )  # fmt: skip
+    model = ShapesRanker(model_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.ranker_lr, weight_decay=0.01)
+    checkpoint = Checkpoint(run / "ranker.ckpt", config.checkpoint_seconds)
+    step = checkpoint.load(model, optimizer)
+    log(f"ranker: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+        f"from step {step} of {config.ranker_steps}")  # fmt: skip
+    batches = CaptionedBatches(tokenizers, config.ranker_batch, config.seed + 1, start_step=step,
+                               negatives=config.ranker_negatives)  # fmt: skip
+    losses, correct, started = [], [], time.monotonic()
+    while step < config.ranker_steps:
+        model.train()
+        batch = batches.next()
+        loss = model.loss(batch.text, batch.images, batch.negatives)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(step, config.ranker_steps, config.warmup // 2, config.ranker_lr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        losses.append(loss.item())
+        correct.append(model.hard_negative_accuracy(batch.text, batch.images, batch.negatives))
+        if step % config.log_every == 0 or step == config.ranker_steps:
+            rate = len(losses) * config.ranker_batch / (time.monotonic() - started)
+            figures = {
+                "loss": float(np.mean(losses)),
+                "beats_hard_negatives": float(np.mean(correct)),
+            }
+            log(f"ranker step {step}", **figures, samples_per_s=round(rate, 1))
+            losses, correct, started = [], [], time.monotonic()
+        checkpoint.maybe_save(model, optimizer, step, force=step == config.ranker_steps)
+    save_module(model, model_config, final)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="shipped")
+    parser.add_argument("--run", type=Path, help="checkpoint folder (default runs/CONFIG)")
+    parser.add_argument("--out", type=Path, help="copy the finished bundle here")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = get_config(args.config, seed=args.seed)
+    run = args.run or Path("runs") / config.name
+    run.mkdir(parents=True, exist_ok=True)
+    log = RunLog(run / "log.txt")
+    log(f"training {config.name!r} with seed {config.seed}, {args.threads} threads: "
+        + " ".join(sys.argv))  # fmt: skip
+    train(config, run, args.out, log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
