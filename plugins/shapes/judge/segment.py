@@ -22,7 +22,7 @@ COLOR_NAMES = tuple(world.COLORS)
 _BACKGROUNDS = np.array(list(world.BACKGROUNDS.values()), np.float32)
 _COLORS = np.array(list(world.COLORS.values()), np.float32)
 
-BACKGROUND_TOLERANCE = 24.0  # RGB distance within which a pixel is plain background
+BACKGROUND_TOLERANCE = 40.0  # RGB distance within which a pixel is plain background
 RESIDUAL_TOLERANCE = 30.0  # RGB distance off a blend line that still counts as that blend
 MIN_ALPHA = 0.5  # a pixel is an object's when at least half of it is that object
 MIN_AREA = 16.0  # soft area (sum of alpha): a small star (s = 11) has ~40, noise less
@@ -75,22 +75,31 @@ def to_canvas(image: Image.Image | np.ndarray) -> np.ndarray:
     return np.asarray(pil, dtype=np.float32)
 
 
-def find_background(pixels: np.ndarray) -> tuple[int, float]:
-    """The background colour explaining the most pixels, and the share it explains."""
-    distance = np.linalg.norm(pixels.reshape(-1, 1, 3) - _BACKGROUNDS[None], axis=2)
-    counts = (distance < BACKGROUND_TOLERANCE).sum(axis=0)
+def find_background(pixels: np.ndarray) -> tuple[int, float, np.ndarray]:
+    """The background colour explaining the most pixels, the share it explains, and
+    its measured RGB (the median of those pixels: robust to a slight colour cast)."""
+    flat = pixels.reshape(-1, 3)
+    difference = flat[:, None, :] - _BACKGROUNDS[None]
+    near = np.einsum("nbc,nbc->nb", difference, difference) < BACKGROUND_TOLERANCE**2
+    counts = near.sum(axis=0)
     if counts.max() == 0:  # nothing is plainly background: take the nearest to the median
-        index = int(np.argmin(np.linalg.norm(_BACKGROUNDS - np.median(pixels.reshape(-1, 3), 0), axis=1)))
+        median = np.median(flat, axis=0)
+        index = int(np.argmin(np.linalg.norm(_BACKGROUNDS - median, axis=1)))
+        return index, 0.0, _BACKGROUNDS[index]
+    index = int(np.argmax(counts))
+    exact = (flat == _BACKGROUNDS[index]).all(axis=1).sum()
+    if 2 * exact > counts[index]:  # then the median is the palette colour itself
+        measured = _BACKGROUNDS[index]
     else:
-        index = int(np.argmax(counts))
-    return index, float(counts[index]) / (pixels.shape[0] * pixels.shape[1])
+        measured = np.median(flat[near[:, index]], axis=0).astype(np.float32)
+    return index, float(counts[index]) / len(flat), measured
 
 
-def blend(pixels: np.ndarray, background: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel and object colour: alpha in [0, 1] and squared residual, (H, W, 8) each."""
-    b = _BACKGROUNDS[background]
-    d = pixels - b  # (H, W, 3)
-    direction = _COLORS - b  # (8, 3)
+def blend(pixels: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel and object colour: alpha in [0, 1] and squared residual, (H, W, 8) each,
+    for blends of the `background` RGB with each palette colour."""
+    d = pixels - background  # (H, W, 3)
+    direction = _COLORS - background  # (8, 3)
     length2 = (direction**2).sum(axis=1)
     dot = d @ direction.T  # (H, W, 8)
     alpha = np.clip(dot / length2, 0.0, 1.0)
@@ -101,8 +110,8 @@ def blend(pixels: np.ndarray, background: int) -> tuple[np.ndarray, np.ndarray]:
 def segment(image: Image.Image | np.ndarray) -> Segmentation:
     """Background and object components of an image (see the module docstring)."""
     pixels = to_canvas(image)
-    background, fraction = find_background(pixels)
-    alpha, residual2 = blend(pixels, background)
+    background, fraction, measured = find_background(pixels)
+    alpha, residual2 = blend(pixels, measured)
     fits = residual2 < RESIDUAL_TOLERANCE**2
     best = np.argmin(residual2, axis=2)
     best_alpha = np.take_along_axis(alpha, best[:, :, None], axis=2)[:, :, 0]
@@ -111,44 +120,49 @@ def segment(image: Image.Image | np.ndarray) -> Segmentation:
     owner = np.where(hard, best, -1)  # colour index owning each pixel, -1 for none
     components = []
     for color in np.unique(owner[owner >= 0]):
-        labels, _ = ndimage.label(owner == color, structure=_EIGHT)
-        soft = np.where(fits[:, :, color], alpha[:, :, color], 0.0)
-        for label, box in enumerate(ndimage.find_objects(labels), start=1):
-            if box is not None:
-                component = _component(int(color), labels, label, box, soft, hard)
-                if component.soft_area >= MIN_AREA:
-                    components.append(component)
+        labels, n = ndimage.label(owner == color, structure=_EIGHT)
+        soft = np.where(fits[:, :, color], alpha[:, :, color], 0.0).astype(np.float32)
+        # Each component also takes the anti-aliased rim around it: the unowned pixels
+        # next to it (where two meet, the higher label takes the pixel).
+        grown = ndimage.grey_dilation(labels, footprint=_EIGHT)
+        region = np.where(labels > 0, labels, np.where(hard, 0, grown))
+        index = np.arange(1, n + 1)
+        areas = ndimage.sum_labels(soft, region, index)
+        boxes = ndimage.find_objects(labels)
+        for label in index[areas >= MIN_AREA]:  # smaller ones are noise: not measured
+            components.append(
+                _component(int(color), labels, region, int(label), boxes[label - 1], soft)
+            )
     return Segmentation(BACKGROUND_NAMES[background], fraction, tuple(components))
 
 
 def _component(
     color: int,
     labels: np.ndarray,
+    region: np.ndarray,
     label: int,
     box: tuple[slice, slice],
     soft: np.ndarray,
-    hard: np.ndarray,
 ) -> Component:
-    """Measure one labelled component: its soft alpha over itself and a 1 px rim."""
+    """Measure one labelled component: its soft alpha over itself and its rim."""
     size = labels.shape[0]
     y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
     # The window is the bbox plus a 1 px rim, zero-padded where it leaves the canvas.
     wy0, wy1, wx0, wx1 = max(y0 - 1, 0), min(y1 + 1, size), max(x0 - 1, 0), min(x1 + 1, size)
-    mine = labels[wy0:wy1, wx0:wx1] == label
-    # The rim may take anti-aliased pixels next to the component, never another's pixels.
-    region = ndimage.binary_dilation(mine, _EIGHT) & (mine | ~hard[wy0:wy1, wx0:wx1])
-    window = np.where(region, soft[wy0:wy1, wx0:wx1], 0.0)
+    window = np.where(region[wy0:wy1, wx0:wx1] == label, soft[wy0:wy1, wx0:wx1], 0.0)
     crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.float32)
     crop[wy0 - y0 + 1 : wy1 - y0 + 1, wx0 - x0 + 1 : wx1 - x0 + 1] = window
     area = float(window.sum())
-    ys, xs = np.mgrid[wy0:wy1, wx0:wx1]
     weight = max(area, 1e-6)
-    centroid = (float((window * (xs + 0.5)).sum() / weight), float((window * (ys + 0.5)).sum() / weight))
+    centroid = (
+        float((window.sum(axis=0) * (np.arange(wx0, wx1) + 0.5)).sum() / weight),
+        float((window.sum(axis=1) * (np.arange(wy0, wy1) + 0.5)).sum() / weight),
+    )
     return Component(
         color=COLOR_NAMES[color],
         bbox=(x0, y0, x1, y1),
         soft_area=area,
-        hard_area=int(mine.sum()),
+        hard_area=int((labels[y0:y1, x0:x1] == label).sum()),
         centroid=centroid,
         alpha=crop,
     )
