@@ -44,10 +44,21 @@ class Capabilities:
     max_candidates: int = 256
     default_steps: int = 0
     max_steps: int = 0  # 0: the backend has no notion of steps
+    default_guidance: float = 0.0
     max_guidance: float = 0.0  # 0: no classifier-free guidance
     negative_prompt: bool = False
     samplers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)
+
+    def with_defaults(self, request: GenerationRequest) -> GenerationRequest:
+        """`request` with 0 steps or guidance replaced by this backend's defaults, so that
+        what is recorded is what ran."""
+        changes: dict[str, float] = {}
+        if request.steps == 0 and self.default_steps:
+            changes["steps"] = self.default_steps
+        if request.guidance == 0 and self.default_guidance:
+            changes["guidance"] = self.default_guidance
+        return request.replace(**changes) if changes else request
 
     def problems(self, request: GenerationRequest) -> list[str]:
         """Why this backend cannot run `request` (empty when it can)."""

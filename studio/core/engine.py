@@ -13,8 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from studio.core.backend import Backend, Cancelled
-from studio.core.history import HistoryStore
+from studio.core.backend import Backend, Cancelled, Candidate
+from studio.core.history import HistoryEntry, HistoryStore
 from studio.core.images import preview_of, to_pil
 from studio.core.jobs import (
     Event,
@@ -201,9 +201,11 @@ class Engine:
         request = job.request
         try:
             backend = self.registry.get(request.backend)
-            problems = backend.capabilities().problems(request)
+            capabilities = backend.capabilities()
+            problems = capabilities.problems(request)
             if problems:
                 raise RequestError(problems)
+            request = capabilities.with_defaults(request)
             self._ensure_loaded(job, backend)
             if job.cancel_requested:
                 raise Cancelled
@@ -215,23 +217,7 @@ class Engine:
                 raise RuntimeError(
                     f"the backend returned {len(candidates)} images, {request.count} were asked for"
                 )
-            items = []
-            info = backend.model_info(request.model)
-            created = time.time()  # one time per job keeps its images together, best first
-            for rank, candidate in enumerate(candidates[: request.count]):
-                seed = request.seed if candidate.seed is None else candidate.seed
-                meta = ImageMetadata(  # records the model really used, not ''
-                    request=request.replace(seed=seed, model=info.ref if info else request.model),
-                    sampler=backend.sampler_name(request),
-                    model_name=info.name if info else request.model,
-                    model_hash=info.hash if info else "",
-                    score=candidate.score,
-                    rank=rank,
-                    created_at=created,
-                )
-                items.append((to_pil(candidate.image), meta))
-            ctx.check_cancelled()
-            job.results = self.history.save(items, job_key=uuid.uuid4().hex)
+            job.results = self._save(backend, request, candidates[: request.count])
         except Cancelled:
             self._finish(job, JobState.CANCELLED)
             return
@@ -242,6 +228,28 @@ class Engine:
             return
         self._emit(Results(job.id, tuple(job.results)))
         self._finish(job, JobState.DONE)
+
+    def _save(
+        self, backend: Backend, request: GenerationRequest, candidates: list[Candidate]
+    ) -> list[HistoryEntry]:
+        """Write the images, best first, with the metadata of what really ran."""
+        info = backend.model_info(request.model)
+        model = info.ref if info else request.model  # the model really used, not ''
+        created = time.time()  # one time per job keeps its images together, best first
+        items = []
+        for rank, candidate in enumerate(candidates):
+            seed = request.seed if candidate.seed is None else candidate.seed
+            meta = ImageMetadata(
+                request=request.replace(seed=seed, model=model),
+                sampler=backend.sampler_name(request),
+                model_name=info.name if info else request.model,
+                model_hash=info.hash if info else "",
+                score=candidate.score,
+                rank=rank,
+                created_at=created,
+            )
+            items.append((to_pil(candidate.image), meta))
+        return self.history.save(items, job_key=uuid.uuid4().hex)
 
     def _ensure_loaded(self, job: Job, backend: Backend) -> None:
         wanted = (job.request.backend, job.request.model)

@@ -47,7 +47,7 @@ class GenerationRequest:
     width: int = 64
     height: int = 64
     steps: int = 0  # 0 means "the backend's default".
-    guidance: float = 1.0
+    guidance: float = 0.0  # 0 means "the backend's default".
     backend: str = ""
     model: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)

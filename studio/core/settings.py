@@ -24,7 +24,7 @@ class Settings:
     width: int = 64
     height: int = 64
     steps: int = 0
-    guidance: float = 1.0
+    guidance: float = 0.0  # 0 = the backend's default
     model_folders: list[str] = field(default_factory=list)
     export_format: str = "png"
     export_name_template: str = "{date}_{seed}_{prompt}"
