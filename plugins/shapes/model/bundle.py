@@ -59,7 +59,7 @@ def load_module(cls, config_cls, path: Path, device: str = "cpu"):
         with safe_open(str(path), framework="pt", device=device) as handle:
             config = config_cls(**json.loads(handle.metadata()["config"]))
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except Exception as error:  # safetensors raises its own error type for damaged files
         raise BundleError(f"cannot read {path.name}: {error}") from error
     module = cls(config)
     try:

@@ -15,25 +15,25 @@ class TrainConfig:
     n_codes: int = 4096
     codebook_scenes: int = 12_000
     # transformer
-    width: int = 256
+    width: int = 192
     layers: int = 4
-    heads: int = 8
+    heads: int = 6
     batch: int = 32
-    steps: int = 20_000
+    steps: int = 6_000
     lr: float = 1e-3
     warmup: int = 500
     text_dropout: float = 0.1  # captions dropped, for classifier-free guidance
     text_weight: float = 1 / 8  # DALL-E's text : image loss weights
     # ranker
     ranker_width: int = 128
-    ranker_channels: int = 48
-    ranker_steps: int = 4_000
+    ranker_channels: int = 32
+    ranker_steps: int = 1_000
     ranker_batch: int = 64
     ranker_negatives: int = 3  # hard negatives per image
     ranker_lr: float = 1e-3
     # bookkeeping
     log_every: int = 50
-    eval_every: int = 2_000
+    eval_every: int = 1_500
     eval_prompts_per_kind: int = 3
     checkpoint_seconds: float = 300.0
 

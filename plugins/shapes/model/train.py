@@ -127,6 +127,7 @@ def stage_transformer(
         n_patches=tokenizers.image.n_patches, width=config.width, layers=config.layers,
         heads=config.heads,
     )  # fmt: skip
+    torch.manual_seed(config.seed)  # the initial weights, before any resume
     model = ShapesTransformer(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                                   weight_decay=0.01)  # fmt: skip
@@ -135,14 +136,14 @@ def stage_transformer(
     params = sum(p.numel() for p in model.parameters())
     log(f"transformer: {params / 1e6:.2f} M parameters, from step {step} of {config.steps}")
     batches = CaptionedBatches(tokenizers, config.batch, config.seed, start_step=step)
-    generator = torch.Generator().manual_seed(config.seed + step)
     window: list[tuple[float, float]] = []
     started = time.monotonic()
     while step < config.steps:
         model.train()
         batch = batches.next()
         text = batch.text.clone()
-        text[torch.rand(len(text), generator=generator) < config.text_dropout] = PAD
+        dropout = torch.Generator().manual_seed(config.seed * 1_000_003 + step)  # resumable
+        text[torch.rand(len(text), generator=dropout) < config.text_dropout] = PAD
         text_loss, image_loss = model.losses(text, batch.backgrounds, batch.patches)
         loss = config.text_weight * text_loss + (1 - config.text_weight) * image_loss
         for group in optimizer.param_groups:
@@ -179,6 +180,7 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
         text_vocab=tokenizers.text.size, width=config.ranker_width,
         channels=config.ranker_channels, embed=config.ranker_width,
     )  # fmt: skip
+    torch.manual_seed(config.seed + 1)
     model = ShapesRanker(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.ranker_lr, weight_decay=0.01)
     checkpoint = Checkpoint(run / "ranker.ckpt", config.checkpoint_seconds)

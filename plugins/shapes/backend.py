@@ -1,0 +1,164 @@
+"""The built-in model as a Studio backend, run by PyTorch (CUDA when present, else CPU).
+
+Request options (all optional): `temperature` (default 0.5), `top_k` (32) and `rank`
+(true: the ranker orders the sampled candidates and the best `count` are kept; false:
+the first `count` samples are kept as drawn). Guidance 0 means the default, 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plugins.shapes.model.bundle import SHIPPED, TRANSFORMER
+from studio.api import (
+    Backend,
+    Candidate,
+    Capabilities,
+    GenerationContext,
+    GenerationRequest,
+    ModelInfo,
+)
+
+MODEL_REF = "shapes-v1"
+DEFAULT_GUIDANCE = 2.0
+PREVIEW_TILES = 4  # candidates shown side by side in a live preview
+
+
+class ModelFilesMissing(FileNotFoundError):
+    pass
+
+
+def capabilities(devices: tuple[str, ...]) -> Capabilities:
+    """What the built-in model does, whichever runtime runs it."""
+    return Capabilities(
+        fixed_sizes=((64, 64),), max_count=16, max_candidates=64, default_guidance=DEFAULT_GUIDANCE,
+        max_guidance=10.0, samplers=("top-k",), devices=devices,
+    )  # fmt: skip
+
+
+def model_info(folder: Path = SHIPPED) -> ModelInfo:
+    """The shipped model, with the short hash other tools show (SHA-256, first 10 digits)."""
+    weights = folder / TRANSFORMER
+    size = sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) if folder.is_dir() else 0
+    return ModelInfo(
+        ref=MODEL_REF, name="Shapes v1 (built in)", architecture="dall-e-style transformer",
+        format="safetensors", size_bytes=size, hash=_short_hash(weights),
+        description="Draws the Shapes world: coloured shapes, counts, places and relations.",
+    )  # fmt: skip
+
+
+@cache
+def _short_hash(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:10]
+
+
+def sampler_label(request: GenerationRequest) -> str:
+    options = request.options
+    return f"top-k {options.get('top_k', 32)}, temperature {options.get('temperature', 0.5)}"
+
+
+def check_model(model: str, folder: Path) -> None:
+    if model not in ("", MODEL_REF):
+        raise FileNotFoundError(f"the built-in backend has one model, {MODEL_REF!r}, not {model!r}")
+    if not (folder / TRANSFORMER).is_file():
+        raise ModelFilesMissing(
+            f"the built-in model's weights are missing from {folder}; train them with "
+            "`python -m plugins.shapes.model.train --config shipped --out resources/shapes/model`"
+        )
+
+
+def preview_tiles(partial: np.ndarray) -> np.ndarray:
+    """The first candidates, side by side, as one preview image."""
+    return np.concatenate(list(partial[:PREVIEW_TILES]), axis=1)
+
+
+def unknown_words(prompt: str) -> list[str]:
+    """The words of `prompt` the shipped model's vocabulary lacks."""
+    return list(_vocabulary().encode(prompt).unknown)
+
+
+@cache
+def _vocabulary() -> Any:
+    from plugins.shapes.model.bundle import TEXT_VOCAB
+    from plugins.shapes.model.text_tokens import TextTokenizer
+
+    path = SHIPPED / TEXT_VOCAB
+    words = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return TextTokenizer(tuple(words)) if words else TextTokenizer.build()
+
+
+class ShapesBackend(Backend):
+    display_name = "Built-in Shapes model (PyTorch)"
+
+    def __init__(self, folder: Path = SHIPPED) -> None:
+        self.folder = folder
+        self.pipeline: Any = None
+        self._device = "cpu"
+
+    def capabilities(self) -> Capabilities:
+        return capabilities(("cpu", "cuda"))
+
+    def models(self) -> list[ModelInfo]:
+        return [model_info(self.folder)]
+
+    def device(self) -> str:
+        return self._device
+
+    def sampler_name(self, request: GenerationRequest) -> str:
+        return sampler_label(request)
+
+    def unknown_words(self, prompt: str) -> list[str]:
+        return unknown_words(prompt)
+
+    def load(self, model: str) -> None:
+        check_model(model, self.folder)
+        import torch
+
+        from plugins.shapes.model.pipeline import ShapesPipeline
+
+        self._device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        self.pipeline = ShapesPipeline.load(self.folder, self._device)
+        if self._device != "cpu":  # fp16 halves the transformer's time; the ranker stays fp32
+            self.pipeline.transformer.half()
+
+    def unload(self) -> None:
+        self.pipeline = None
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
+        from plugins.shapes.model.sampling import SamplingOptions
+
+        options = SamplingOptions(
+            temperature=float(request.options.get("temperature", 0.5)),
+            top_k=int(request.options.get("top_k", 32)),
+            guidance=request.guidance or DEFAULT_GUIDANCE,
+        )
+
+        def on_progress(done: int, total: int, partial: np.ndarray | None) -> None:
+            ctx.progress(done, total)  # raises Cancelled: stops within one patch
+            if partial is not None:
+                ctx.preview(preview_tiles(partial))
+
+        result = self.pipeline.generate(
+            request.prompt, request.candidates, request.seed, options,
+            rank=bool(request.options.get("rank", True)), on_progress=on_progress,
+        )  # fmt: skip
+        return [
+            Candidate(image, score=float(score))
+            for image, score in zip(result.images, result.scores, strict=True)
+        ]

@@ -1,0 +1,165 @@
+"""The built-in model: micro training end to end, sampling, ranking, the PyTorch backend."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from plugins.shapes.backend import ShapesBackend
+from plugins.shapes.model.bundle import TRANSFORMER, BundleError, Tokenizers, load_module
+from plugins.shapes.model.config import get_config
+from plugins.shapes.model.image_tokens import FIRST_MASK
+from plugins.shapes.model.pipeline import NoKnownWords, ShapesPipeline
+from plugins.shapes.model.text_tokens import PAD, UNK, TextTokenizer
+from plugins.shapes.model.train import RunLog, stage_tokenizers, stage_transformer
+from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
+from plugins.shapes.render import render_array
+from plugins.shapes.sampler import SceneSampler
+from studio.api import Cancelled, GenerationRequest
+
+
+class Context:
+    """A GenerationContext that records what the backend reports."""
+
+    def __init__(self, cancel_at: int | None = None) -> None:
+        self.steps: list[tuple[int, int]] = []
+        self.previews: list[np.ndarray] = []
+        self.cancel_at = cancel_at
+        self._cancelled = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def check_cancelled(self) -> None:
+        if self.cancelled:
+            raise Cancelled
+
+    def progress(self, step: int, total: int) -> None:
+        self.steps.append((step, total))
+        if self.cancel_at is not None and step >= self.cancel_at:
+            self._cancelled.set()
+        self.check_cancelled()
+
+    def preview(self, image) -> None:
+        self.previews.append(np.asarray(image))
+
+
+@pytest.fixture(scope="module")
+def backend(micro_bundle) -> ShapesBackend:
+    backend = ShapesBackend(micro_bundle)
+    backend.load("")
+    return backend
+
+
+def request(**fields) -> GenerationRequest:
+    return GenerationRequest(**{"prompt": "three yellow hearts", "backend": "shapes",
+                                "seed": 5, "count": 4, "candidates": 8, **fields})  # fmt: skip
+
+
+def test_text_tokenizer_reports_unknown_words() -> None:
+    tokenizer = TextTokenizer.build()
+    encoded = tokenizer.encode("Two RED boxes wearing hats, please")
+    assert encoded.unknown == ("wearing", "hats")
+    assert (encoded.ids[:6] != PAD).all() and list(encoded.ids).count(UNK) == 2
+    assert tokenizer.decode(encoded.ids) == "two red boxes <unk> <unk> please"
+    assert tokenizer.encode("circle " * 100).truncated
+
+
+def test_image_tokenizer_round_trips_scenes(micro_bundle) -> None:
+    image_tokens = Tokenizers.load(micro_bundle).image
+    sampler = SceneSampler(3)
+    for _ in range(20):
+        image = render_array(sampler.realise(sampler.spec()))
+        background, tokens = image_tokens.encode(image)
+        assert tokens.shape == (image_tokens.n_patches,)
+        again = image_tokens.decode(background, tokens)
+        assert np.abs(again.astype(int) - image).mean() < 12  # 64 codes only in micro
+        assert (tokens >= FIRST_MASK).any()
+
+
+def test_generation_is_deterministic_ranked_and_previewed(backend) -> None:
+    ctx = Context()
+    first = backend.generate(request(), ctx)
+    again = backend.generate(request(), Context())
+    assert len(first) == 8
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
+    scores = [c.score for c in first]
+    assert scores == sorted(scores, reverse=True)
+    assert ctx.steps[-1] == (64, 64) and len(ctx.steps) == 64
+    assert len(ctx.previews) == 8 and ctx.previews[-1].shape == (64, 64 * 4, 3)
+    other = backend.generate(request(seed=6), Context())
+    assert not all(np.array_equal(a.image, b.image) for a, b in zip(first, other, strict=True))
+
+
+def test_unranked_keeps_sampling_order(backend) -> None:
+    ranked = backend.generate(request(), Context())
+    plain = backend.generate(request(options={"rank": False}), Context())
+    assert {c.image.tobytes() for c in ranked} == {c.image.tobytes() for c in plain}
+    assert all(c.score == 0.0 for c in plain)
+
+
+def test_cancel_stops_within_one_step(backend) -> None:
+    ctx = Context(cancel_at=10)
+    with pytest.raises(Cancelled):
+        backend.generate(request(), ctx)
+    assert ctx.steps[-1][0] == 10
+
+
+def test_unknown_words_and_prompts_with_no_known_word(backend) -> None:
+    assert backend.unknown_words("a red circle wearing a hat") == ["wearing", "hat"]
+    with pytest.raises(NoKnownWords, match="none of the words"):
+        backend.generate(request(prompt="bonjour le monde"), Context())
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path) -> None:
+    config = get_config("micro", steps=30, checkpoint_seconds=0.0, log_every=10)
+    tokenizers = stage_tokenizers(config, tmp_path / "bundle", RunLog(tmp_path / "log"))
+
+    class Interrupt(RunLog):
+        def __call__(self, message: str, **figures: object) -> None:
+            super().__call__(message, **figures)
+            if message == "transformer step 20":
+                raise KeyboardInterrupt
+
+    interrupted = tmp_path / "interrupted"
+    (interrupted / "bundle").mkdir(parents=True)
+    with pytest.raises(KeyboardInterrupt):
+        stage_transformer(config, tokenizers, interrupted, Interrupt(tmp_path / "log"))
+    resumed = stage_transformer(config, tokenizers, interrupted, RunLog(tmp_path / "log"))
+    straight_run = tmp_path / "straight"
+    (straight_run / "bundle").mkdir(parents=True)
+    straight = stage_transformer(config, tokenizers, straight_run, RunLog(tmp_path / "log"))
+    assert "from step 19 of 30" in (tmp_path / "log").read_text()
+    for (name, a), b in zip(
+        resumed.state_dict().items(), straight.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_damaged_weights_get_a_clear_error(micro_bundle, tmp_path) -> None:
+    assert ShapesPipeline.load(micro_bundle).ranker is not None
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes((micro_bundle / TRANSFORMER).read_bytes()[:1000])
+    with pytest.raises(BundleError, match="cannot read"):
+        load_module(ShapesTransformer, TransformerConfig, broken)
+
+
+def test_kv_cache_matches_a_full_forward_pass(micro_bundle) -> None:
+    model = load_module(ShapesTransformer, TransformerConfig, micro_bundle / TRANSFORMER)
+    c = model.config
+    x = torch.randn(2, c.text_length + 5, c.width) * 0.1
+    full, _ = model.run(x, 0)
+    prefix, past = model.run(x[:, : c.text_length], 0)
+    steps = [prefix[:, -1:]]
+    for i in range(c.text_length, c.text_length + 5):
+        h, past = model.run(x[:, i : i + 1], i, past)
+        steps.append(h)
+    assert torch.allclose(torch.cat(steps, 1)[:, 1:], full[:, c.text_length :], atol=1e-5)
