@@ -141,24 +141,31 @@ class ShapesBackend(Backend):
             torch.cuda.empty_cache()
 
     def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
-        from plugins.shapes.model.sampling import SamplingOptions
+        return generate_candidates(self.pipeline, request, ctx)
 
-        options = SamplingOptions(
-            temperature=float(request.options.get("temperature", 0.5)),
-            top_k=int(request.options.get("top_k", 32)),
-            guidance=request.guidance or DEFAULT_GUIDANCE,
-        )
 
-        def on_progress(done: int, total: int, partial: np.ndarray | None) -> None:
-            ctx.progress(done, total)  # raises Cancelled: stops within one patch
-            if partial is not None:
-                ctx.preview(preview_tiles(partial))
+def generate_candidates(
+    pipeline: Any, request: GenerationRequest, ctx: GenerationContext
+) -> list[Candidate]:
+    """Run either runtime's pipeline for a request: progress, previews, cancel, ranking."""
+    from plugins.shapes.model.common import SamplingOptions
 
-        result = self.pipeline.generate(
-            request.prompt, request.candidates, request.seed, options,
-            rank=bool(request.options.get("rank", True)), on_progress=on_progress,
-        )  # fmt: skip
-        return [
-            Candidate(image, score=float(score))
-            for image, score in zip(result.images, result.scores, strict=True)
-        ]
+    options = SamplingOptions(
+        temperature=float(request.options.get("temperature", 0.5)),
+        top_k=int(request.options.get("top_k", 32)),
+        guidance=request.guidance or DEFAULT_GUIDANCE,
+    )
+
+    def on_progress(done: int, total: int, partial: np.ndarray | None) -> None:
+        ctx.progress(done, total)  # raises Cancelled: stops within one patch
+        if partial is not None:
+            ctx.preview(preview_tiles(partial))
+
+    result = pipeline.generate(
+        request.prompt, request.candidates, request.seed, options,
+        rank=bool(request.options.get("rank", True)), on_progress=on_progress,
+    )  # fmt: skip
+    return [
+        Candidate(image, score=float(score))
+        for image, score in zip(result.images, result.scores, strict=True)
+    ]

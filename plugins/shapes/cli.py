@@ -30,8 +30,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     render.set_defaults(run=cmd_data_render)
 
     ev = commands.add_parser("eval", parents=[common], help="score a backend on Shapes prompts")
-    ev.add_argument("--ground-truth", action="store_true",
-                    help="score the judge itself on freshly drawn scenes (its upper bound)")
+    ev.add_argument(
+        "--ground-truth",
+        action="store_true",
+        help="score the judge itself on freshly drawn scenes (its upper bound)",
+    )
     ev.add_argument("--per-kind", type=int, default=200, help="scenes per kind (--ground-truth)")
     ev.add_argument("--prompts", type=Path, help="prompt file (default: the shipped set)")
     ev.add_argument("--limit", type=int, help="at most this many prompts per kind and split")
@@ -80,12 +83,18 @@ def _eval_ground_truth(args: argparse.Namespace, judge: Any) -> int:
     mean = sum(r.ground_truth_accuracy for r in rows) / len(rows)
     data: dict[str, Any] = {"overall": {"score": round(mean, 4)}}
     for r in rows:
-        data[r.kind] = {"score": round(r.ground_truth_accuracy, 4),
-                        "false_pass_rate": round(r.false_pass_rate, 4), "images": r.images}
-    lines = [f"judge on {args.per_kind} ground-truth scenes per kind",
-             f"{'kind':<10}{'accuracy':>10}{'false pass':>12}"]
-    lines += [f"{r.kind:<10}{r.ground_truth_accuracy:>10.3f}{r.false_pass_rate:>12.3f}"
-              for r in rows]
+        data[r.kind] = {
+            "score": round(r.ground_truth_accuracy, 4),
+            "false_pass_rate": round(r.false_pass_rate, 4),
+            "images": r.images,
+        }
+    lines = [
+        f"judge on {args.per_kind} ground-truth scenes per kind",
+        f"{'kind':<10}{'accuracy':>10}{'false pass':>12}",
+    ]
+    lines += [
+        f"{r.kind:<10}{r.ground_truth_accuracy:>10.3f}{r.false_pass_rate:>12.3f}" for r in rows
+    ]
     lines.append(f"{'overall':<10}{mean:>10.3f}")  # fmt: skip
     emit(args, data, "\n".join(lines))
     return EXIT_OK

@@ -1,6 +1,6 @@
 """Write the fixed evaluation prompt set (versioned; regenerate only with a new version).
 
-    .venv/bin/python -m plugins.shapes.make_eval_prompts --out resources/shapes/eval-prompts-v1.tsv
+.venv/bin/python -m plugins.shapes.make_eval_prompts --out resources/shapes/eval-prompts-v1.tsv
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ import torch
 
 from plugins.shapes.backend import ShapesBackend
 from plugins.shapes.model.bundle import TRANSFORMER, BundleError, Tokenizers, load_module
+from plugins.shapes.model.common import NoKnownWords
 from plugins.shapes.model.config import get_config
 from plugins.shapes.model.image_tokens import FIRST_MASK
-from plugins.shapes.model.pipeline import NoKnownWords, ShapesPipeline
+from plugins.shapes.model.pipeline import ShapesPipeline
 from plugins.shapes.model.text_tokens import PAD, UNK, TextTokenizer
 from plugins.shapes.model.train import RunLog, stage_tokenizers, stage_transformer
 from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,25 +9,15 @@ import numpy as np
 import torch
 
 from plugins.shapes.model.bundle import RANKER, TRANSFORMER, Tokenizers, load_module
+from plugins.shapes.model.common import (
+    Generated,
+    OnProgress,
+    SamplingOptions,
+    check_known_words,
+)
 from plugins.shapes.model.ranker import RankerConfig, ShapesRanker
-from plugins.shapes.model.sampling import SamplingOptions, sample_tokens
+from plugins.shapes.model.sampling import sample_tokens
 from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
-
-# Called after every patch (patches done, of total, partial images): the images, decoded
-# so far (n, 64, 64, 3), come at the end of each row of patches and are None otherwise.
-# It may raise to stop sampling (the engine's cancel does).
-OnProgress = Callable[[int, int, np.ndarray | None], None]
-
-
-@dataclass
-class Generated:
-    images: np.ndarray  # (n, 64, 64, 3) uint8, best first when ranked
-    scores: np.ndarray  # (n,) ranker scores (cosine), or zeros without a ranker
-    unknown_words: tuple[str, ...]
-
-
-class NoKnownWords(ValueError):
-    """A prompt none of whose words the model knows: it would draw noise."""
 
 
 @dataclass
@@ -59,12 +48,7 @@ class ShapesPipeline:
         rank: bool = True,
         on_progress: OnProgress | None = None,
     ) -> Generated:
-        encoded = self.tokenizers.text.encode(prompt)
-        if not (encoded.ids > 1).any():  # nothing but padding and unknown words
-            raise NoKnownWords(
-                "none of the words of this prompt are known to the built-in model "
-                "(it draws shapes: try e.g. 'three yellow hearts on a black background')"
-            )
+        encoded = check_known_words(self.tokenizers.text, prompt)
         generator = torch.Generator().manual_seed(seed)  # CPU generator: same on any device
         text = torch.from_numpy(encoded.ids).to(self.device)
         image = self.tokenizers.image

@@ -39,6 +39,8 @@ def quick_eval(bundle: Path, per_kind: int, seed: int, ranked: bool,
         images = pipeline.generate(item.prompt, n, seed + index, rank=ranked).images[:IMAGES]
         spec = parse_prompt(item.prompt)
         passed.setdefault(key, []).extend(judge.check(image, spec).passed for image in images)
+    if not passed:
+        return {}
     scores = {kind: float(np.mean(passed["seen", kind])) for kind in world.KINDS}
     held_out = [float(np.mean(v)) for (split, _), v in passed.items() if split == "held_out"]
     return {"overall": float(np.mean(list(scores.values()))), **scores,

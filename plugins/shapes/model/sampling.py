@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from plugins.shapes.model import image_tokens as it
+from plugins.shapes.model.common import SamplingOptions
 from plugins.shapes.model.text_tokens import PAD
 from plugins.shapes.model.transformer import ShapesTransformer, join_patch_tokens
-
-
-@dataclass(frozen=True)
-class SamplingOptions:
-    """Defaults from the feasibility notes: low temperature and mild guidance win."""
-
-    temperature: float = 0.5
-    top_k: int = 32
-    guidance: float = 2.0  # classifier-free guidance scale; 1 = none
-
 
 # Called after each patch with (patches done, backgrounds (n,), patch ids so far (n, done)).
 OnPatch = Callable[[int, Tensor, Tensor], None]

@@ -69,7 +69,8 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         k = torch.cat([past_k, k], dim=2)
         v = torch.cat([past_v, v], dim=2)
-        causal = past_k.shape[2] == 0 and n > 1
+        # A python bool even while tracing for ONNX: each exported graph is one of the cases.
+        causal = bool(past_k.shape[2] == 0 and n > 1)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return self.out(y.transpose(1, 2).reshape(b, n, d)), k, v
 
@@ -127,10 +128,15 @@ class ShapesTransformer(nn.Module):
     def embed_patches(self, kind: Tensor, code: Tensor) -> Tensor:
         return self.kind_embed(kind) + self.code_embed(code)
 
-    def run(self, x: Tensor, start: int, past: list[tuple[Tensor, Tensor]] | None = None):
-        """Blocks over embeddings `x` at positions start.. with a KV cache (list per layer)."""
+    def run(self, x: Tensor, start: int | Tensor, past: list[tuple[Tensor, Tensor]] | None = None):
+        """Blocks over embeddings `x` at positions start.. with a KV cache (list per layer).
+
+        `start` may be a 1-element tensor (so an exported graph takes it as an input)."""
         b = x.shape[0]
-        x = x + self.position[start : start + x.shape[1]]
+        if isinstance(start, Tensor):
+            x = x + self.position.index_select(0, start)
+        else:
+            x = x + self.position[start : start + x.shape[1]]
         if past is None:
             heads, dh = self.config.heads, self.config.width // self.config.heads
             empty = x.new_zeros(b, heads, 0, dh)

@@ -1,0 +1,172 @@
+"""Export the built-in model as ONNX graphs that read their weights from the safetensors.
+
+    .venv/bin/python -m plugins.shapes.model.export_onnx resources/shapes/model
+
+Writes, beside the bundle's safetensors files:
+- `transformer-prefix.onnx`: text embeddings (B, T, d) -> last hidden state, KV cache;
+- `transformer-step.onnx`: one token's embedding, its position and the KV cache ->
+  its hidden state and the grown cache;
+- `ranker-text.onnx`, `ranker-image.onnx`: the ranker's two encoders (normalised).
+
+The graphs hold no copy of the weights: each initializer that is a tensor of a
+safetensors file points into that file (ONNX external data: location, offset, length),
+so the model ships once. The heads, embedding tables and sampling run in numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import struct
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from plugins.shapes.model.bundle import RANKER, TRANSFORMER, load_module
+from plugins.shapes.model.onnx_pipeline import PREFIX, RANKER_IMAGE, RANKER_TEXT, STEP
+from plugins.shapes.model.ranker import RankerConfig, ShapesRanker
+from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
+
+OPSET = 17
+
+
+class Prefix(nn.Module):
+    def __init__(self, model: ShapesTransformer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        h, present = self.model.run(x, 0)
+        return h[:, -1], torch.stack([k for k, _ in present]), torch.stack([v for _, v in present])
+
+
+class Step(nn.Module):
+    def __init__(self, model: ShapesTransformer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, position: Tensor, past_k: Tensor, past_v: Tensor):
+        past = list(zip(past_k.unbind(0), past_v.unbind(0), strict=True))
+        h, present = self.model.run(x, position, past)
+        return h[:, -1], torch.stack([k for k, _ in present]), torch.stack([v for _, v in present])
+
+
+class RankerText(nn.Module):
+    def __init__(self, ranker: ShapesRanker) -> None:
+        super().__init__()
+        self.ranker = ranker
+
+    def forward(self, text: Tensor) -> Tensor:
+        return self.ranker.embed_text(text)
+
+
+class RankerImage(nn.Module):
+    def __init__(self, ranker: ShapesRanker) -> None:
+        super().__init__()
+        self.ranker = ranker
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.ranker.embed_images(images)
+
+
+def export(bundle: Path) -> list[Path]:
+    transformer = load_module(ShapesTransformer, TransformerConfig, bundle / TRANSFORMER)
+    ranker = load_module(ShapesRanker, RankerConfig, bundle / RANKER)
+    c = transformer.config
+    batch = 2
+    cache = {1: "batch", 3: "length"}
+    written = []
+    with torch.no_grad():
+        x = torch.randn(batch, c.text_length, c.width)
+        axes = {"x": {0: "batch"}, "h": {0: "batch"}, "present_k": cache, "present_v": cache}
+        written.append(_export(Prefix(transformer), (x,), bundle / PREFIX, ["x"],
+                               ["h", "present_k", "present_v"], axes,
+                               bundle / TRANSFORMER, "model."))  # fmt: skip
+        past = torch.randn(c.layers, batch, c.heads, c.text_length, c.width // c.heads)
+        axes = {**axes, "past_k": {1: "batch", 3: "past"}, "past_v": {1: "batch", 3: "past"}}
+        inputs = (torch.randn(batch, 1, c.width), torch.tensor([c.text_length]), past, past.clone())
+        written.append(_export(Step(transformer), inputs, bundle / STEP,
+                               ["x", "position", "past_k", "past_v"],
+                               ["h", "present_k", "present_v"], axes,
+                               bundle / TRANSFORMER, "model."))  # fmt: skip
+    # Outside no_grad: there nn.TransformerEncoderLayer takes a fused fast path that ONNX
+    # cannot express.
+    text = torch.ones(1, ranker.config.text_length, dtype=torch.long)
+    written.append(_export(RankerText(ranker), (text,), bundle / RANKER_TEXT, ["text"],
+                           ["embedding"], {"text": {0: "batch"}, "embedding": {0: "batch"}},
+                           bundle / RANKER, "ranker."))  # fmt: skip
+    with torch.no_grad():
+        images = torch.zeros(batch, 64, 64, 3, dtype=torch.uint8)
+        written.append(_export(RankerImage(ranker), (images,), bundle / RANKER_IMAGE, ["images"],
+                               ["embedding"], {"images": {0: "batch"}, "embedding": {0: "batch"}},
+                               bundle / RANKER, "ranker."))  # fmt: skip
+    return written
+
+
+def _export(module, inputs, path: Path, input_names, output_names, axes, weights: Path,
+            prefix: str) -> Path:  # fmt: skip
+    torch.onnx.export(
+        module, inputs, str(path), input_names=input_names, output_names=output_names,
+        dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=False,
+    )  # fmt: skip
+    point_at_safetensors(path, weights, prefix)
+    return path
+
+
+def safetensors_layout(path: Path) -> dict[str, tuple[int, int]]:
+    """{tensor name: (byte offset in the file, length)} of a safetensors file."""
+    with path.open("rb") as handle:
+        (header_size,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(header_size))
+    start = 8 + header_size
+    return {
+        name: (start + info["data_offsets"][0], info["data_offsets"][1] - info["data_offsets"][0])
+        for name, info in header.items()
+        if name != "__metadata__"
+    }
+
+
+def point_at_safetensors(onnx_path: Path, weights: Path, prefix: str) -> None:
+    """Replace each initializer that equals a tensor of `weights` by a reference into it."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    layout = safetensors_layout(weights)
+    data = weights.read_bytes()
+    shared = 0
+    for initializer in model.graph.initializer:
+        name = initializer.name.removeprefix(prefix)
+        if name not in layout:
+            continue
+        offset, length = layout[name]
+        raw = numpy_helper.to_array(initializer).tobytes()
+        if raw != data[offset : offset + length]:
+            raise RuntimeError(f"{initializer.name} differs from {name} in {weights.name}")
+        initializer.ClearField("raw_data")
+        initializer.data_location = onnx.TensorProto.EXTERNAL
+        del initializer.external_data[:]
+        for key, value in (("location", weights.name), ("offset", offset), ("length", length)):
+            initializer.external_data.add(key=key, value=str(value))
+        shared += 1
+    if not shared:
+        raise RuntimeError(f"no initializer of {onnx_path.name} was found in {weights.name}")
+    digest = hashlib.sha256(data).hexdigest()
+    model.metadata_props.add(key="weights_sha256", value=f"{weights.name}:{digest}")
+    onnx.save(model, str(onnx_path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path, help="the model folder (safetensors files)")
+    args = parser.parse_args(argv)
+    for path in export(args.bundle):
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Prompt -> ranked images with ONNX Runtime and numpy: no torch anywhere on this path.
+
+The transformer body runs as two ONNX graphs (prefix, step); embeddings, heads and
+sampling are numpy over the same safetensors weights the graphs point into.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plugins.shapes.model import image_tokens as it
+from plugins.shapes.model.bundle import TRANSFORMER, BundleError, Tokenizers
+from plugins.shapes.model.common import (
+    Generated,
+    OnProgress,
+    SamplingOptions,
+    check_known_words,
+)
+from plugins.shapes.model.text_tokens import PAD
+
+PREFIX, STEP = "transformer-prefix.onnx", "transformer-step.onnx"
+RANKER_TEXT, RANKER_IMAGE = "ranker-text.onnx", "ranker-image.onnx"
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def pick(log_p: np.ndarray, options: SamplingOptions, rng: np.random.Generator) -> np.ndarray:
+    """One sample per row after temperature and top-k (inverse-CDF draws)."""
+    if options.temperature <= 0:
+        return log_p.argmax(-1)
+    logits = log_p / options.temperature
+    if 0 < options.top_k < logits.shape[-1]:
+        threshold = np.partition(logits, -options.top_k, axis=-1)[:, -options.top_k][:, None]
+        logits = np.where(logits < threshold, -np.inf, logits)
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    cdf = np.cumsum(p, -1)
+    u = rng.random(len(p))[:, None] * cdf[:, -1:]
+    return np.minimum((cdf < u).sum(-1), p.shape[-1] - 1)
+
+
+class OnnxShapesPipeline:
+    def __init__(self, folder: Path, prefer_cuda: bool = True) -> None:
+        import onnxruntime as ort
+        from safetensors import safe_open
+
+        self.tokenizers = Tokenizers.load(folder)
+        weights_path = folder / TRANSFORMER
+        try:
+            with safe_open(str(weights_path), framework="np") as handle:
+                self.config = json.loads(handle.metadata()["config"])
+                self.w = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        except Exception as error:
+            raise BundleError(f"cannot read {weights_path.name}: {error}") from error
+        wanted = [CUDA, CPU] if prefer_cuda and CUDA in ort.get_available_providers() else [CPU]
+        if CUDA in wanted:  # a build with CUDA on a machine without its libraries: no noise
+            ort.set_default_logger_severity(4)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: CUDA fallback warnings are expected
+        self.sessions: dict[str, Any] = {}
+        for name in (PREFIX, STEP, RANKER_TEXT, RANKER_IMAGE):
+            path = folder / name
+            if not path.is_file():
+                raise BundleError(
+                    f"{name} is missing: export the model with "
+                    "`python -m plugins.shapes.model.export_onnx FOLDER`"
+                )
+            check_weights_match(path)
+            self.sessions[name] = ort.InferenceSession(str(path), options, providers=wanted)
+        # What the sessions really got, not what was asked for or is installed.
+        self.provider = self.sessions[STEP].get_providers()[0]
+
+    @property
+    def device(self) -> str:
+        return "cuda:0" if self.provider == CUDA else "cpu"
+
+    def _heads(self, name: str, h: np.ndarray) -> np.ndarray:
+        return h @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+
+    def generate(
+        self,
+        prompt: str,
+        n: int,
+        seed: int,
+        options: SamplingOptions | None = None,
+        rank: bool = True,
+        on_progress: OnProgress | None = None,
+    ) -> Generated:
+        options = options or SamplingOptions()
+        encoded = check_known_words(self.tokenizers.text, prompt)
+        rng = np.random.default_rng(seed)
+        c, w = self.config, self.w
+        n_codes = c["n_codes"]
+        guided = options.guidance != 1.0
+        prompts = np.repeat(encoded.ids[None], n, 0)
+        if guided:
+            prompts = np.concatenate([prompts, np.full_like(prompts, PAD)])
+
+        def choose(logits: np.ndarray) -> np.ndarray:
+            log_p = log_softmax(logits.astype(np.float64))
+            if guided:
+                cond, uncond = log_p[:n], log_p[n:]
+                log_p = uncond + options.guidance * (cond - uncond)
+            return pick(log_p, options, rng)
+
+        def both(x: np.ndarray) -> np.ndarray:
+            return np.concatenate([x, x]) if guided else x
+
+        x = w["text_embed.weight"][prompts]
+        h, past_k, past_v = self.sessions[PREFIX].run(None, {"x": x})
+        backgrounds = choose(self._heads("background_head", h))
+        x = w["background_embed.weight"][both(backgrounds)][:, None]
+        image = self.tokenizers.image
+        patches = np.empty((n, c["n_patches"]), np.int64)
+        for p in range(c["n_patches"]):
+            position = np.array([c["text_length"] + p], np.int64)
+            feeds = {"x": x, "position": position, "past_k": past_k, "past_v": past_v}
+            h, past_k, past_v = self.sessions[STEP].run(None, feeds)
+            kind = both(choose(self._heads("kind_head", h)))
+            conditioned = h + w["code_condition.weight"][kind]
+            code = both(choose(self._heads("code_head", conditioned)))
+            code = np.where(kind >= it.FIRST_MASK, code, n_codes)
+            is_mask = kind[:n] >= it.FIRST_MASK
+            joined = (
+                it.FIRST_MASK
+                + (kind[:n] - it.FIRST_MASK) * n_codes
+                + np.minimum(code[:n], n_codes - 1)
+            )
+            patches[:, p] = np.where(is_mask, joined, kind[:n])
+            x = (w["kind_embed.weight"][kind] + w["code_embed.weight"][code])[:, None]
+            if on_progress is not None:
+                done = p + 1
+                row_end = done % image.grid[1] == 0
+                partial = image.decode_batch(backgrounds, patches[:, :done]) if row_end else None
+                on_progress(done, image.n_patches, partial)
+        images = image.decode_batch(backgrounds, patches)
+        scores = np.zeros(n, np.float32)
+        if rank:
+            scores = self.scores(encoded.ids, images)
+            order = np.argsort(-scores, kind="stable")
+            images, scores = images[order], scores[order]
+        return Generated(images, scores, encoded.unknown)
+
+    def scores(self, text: np.ndarray, images: np.ndarray) -> np.ndarray:
+        (t,) = self.sessions[RANKER_TEXT].run(None, {"text": text[None]})
+        (v,) = self.sessions[RANKER_IMAGE].run(None, {"images": images})
+        return (v @ t[0]).astype(np.float32)
+
+
+def check_weights_match(onnx_path: Path) -> None:
+    """Refuse graphs exported from other weights than the safetensors beside them."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    recorded = {p.key: p.value for p in model.metadata_props}.get("weights_sha256", "")
+    name, _, digest = recorded.partition(":")
+    weights = onnx_path.parent / name
+    if not name or "/" in name or "\\" in name or not weights.is_file():
+        raise BundleError(f"{onnx_path.name} does not name its weights file beside it")
+    if _sha256(weights) != digest:
+        raise BundleError(f"{onnx_path.name} was exported from other weights than {name}: "
+                          "export the model again")  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

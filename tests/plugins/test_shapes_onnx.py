@@ -1,0 +1,137 @@
+"""The ONNX export and the ONNX Runtime backend agree with PyTorch and never import torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from plugins.shapes.model.bundle import TRANSFORMER, BundleError
+from plugins.shapes.model.export_onnx import export
+from plugins.shapes.model.onnx_pipeline import CPU, PREFIX, STEP, OnnxShapesPipeline
+from plugins.shapes.model.pipeline import ShapesPipeline
+from plugins.shapes.onnx_backend import ShapesOnnxBackend
+from studio.api import Cancelled, GenerationRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def exported(micro_bundle, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("onnx") / "bundle"
+    shutil.copytree(micro_bundle, folder)
+    export(folder)
+    return folder
+
+
+def test_graphs_hold_no_copy_of_the_weights(exported) -> None:
+    weights = (exported / TRANSFORMER).stat().st_size
+    for name in (PREFIX, STEP):
+        assert (exported / name).stat().st_size < weights / 4
+
+
+def test_onnx_logits_match_pytorch(exported) -> None:
+    onnx = OnnxShapesPipeline(exported, prefer_cuda=False)
+    assert onnx.provider == CPU
+    model = ShapesPipeline.load(exported).transformer
+    ids = onnx.tokenizers.text.encode("a pink diamond to the left of an orange star").ids
+    x = onnx.w["text_embed.weight"][np.repeat(ids[None], 2, 0)]
+    h, past_k, past_v = onnx.sessions[PREFIX].run(None, {"x": x})
+    with torch.no_grad():
+        expected, past = model.run(torch.from_numpy(x), 0)
+        torch_kind = model.kind_head(expected[:, -1]).numpy()
+    assert (
+        np.abs(
+            onnx._heads("background_head", h)
+            - model.background_head(expected[:, -1]).detach().numpy()
+        ).max()
+        < 1e-4
+    )
+    step_x = onnx.w["background_embed.weight"][[0, 2]][:, None]
+    position = np.array([model.config.text_length], np.int64)
+    feeds = {"x": step_x, "position": position, "past_k": past_k, "past_v": past_v}
+    h, _, _ = onnx.sessions[STEP].run(None, feeds)
+    with torch.no_grad():
+        step, _ = model.run(torch.from_numpy(step_x), model.config.text_length, past)
+        torch_kind = model.kind_head(step[:, -1]).numpy()
+        torch_code = model.code_logits(step[:, -1], torch.tensor([9, 12])).numpy()
+    assert np.abs(onnx._heads("kind_head", h) - torch_kind).max() < 1e-4
+    code = onnx._heads("code_head", h + onnx.w["code_condition.weight"][[9, 12]])
+    assert np.abs(code - torch_code).max() < 1e-4
+
+
+class Context:
+    def __init__(self, cancel_at: int | None = None) -> None:
+        self.steps: list[int] = []
+        self.previews = 0
+        self.cancel_at = cancel_at
+
+    cancelled = False
+    device = "cpu"
+
+    def check_cancelled(self) -> None:
+        pass
+
+    def progress(self, step: int, total: int) -> None:
+        self.steps.append(step)
+        if self.cancel_at is not None and step >= self.cancel_at:
+            raise Cancelled
+
+    def preview(self, image) -> None:
+        self.previews += 1
+
+
+def test_onnx_backend_generates_ranked_deterministic_images(exported) -> None:
+    backend = ShapesOnnxBackend(exported)
+    backend.load("")
+    assert backend.device() == "cpu (CPUExecutionProvider)"
+    request = GenerationRequest("two blue stars", seed=3, count=2, candidates=6)
+    first, again = backend.generate(request, Context()), backend.generate(request, Context())
+    assert len(first) == 6
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
+    assert [c.score for c in first] == sorted((c.score for c in first), reverse=True)
+    ctx = Context(cancel_at=5)
+    with pytest.raises(Cancelled):
+        backend.generate(request, ctx)
+    assert ctx.steps[-1] == 5
+
+
+def test_graphs_from_other_weights_are_refused(exported, tmp_path) -> None:
+    folder = tmp_path / "bundle"
+    shutil.copytree(exported, folder)
+    weights = bytearray((folder / TRANSFORMER).read_bytes())
+    weights[-1] ^= 0xFF
+    (folder / TRANSFORMER).write_bytes(bytes(weights))
+    with pytest.raises(BundleError, match="exported from other weights"):
+        OnnxShapesPipeline(folder)
+
+
+def test_the_onnx_path_never_imports_torch(exported) -> None:
+    code = f"""
+import sys, json
+from pathlib import Path
+from plugins.shapes.onnx_backend import ShapesOnnxBackend
+from studio.api import GenerationRequest
+backend = ShapesOnnxBackend(Path({str(exported)!r}))
+backend.load("")
+class Ctx:
+    cancelled = False
+    device = "cpu"
+    def check_cancelled(self): pass
+    def progress(self, step, total): pass
+    def preview(self, image): pass
+images = backend.generate(GenerationRequest("a red circle", seed=1, count=1), Ctx())
+print(json.dumps({{"torch": "torch" in sys.modules, "images": len(images)}}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"torch": False, "images": 1}
