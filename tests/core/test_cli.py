@@ -124,9 +124,16 @@ def test_python_dash_m_studio_in_a_subprocess(env, tmp_path) -> None:
     assert done.returncode == EXIT_OK, done.stderr
     (image,) = json.loads(done.stdout)["images"]
     assert Path(image["path"]).is_relative_to(home)
-    no_backend = subprocess.run(
-        [sys.executable, "-m", "studio", "generate", "x", "--data-dir", str(home)],
+    unknown = subprocess.run(
+        [sys.executable, "-m", "studio", "generate", "x", "--backend", "nope",
+         "--data-dir", str(home)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert no_backend.returncode == EXIT_FAILED
-    assert "no generation backend is installed" in no_backend.stderr
+    assert unknown.returncode == EXIT_FAILED
+    assert "unknown backend 'nope'" in unknown.stderr
+
+
+def test_generate_without_any_backend(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("studio.core.registry.entry_points", lambda group: [])
+    assert main(["generate", "a red circle"]) == EXIT_FAILED
+    assert "no generation backend is installed" in capsys.readouterr().err

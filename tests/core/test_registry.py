@@ -53,7 +53,7 @@ def test_failing_plugin_is_reported_and_others_work(install_plugins, backend_id,
 
 def test_unknown_backend_names_the_installed_ones(install_plugins) -> None:
     install_plugins({"fake": "fake_backend:FakeBackend"})
-    with pytest.raises(BackendUnavailable, match=r"unknown backend 'nope' \(installed: fake\)"):
+    with pytest.raises(BackendUnavailable, match=r"unknown backend 'nope' \(installed: .*fake"):
         PluginRegistry().get("nope")
 
 
