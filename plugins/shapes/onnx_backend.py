@@ -31,8 +31,9 @@ from studio.api import (
 class ShapesOnnxBackend(Backend):
     display_name = "Built-in Shapes model (ONNX Runtime)"
 
-    def __init__(self, folder: Path = SHIPPED) -> None:
+    def __init__(self, folder: Path = SHIPPED, threads: int = 0) -> None:
         self.folder = folder
+        self.threads = threads  # 0: one per physical core
         self.pipeline: Any = None
 
     def capabilities(self) -> Capabilities:
@@ -57,7 +58,7 @@ class ShapesOnnxBackend(Backend):
         check_model(model, self.folder)
         from plugins.shapes.model.onnx_pipeline import OnnxShapesPipeline
 
-        self.pipeline = OnnxShapesPipeline(self.folder)
+        self.pipeline = OnnxShapesPipeline(self.folder, threads=self.threads)
 
     def unload(self) -> None:
         self.pipeline = None

@@ -60,7 +60,7 @@ def test_all_problems_are_reported_at_once() -> None:
 
 
 def test_json_round_trip_keeps_unicode() -> None:
-    prompt = "שלום 🌈 «red» circle,\nsecond line: \"quoted\""
+    prompt = 'שלום 🌈 «red» circle,\nsecond line: "quoted"'
     request = GenerationRequest(prompt, negative_prompt="blurry", seed=5, options={"k": [1, 2]})
     again = GenerationRequest.from_dict({**request.to_dict(), "from_the_future": 1})
     assert again == request

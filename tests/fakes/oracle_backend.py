@@ -42,4 +42,3 @@ class OracleBackend(Backend):
             scene = sampler.realise(spec)
             candidates.append(Candidate(render_array(scene), score=1.0, seed=request.seed + i))
         return candidates
-

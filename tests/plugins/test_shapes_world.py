@@ -67,7 +67,7 @@ def test_scenes_are_laid_out_inside_apart_and_by_the_rules() -> None:
         for i, a in enumerate(scene.objects):
             x0, y0, x1, y1 = a.bbox
             assert x0 >= 0 and y0 >= 0 and x1 <= world.CANVAS and y1 <= world.CANVAS
-            for b in scene.objects[i + 1:]:
+            for b in scene.objects[i + 1 :]:
                 bx0, by0, bx1, by1 = b.bbox
                 gap = max(bx0 - x1, x0 - bx1, by0 - y1, y0 - by1)
                 assert gap >= world.MIN_GAP
@@ -141,6 +141,7 @@ def test_write_shard_and_the_data_render_command(tmp_path, capsys) -> None:
     assert x1 - x0 == obj["size_px"] and obj["center"] == [(x0 + x1) / 2, (y0 + y1) / 2]
     with Image.open(out / row["image"]) as image:
         assert image.size == (64, 64) and image.mode == "RGB"
-    assert write_shard(tmp_path / "again", 25, 4, kinds=["relation"]).read_text() == (
-        out / "annotations.jsonl"
-    ).read_text()
+    assert (
+        write_shard(tmp_path / "again", 25, 4, kinds=["relation"]).read_text()
+        == (out / "annotations.jsonl").read_text()
+    )

@@ -19,7 +19,7 @@ class TrainConfig:
     layers: int = 4
     heads: int = 6
     batch: int = 32
-    steps: int = 6_000
+    steps: int = 4_500
     lr: float = 1e-3
     warmup: int = 500
     text_dropout: float = 0.1  # captions dropped, for classifier-free guidance

@@ -4,8 +4,8 @@
 
 Writes, beside the bundle's safetensors files:
 - `transformer-prefix.onnx`: text embeddings (B, T, d) -> last hidden state, KV cache;
-- `transformer-step.onnx`: one token's embedding, its position and the KV cache ->
-  its hidden state and the grown cache;
+- `transformer-step.onnx`: one token's embedding, its position and the KV cache (one
+  input per layer and k/v) -> its hidden state and the grown cache;
 - `ranker-text.onnx`, `ranker-image.onnx`: the ranker's two encoders (normalised).
 
 The graphs hold no copy of the weights: each initializer that is a tensor of a
@@ -33,14 +33,23 @@ from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfi
 OPSET = 17
 
 
+def cache_names(layers: int, kind: str) -> list[str]:
+    """Per-layer KV cache names, keys then values: no stacking, so no copies to unstack."""
+    return [f"{kind}_{part}_{i}" for part in ("k", "v") for i in range(layers)]
+
+
+def _flat(present: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, ...]:
+    return (*(k for k, _ in present), *(v for _, v in present))
+
+
 class Prefix(nn.Module):
     def __init__(self, model: ShapesTransformer) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         h, present = self.model.run(x, 0)
-        return h[:, -1], torch.stack([k for k, _ in present]), torch.stack([v for _, v in present])
+        return (h[:, -1], *_flat(present))
 
 
 class Step(nn.Module):
@@ -48,10 +57,11 @@ class Step(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor, position: Tensor, past_k: Tensor, past_v: Tensor):
-        past = list(zip(past_k.unbind(0), past_v.unbind(0), strict=True))
+    def forward(self, x: Tensor, position: Tensor, *cache: Tensor) -> tuple[Tensor, ...]:
+        layers = len(cache) // 2
+        past = list(zip(cache[:layers], cache[layers:], strict=True))
         h, present = self.model.run(x, position, past)
-        return h[:, -1], torch.stack([k for k, _ in present]), torch.stack([v for _, v in present])
+        return (h[:, -1], *_flat(present))
 
 
 class RankerText(nn.Module):
@@ -77,20 +87,23 @@ def export(bundle: Path) -> list[Path]:
     ranker = load_module(ShapesRanker, RankerConfig, bundle / RANKER)
     c = transformer.config
     batch = 2
-    cache = {1: "batch", 3: "length"}
+    present = cache_names(c.layers, "present")
+    past = cache_names(c.layers, "past")
     written = []
     with torch.no_grad():
         x = torch.randn(batch, c.text_length, c.width)
-        axes = {"x": {0: "batch"}, "h": {0: "batch"}, "present_k": cache, "present_v": cache}
+        axes = {"x": {0: "batch"}, "h": {0: "batch"}}
+        axes |= {name: {0: "batch", 3 if "_k_" in name else 2: "length"} for name in present}
         written.append(_export(Prefix(transformer), (x,), bundle / PREFIX, ["x"],
-                               ["h", "present_k", "present_v"], axes,
-                               bundle / TRANSFORMER, "model."))  # fmt: skip
-        past = torch.randn(c.layers, batch, c.heads, c.text_length, c.width // c.heads)
-        axes = {**axes, "past_k": {1: "batch", 3: "past"}, "past_v": {1: "batch", 3: "past"}}
-        inputs = (torch.randn(batch, 1, c.width), torch.tensor([c.text_length]), past, past.clone())
+                               ["h", *present], axes, bundle / TRANSFORMER, "model."))  # fmt: skip
+        axes |= {name: {0: "batch", 3 if "_k_" in name else 2: "past"} for name in past}
+        head = c.width // c.heads
+        cache = [torch.randn(batch, c.heads, head, c.text_length)] * c.layers + [
+            torch.randn(batch, c.heads, c.text_length, head)
+        ] * c.layers
+        inputs = (torch.randn(batch, 1, c.width), torch.tensor([c.text_length]), *cache)
         written.append(_export(Step(transformer), inputs, bundle / STEP,
-                               ["x", "position", "past_k", "past_v"],
-                               ["h", "present_k", "present_v"], axes,
+                               ["x", "position", *past], ["h", *present], axes,
                                bundle / TRANSFORMER, "model."))  # fmt: skip
     # Outside no_grad: there nn.TransformerEncoderLayer takes a fused fast path that ONNX
     # cannot express.

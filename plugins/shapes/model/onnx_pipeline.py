@@ -48,7 +48,8 @@ def pick(log_p: np.ndarray, options: SamplingOptions, rng: np.random.Generator) 
 
 
 class OnnxShapesPipeline:
-    def __init__(self, folder: Path, prefer_cuda: bool = True) -> None:
+    def __init__(self, folder: Path, prefer_cuda: bool = True, threads: int = 0) -> None:
+        """`threads` 0 lets ONNX Runtime choose (one per physical core)."""
         import onnxruntime as ort
         from safetensors import safe_open
 
@@ -65,6 +66,7 @@ class OnnxShapesPipeline:
             ort.set_default_logger_severity(4)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: CUDA fallback warnings are expected
+        options.intra_op_num_threads = threads
         self.sessions: dict[str, Any] = {}
         for name in (PREFIX, STEP, RANKER_TEXT, RANKER_IMAGE):
             path = folder / name
@@ -77,6 +79,7 @@ class OnnxShapesPipeline:
             self.sessions[name] = ort.InferenceSession(str(path), options, providers=wanted)
         # What the sessions really got, not what was asked for or is installed.
         self.provider = self.sessions[STEP].get_providers()[0]
+        self._cache_device = "cuda" if self.provider == CUDA else "cpu"
 
     @property
     def device(self) -> str:
@@ -105,9 +108,10 @@ class OnnxShapesPipeline:
             prompts = np.concatenate([prompts, np.full_like(prompts, PAD)])
 
         def choose(logits: np.ndarray) -> np.ndarray:
-            log_p = log_softmax(logits.astype(np.float64))
+            """Rows are the conditioned batch, then (with guidance) its unconditioned copy."""
+            log_p = log_softmax(logits)
             if guided:
-                cond, uncond = log_p[:n], log_p[n:]
+                cond, uncond = np.split(log_p, 2)
                 log_p = uncond + options.guidance * (cond - uncond)
             return pick(log_p, options, rng)
 
@@ -115,19 +119,21 @@ class OnnxShapesPipeline:
             return np.concatenate([x, x]) if guided else x
 
         x = w["text_embed.weight"][prompts]
-        h, past_k, past_v = self.sessions[PREFIX].run(None, {"x": x})
+        h, cache = self._run(PREFIX, {"x": x}, {})
         backgrounds = choose(self._heads("background_head", h))
         x = w["background_embed.weight"][both(backgrounds)][:, None]
         image = self.tokenizers.image
         patches = np.empty((n, c["n_patches"]), np.int64)
         for p in range(c["n_patches"]):
             position = np.array([c["text_length"] + p], np.int64)
-            feeds = {"x": x, "position": position, "past_k": past_k, "past_v": past_v}
-            h, past_k, past_v = self.sessions[STEP].run(None, feeds)
+            h, cache = self._run(STEP, {"x": x, "position": position}, cache)
             kind = both(choose(self._heads("kind_head", h)))
-            conditioned = h + w["code_condition.weight"][kind]
-            code = both(choose(self._heads("code_head", conditioned)))
-            code = np.where(kind >= it.FIRST_MASK, code, n_codes)
+            code = np.full_like(kind, n_codes)  # "no code" unless the patch is a mask
+            masked = np.flatnonzero(kind[:n] >= it.FIRST_MASK)
+            if len(masked):  # codes only where needed: most patches are empty or solid
+                rows = np.concatenate([masked, masked + n]) if guided else masked
+                conditioned = h[rows] + w["code_condition.weight"][kind[rows]]
+                code[rows] = both(choose(self._heads("code_head", conditioned)))
             is_mask = kind[:n] >= it.FIRST_MASK
             joined = (
                 it.FIRST_MASK
@@ -148,6 +154,24 @@ class OnnxShapesPipeline:
             order = np.argsort(-scores, kind="stable")
             images, scores = images[order], scores[order]
         return Generated(images, scores, encoded.unknown)
+
+    def _run(self, name: str, arrays: dict[str, np.ndarray], cache: list[Any]):
+        """Run a transformer graph; the KV cache stays in ONNX Runtime's memory (on the
+        GPU with CUDA) from one step to the next instead of going through numpy."""
+        session = self.sessions[name]
+        binding = session.io_binding()
+        for key, value in arrays.items():
+            binding.bind_cpu_input(key, np.ascontiguousarray(value, dtype=value.dtype))
+        past = [i.name for i in session.get_inputs() if i.name.startswith("past_")]
+        for key, value in zip(past, cache, strict=True):
+            binding.bind_ortvalue_input(key, value)
+        outputs = [o.name for o in session.get_outputs()]
+        binding.bind_output(outputs[0], "cpu")
+        for key in outputs[1:]:
+            binding.bind_output(key, self._cache_device)
+        session.run_with_iobinding(binding)
+        values = binding.get_outputs()
+        return values[0].numpy(), values[1:]
 
     def scores(self, text: np.ndarray, images: np.ndarray) -> np.ndarray:
         (t,) = self.sessions[RANKER_TEXT].run(None, {"text": text[None]})

@@ -49,9 +49,10 @@ def sample_tokens(
         prompts = torch.cat([prompts, torch.full_like(prompts, PAD)])
 
     def choose(logits: Tensor) -> Tensor:
+        """Rows are the conditioned batch, then (with guidance) its unconditioned copy."""
         log_p = F.log_softmax(logits.float(), -1)
         if guided:
-            cond, uncond = log_p[:n], log_p[n:]
+            cond, uncond = log_p.chunk(2)
             log_p = uncond + options.guidance * (cond - uncond)
         return pick(log_p, options, generator)
 
@@ -66,8 +67,11 @@ def sample_tokens(
         h, past = model.run(x, c.text_length + p, past)
         h = h[:, -1]
         kind = both(choose(model.kind_head(h)))
-        code = both(choose(model.code_logits(h, kind)))
-        code = torch.where(kind >= it.FIRST_MASK, code, torch.full_like(code, c.n_codes))
+        code = torch.full_like(kind, c.n_codes)  # "no code" unless the patch is a mask
+        masked = (kind[:n] >= it.FIRST_MASK).nonzero()[:, 0]
+        if len(masked):  # codes only where needed: most patches are empty or solid
+            rows = torch.cat([masked, masked + n]) if guided else masked
+            code[rows] = both(choose(model.code_logits(h[rows], kind[rows])))
         patches[:, p] = join_patch_tokens(kind[:n], code[:n], c.n_codes)
         x = model.embed_patches(kind, code)[:, None]
         if on_patch is not None:

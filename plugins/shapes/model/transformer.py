@@ -63,16 +63,23 @@ class Attention(nn.Module):
         self.out = nn.Linear(width, width)
 
     def forward(self, x: Tensor, past_k: Tensor, past_v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """x (B, n, d); past (B, heads, t, d/heads). Causal over the new tokens when
-        there is no past (the prefix); a single new token attends to everything."""
+        """x (B, n, d) -> (y, keys, values) with the new tokens appended to the cache.
+
+        The cache keeps keys transposed and pre-scaled, (B, heads, d/heads, t), and values
+        as (B, heads, t, d/heads), so a step touches it only to append. Causal over the new
+        tokens when there is no past (the prefix, training); one new token sees it all.
+        """
         b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        k = torch.cat([past_k, k], dim=2)
-        v = torch.cat([past_v, v], dim=2)
+        head = d // self.heads
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, head).permute(2, 0, 3, 1, 4)
+        keys = torch.cat([past_k, k.transpose(-2, -1) * head**-0.5], dim=-1)
+        values = torch.cat([past_v, v], dim=2)
         # A python bool even while tracing for ONNX: each exported graph is one of the cases.
-        causal = bool(past_k.shape[2] == 0 and n > 1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        return self.out(y.transpose(1, 2).reshape(b, n, d)), k, v
+        if bool(past_k.shape[-1] == 0 and n > 1):
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = torch.softmax(q @ keys, dim=-1) @ values
+        return self.out(y.transpose(1, 2).reshape(b, n, d)), keys, values
 
 
 class Block(nn.Module):
@@ -138,9 +145,9 @@ class ShapesTransformer(nn.Module):
         else:
             x = x + self.position[start : start + x.shape[1]]
         if past is None:
-            heads, dh = self.config.heads, self.config.width // self.config.heads
-            empty = x.new_zeros(b, heads, 0, dh)
-            past = [(empty, empty)] * len(self.blocks)
+            heads, head = self.config.heads, self.config.width // self.config.heads
+            no_keys, no_values = x.new_zeros(b, heads, head, 0), x.new_zeros(b, heads, 0, head)
+            past = [(no_keys, no_values)] * len(self.blocks)
         present = []
         for block, (k, v) in zip(self.blocks, past, strict=True):
             x, k, v = block(x, k, v)
