@@ -80,13 +80,16 @@ class OnnxShapesPipeline:
         # What the sessions really got, not what was asked for or is installed.
         self.provider = self.sessions[STEP].get_providers()[0]
         self._cache_device = "cuda" if self.provider == CUDA else "cpu"
+        self._transposed: dict[str, np.ndarray] = {}
 
     @property
     def device(self) -> str:
         return "cuda:0" if self.provider == CUDA else "cpu"
 
     def _heads(self, name: str, h: np.ndarray) -> np.ndarray:
-        return h @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+        if name not in self._transposed:  # once: a contiguous (in, out) matrix is faster
+            self._transposed[name] = np.ascontiguousarray(self.w[f"{name}.weight"].T)
+        return h @ self._transposed[name] + self.w[f"{name}.bias"]
 
     def generate(
         self,
