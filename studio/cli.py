@@ -158,11 +158,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if not request.backend:
             raise CliError("no generation backend is installed (see `studio backends`)")
         try:
-            problems = core.registry.get(request.backend).capabilities().problems(request)
+            backend = core.registry.get(request.backend)
+            problems = backend.capabilities().problems(request)
+            unknown = backend.unknown_words(request.prompt)
         except BackendUnavailable as error:
             raise CliError(str(error)) from None
         if problems:
             raise CliError(f"invalid request: {'; '.join(problems)}", EXIT_USAGE)
+        if unknown:
+            words = ", ".join(unknown)
+            print(f"studio: note: the model does not know (and ignores): {words}", file=sys.stderr)
 
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         core.engine.subscribe(events.put)
@@ -198,6 +203,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         data = {
             "job": job.id,
             "request": request.to_dict(),
+            "unknown_words": unknown,
             "images": [
                 {**_entry_summary(entry), "exported": str(out) if exported else None}
                 for entry, out in zip(job.results, paths, strict=True)

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Settings:
-    backend: str = ""  # "" = the first installed backend
+    backend: str = "shapes"  # the built-in model; if missing, the first installed backend
     model: str = ""  # "" = the backend's default model
     count: int = 4
     candidates: int = 16
