@@ -1,30 +1,155 @@
-"""The main window (a minimal one until the desktop app lands)."""
+"""The main window: a minimal prompt canvas until the full desktop app lands.
+
+Type a prompt, Ctrl+Enter (or Generate), watch the previews, Esc cancels; the best
+candidates are shown, best first, and saved to the history.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.core.app import Core
+from studio.core.request import RequestError
+from studio.ui.bridge import EngineBridge
+
+TILE = 192
+COLUMNS = 4
 
 
 class MainWindow(QMainWindow):
     def __init__(self, core: Core) -> None:
         super().__init__()
         self.core = core
+        self.job_id: int | None = None
+        self.bridge = EngineBridge(core.engine, self)
         self.setWindowTitle("Studio")
         self.resize(960, 640)
-        records = core.registry.records()
-        backends = ", ".join(r.id for r in records) or "none installed yet"
-        summary = QLabel(
-            f"<h2>Studio</h2>"
-            f"<p>Backends: {backends}</p>"
-            f"<p>Images in history: {core.history.count():,}</p>"
-            f"<p>Data folder: {core.paths.data}</p>"
-        )
-        summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        summary.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText("three yellow hearts on a black background")
+        self.prompt.setFixedHeight(72)
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setToolTip("Ctrl+Enter")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Esc")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(False)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.tiles = [QLabel() for _ in range(COLUMNS)]
+        for tile in self.tiles:
+            tile.setFixedSize(TILE, TILE)
+            tile.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            tile.setStyleSheet("background: palette(base); border-radius: 6px;")
+
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.generate_button)
+        buttons.addWidget(self.cancel_button)
+        top = QHBoxLayout()
+        top.addWidget(self.prompt, 1)
+        top.addLayout(buttons)
+        grid = QGridLayout()
+        for column, tile in enumerate(self.tiles):
+            grid.addWidget(tile, 0, column)
         body = QWidget()
         layout = QVBoxLayout(body)
-        layout.addWidget(summary)
+        layout.addLayout(top)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.message)
+        layout.addLayout(grid)
+        layout.addStretch(1)
         self.setCentralWidget(body)
+
+        self.generate_button.clicked.connect(self.generate)
+        self.cancel_button.clicked.connect(self.cancel)
+        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.generate)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel)
+        self.bridge.progress.connect(self._on_progress)
+        self.bridge.preview.connect(self._on_preview)
+        self.bridge.results.connect(self._on_results)
+        self.bridge.failed.connect(self._on_failed)
+        self.bridge.state_changed.connect(self._on_state)
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        backend = self.core.default_backend() or "none installed"
+        count = self.core.history.count()
+        self.statusBar().showMessage(
+            f"Backend: {backend}   ·   History: {count:,} images   ·   {self.core.paths.data}"
+        )
+
+    def generate(self) -> None:
+        try:
+            request = self.core.request(self.prompt.toPlainText())
+        except RequestError as error:
+            self.message.setText(f"Cannot generate: {error}")
+            return
+        if not request.backend:
+            self.message.setText("No generation backend is installed.")
+            return
+        self.message.setText("")
+        self.progress.setValue(0)
+        self.job_id = self.core.engine.submit(request).id
+        self.cancel_button.setEnabled(True)
+
+    def cancel(self) -> None:
+        if self.job_id is not None:
+            self.core.engine.cancel(self.job_id)
+
+    def _on_state(self, job_id: int, state: str) -> None:
+        if job_id != self.job_id:
+            return
+        if state in ("done", "cancelled", "failed"):
+            self.cancel_button.setEnabled(False)
+            if state == "cancelled":
+                self.message.setText("Cancelled.")
+        elif state == "loading":
+            self.message.setText("Loading the model…")
+        elif state == "running":
+            self.message.setText("")
+
+    def _on_progress(self, job_id: int, step: int, total: int) -> None:
+        if job_id == self.job_id:
+            self.progress.setMaximum(total)
+            self.progress.setValue(step)
+
+    def _on_preview(self, job_id: int, image: QImage) -> None:
+        if job_id != self.job_id:
+            return
+        side = image.height()  # previews are candidates side by side, each square
+        for column, tile in enumerate(self.tiles):
+            if (column + 1) * side <= image.width():
+                self._show(tile, image.copy(column * side, 0, side, side))
+
+    def _on_results(self, job_id: int, entries: tuple) -> None:
+        if job_id != self.job_id:
+            return
+        for tile, entry in zip(self.tiles, entries, strict=False):
+            self._show(tile, QImage(str(entry.path)))
+            tile.setToolTip(f"seed {entry.request.seed} · score {entry.metadata.score or 0:.3f}")
+        self._show_summary()
+
+    def _on_failed(self, job_id: int, message: str, details: str) -> None:
+        if job_id == self.job_id:
+            self.message.setText(f"Generation failed: {message}")
+
+    @staticmethod
+    def _show(tile: QLabel, image: QImage) -> None:
+        # Pixel art: scale up without blurring.
+        pixmap = QPixmap.fromImage(image).scaled(
+            TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+        )
+        tile.setPixmap(pixmap)

@@ -1,0 +1,65 @@
+"""The shipped built-in model: it loads with both runtimes, is deterministic, and draws."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from plugins.shapes.backend import ShapesBackend
+from plugins.shapes.judge import Judge
+from plugins.shapes.model.bundle import SHIPPED
+from plugins.shapes.onnx_backend import ShapesOnnxBackend
+from plugins.shapes.parser import parse_prompt
+from studio.api import GenerationRequest
+from studio.cli import EXIT_FAILED, EXIT_OK, main
+
+
+class Quiet:
+    cancelled = False
+    device = "cpu"
+
+    def check_cancelled(self) -> None:
+        pass
+
+    def progress(self, step: int, total: int) -> None:
+        pass
+
+    def preview(self, image) -> None:
+        pass
+
+
+@pytest.fixture(scope="module", params=[ShapesOnnxBackend, ShapesBackend], ids=["onnx", "torch"])
+def backend(request):
+    backend = request.param(SHIPPED)
+    backend.load("")
+    return backend
+
+
+def test_shipped_weights_are_deterministic_for_a_seed(backend) -> None:
+    request = GenerationRequest("two green squares on a white background", seed=7, count=2,
+                                candidates=4)  # fmt: skip
+    first = backend.generate(request, Quiet())
+    again = backend.generate(request, Quiet())
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
+
+
+def test_shipped_model_draws_what_a_simple_prompt_asks(backend) -> None:
+    prompt = "a red circle"
+    candidates = backend.generate(GenerationRequest(prompt, seed=1, count=4, candidates=16),
+                                  Quiet())  # fmt: skip
+    judge, spec = Judge.load(), parse_prompt(prompt)
+    assert judge.check(candidates[0].image, spec).passed  # the ranker's pick
+
+
+def test_cli_generate_with_the_default_backend(capsys, tmp_path) -> None:
+    code = main(["generate", "a blue star wearing a hat", "--seed", "3", "--count", "2",
+                 "--out", str(tmp_path), "--json"])  # fmt: skip
+    assert code == EXIT_OK
+    result = json.loads(capsys.readouterr().out)
+    assert result["request"]["backend"] == "shapes"
+    assert result["unknown_words"] == ["wearing", "hat"]
+    assert len(result["images"]) == 2
+    assert main(["generate", "bonjour tout le monde"]) == EXIT_FAILED
+    assert "none of the words of this prompt are known" in capsys.readouterr().err
