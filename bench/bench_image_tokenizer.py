@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -25,15 +26,21 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=100)
     parser.add_argument("--scenes", type=int, default=8000, help="scenes to learn codes from")
     parser.add_argument("--configs", default="8x8:1024,8x4:1024,8x8:4096")
+    parser.add_argument("--tokenizer", type=Path, help="score this codebook file instead")
     args = parser.parse_args()
     judge = Judge.load()
     print(f"{'config':<12}{'fit s':>7}" + "".join(f"{k:>9}" for k in world.KINDS)
           + f"{'mean':>8}{'mse':>7}{'codes used':>12}")  # fmt: skip
-    for config in args.configs.split(","):
-        patch, codes = config.split(":")
-        patch_h, patch_w = (int(v) for v in patch.split("x"))
+    configs = [str(args.tokenizer)] if args.tokenizer else args.configs.split(",")
+    for config in configs:
         started = time.perf_counter()
-        tokenizer = fit_tokenizer(patch_h, patch_w, int(codes), args.scenes, seed=0)
+        if args.tokenizer:
+            tokenizer = ImageTokenizer.load(args.tokenizer)
+            config = f"{tokenizer.patch_h}x{tokenizer.patch_w}:{tokenizer.n_codes} (file)"
+        else:
+            patch, codes = config.split(":")
+            patch_h, patch_w = (int(v) for v in patch.split("x"))
+            tokenizer = fit_tokenizer(patch_h, patch_w, int(codes), args.scenes, seed=0)
         fit = time.perf_counter() - started
         scores, errors, used = ceiling(tokenizer, judge, args.per_kind)
         print(f"{config:<12}{fit:>7.0f}" + "".join(f"{scores[k]:>9.3f}" for k in world.KINDS)
