@@ -99,13 +99,14 @@ def _vocabulary() -> Any:
     return TextTokenizer(tuple(words)) if words else TextTokenizer.build()
 
 
-class ShapesBackend(Backend):
-    display_name = "Built-in Shapes model (PyTorch)"
+class BuiltinShapesBackend(Backend):
+    """What both runtimes share: the model files, capabilities, options and generation.
+    Subclasses load a pipeline (anything with `generate` like `ShapesPipeline`)."""
 
-    def __init__(self, folder: Path = SHIPPED) -> None:
+    def __init__(self, folder: Path = SHIPPED, threads: int = 0) -> None:
         self.folder = folder
+        self.threads = threads  # 0: the runtime's own choice
         self.pipeline: Any = None
-        self._device = "cpu"
 
     def capabilities(self) -> Capabilities:
         return capabilities(("cpu", "cuda"))
@@ -113,14 +114,24 @@ class ShapesBackend(Backend):
     def models(self) -> list[ModelInfo]:
         return [model_info(self.folder)]
 
-    def device(self) -> str:
-        return self._device
-
     def sampler_name(self, request: GenerationRequest) -> str:
         return sampler_label(request)
 
     def unknown_words(self, prompt: str) -> list[str]:
         return unknown_words(prompt)
+
+    def unload(self) -> None:
+        self.pipeline = None
+
+    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
+        return generate_candidates(self.pipeline, request, ctx)
+
+
+class ShapesBackend(BuiltinShapesBackend):
+    display_name = "Built-in Shapes model (PyTorch)"
+
+    def device(self) -> str:
+        return self.pipeline.device if self.pipeline is not None else "cpu"
 
     def load(self, model: str) -> None:
         check_model(model, self.folder)
@@ -128,20 +139,19 @@ class ShapesBackend(Backend):
 
         from plugins.shapes.model.pipeline import ShapesPipeline
 
-        self._device = "cuda:0" if torch.cuda.is_available() else "cpu"
-        self.pipeline = ShapesPipeline.load(self.folder, self._device)
-        if self._device != "cpu":  # fp16 halves the transformer's time; the ranker stays fp32
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        self.pipeline = ShapesPipeline.load(self.folder, device)
+        if device != "cpu":  # fp16 halves the transformer's time; the ranker stays fp32
             self.pipeline.transformer.half()
 
     def unload(self) -> None:
-        self.pipeline = None
+        super().unload()
         import torch
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
-        return generate_candidates(self.pipeline, request, ctx)
 
 
 def generate_candidates(
