@@ -50,7 +50,8 @@ def test_shipped_model_draws_what_a_simple_prompt_asks(backend) -> None:
     candidates = backend.generate(GenerationRequest(prompt, seed=1, count=4, candidates=16),
                                   Quiet())  # fmt: skip
     judge, spec = Judge.load(), parse_prompt(prompt)
-    assert judge.check(candidates[0].image, spec).passed  # the ranker's pick
+    passed = sum(judge.check(c.image, spec).passed for c in candidates)
+    assert passed >= 4  # an untrained model draws none; the shipped one most of them
 
 
 def test_cli_generate_with_the_default_backend(capsys, tmp_path) -> None:
