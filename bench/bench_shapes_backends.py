@@ -35,8 +35,7 @@ if sys.argv[1] == "pytorch":
 else:
     from plugins.shapes.onnx_backend import ShapesOnnxBackend as Backend
 imported = time.perf_counter()
-backend = Backend(Path(sys.argv[3]))
-backend.threads = threads
+backend = Backend(Path(sys.argv[3]), threads=threads)
 backend.load("")
 loaded = time.perf_counter()
 

@@ -6,11 +6,19 @@ graphs come from `python -m plugins.shapes.model.export_onnx resources/shapes/mo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from plugins.shapes.backend import BuiltinShapesBackend, check_model
+from plugins.shapes.model.bundle import SHIPPED
 
 
 class ShapesOnnxBackend(BuiltinShapesBackend):
     display_name = "Built-in Shapes model (ONNX Runtime)"
+
+    def __init__(self, folder: Path | None = None, threads: int = 1) -> None:
+        # One thread: this small model's ops are too short for a second thread to pay
+        # (bench/bench_shapes_backends.py: 0.39 s with one thread, 0.78 s with two).
+        super().__init__(folder or SHIPPED, threads)
 
     def device(self) -> str:
         """'cpu' or 'cuda:0', with the ONNX Runtime provider the sessions really got."""
