@@ -64,22 +64,16 @@ class Step(nn.Module):
         return (h[:, -1], *_flat(present))
 
 
-class RankerText(nn.Module):
-    def __init__(self, ranker: ShapesRanker) -> None:
+class RankerEncoder(nn.Module):
+    """One of the ranker's two encoders (`embed_text` or `embed_images`) as a graph."""
+
+    def __init__(self, ranker: ShapesRanker, method: str) -> None:
         super().__init__()
         self.ranker = ranker
+        self.method = method
 
-    def forward(self, text: Tensor) -> Tensor:
-        return self.ranker.embed_text(text)
-
-
-class RankerImage(nn.Module):
-    def __init__(self, ranker: ShapesRanker) -> None:
-        super().__init__()
-        self.ranker = ranker
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.ranker.embed_images(images)
+    def forward(self, x: Tensor) -> Tensor:
+        return getattr(self.ranker, self.method)(x)
 
 
 def export(bundle: Path) -> list[Path]:
@@ -108,12 +102,14 @@ def export(bundle: Path) -> list[Path]:
     # Outside no_grad: there nn.TransformerEncoderLayer takes a fused fast path that ONNX
     # cannot express.
     text = torch.ones(1, ranker.config.text_length, dtype=torch.long)
-    written.append(_export(RankerText(ranker), (text,), bundle / RANKER_TEXT, ["text"],
+    text_encoder = RankerEncoder(ranker, "embed_text")
+    written.append(_export(text_encoder, (text,), bundle / RANKER_TEXT, ["text"],
                            ["embedding"], {"text": {0: "batch"}, "embedding": {0: "batch"}},
                            bundle / RANKER, "ranker."))  # fmt: skip
     with torch.no_grad():
         images = torch.zeros(batch, 64, 64, 3, dtype=torch.uint8)
-        written.append(_export(RankerImage(ranker), (images,), bundle / RANKER_IMAGE, ["images"],
+        image_encoder = RankerEncoder(ranker, "embed_images")
+        written.append(_export(image_encoder, (images,), bundle / RANKER_IMAGE, ["images"],
                                ["embedding"], {"images": {0: "batch"}, "embedding": {0: "batch"}},
                                bundle / RANKER, "ranker."))  # fmt: skip
     return written

@@ -58,11 +58,10 @@ def train(config: TrainConfig, run: Path, out: Path | None, log: RunLog) -> Path
     bundle.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     tokenizers = stage_tokenizers(config, bundle, log)
-    transformer = stage_transformer(config, tokenizers, run, log)
+    stage_transformer(config, tokenizers, run, log)
     stage_ranker(config, tokenizers, run, log)
     scores = quick_eval(bundle, config.eval_prompts_per_kind * 4, config.seed, ranked=True)
     log("final quick evaluation (ranked)", **scores)
-    del transformer
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for item in bundle.iterdir():
