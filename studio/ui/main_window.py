@@ -1,7 +1,8 @@
-"""The main window: a minimal prompt canvas until the full desktop app lands.
+"""The main window: the prompt canvas, and the history gallery beside it.
 
 Type a prompt, Ctrl+Enter (or Generate), watch the previews, Esc cancels; the best
-candidates are shown, best first, and saved to the history.
+candidates are shown, best first, and saved to the history. Activating an image in the
+gallery puts its prompt back in the editor.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
+    QDockWidget,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
 from studio.core.app import Core
 from studio.core.request import RequestError
 from studio.ui.bridge import EngineBridge
+from studio.ui.gallery import GalleryPanel
 
 TILE = 192
 COLUMNS = 4
@@ -35,7 +38,7 @@ class MainWindow(QMainWindow):
         self.job_id: int | None = None
         self.bridge = EngineBridge(core.engine, self)
         self.setWindowTitle("Studio")
-        self.resize(960, 640)
+        self.resize(1280, 760)
 
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("three yellow hearts on a black background")
@@ -72,6 +75,14 @@ class MainWindow(QMainWindow):
         layout.addLayout(grid)
         layout.addStretch(1)
         self.setCentralWidget(body)
+        self.gallery = GalleryPanel(core)
+        self.gallery.entry_activated.connect(self.reuse_prompt)
+        history = QDockWidget("History", self)
+        history.setObjectName("history")
+        history.setWidget(self.gallery)
+        history.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                            | QDockWidget.DockWidgetFeature.DockWidgetFloatable)  # fmt: skip
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, history)
 
         self.generate_button.clicked.connect(self.generate)
         self.cancel_button.clicked.connect(self.cancel)
@@ -141,6 +152,11 @@ class MainWindow(QMainWindow):
             self._show(tile, QImage(str(entry.path)))
             tile.setToolTip(f"seed {entry.request.seed} · score {entry.metadata.score or 0:.3f}")
         self._show_summary()
+        self.gallery.model.refresh()
+
+    def reuse_prompt(self, entry) -> None:
+        self.prompt.setPlainText(entry.request.prompt)
+        self.prompt.setFocus()
 
     def _on_failed(self, job_id: int, message: str, details: str) -> None:
         if job_id == self.job_id:

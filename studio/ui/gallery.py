@@ -1,0 +1,126 @@
+"""The history gallery panel: search, favourites filter, thumbnails, drag out, delete."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMessageBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.app import Core
+from studio.core.history import HistoryEntry
+from studio.ui.gallery_model import GalleryModel
+
+SEARCH_DELAY_MS = 200  # wait for a pause in typing before searching
+
+
+class GalleryPanel(QWidget):
+    entry_activated = Signal(object)  # HistoryEntry: double-click or Enter
+
+    def __init__(self, core: Core, parent: QWidget | None = None, icon_side: int = 128) -> None:
+        super().__init__(parent)
+        self.core = core
+        self.model = GalleryModel(core, self, icon_side=icon_side)
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search prompts…")
+        self.search.setClearButtonEnabled(True)
+        self.favourites = QToolButton()
+        self.favourites.setText("★")
+        self.favourites.setToolTip("Favourites only")
+        self.favourites.setCheckable(True)
+        self.count = QLabel()
+
+        self.view = QListView()
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setUniformItemSizes(True)  # no per-row size queries: smooth at 100,000
+        self.view.setIconSize(QSize(icon_side, icon_side))
+        self.view.setGridSize(QSize(icon_side + 12, icon_side + 12))
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.setDragEnabled(True)
+        self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.view.setModel(self.model)
+
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.favourites)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.count)
+
+        self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self.apply_search)
+        self.search.textChanged.connect(self._search_timer.start)
+        self.favourites.toggled.connect(self.apply_search)
+        self.view.activated.connect(self._on_activated)
+        self.model.modelReset.connect(self._show_count)
+
+        self.favourite_action = self._action("Favourite", "F", self.toggle_favourite)
+        self.delete_action = self._action("Delete…", QKeySequence.StandardKey.Delete,
+                                          self.delete_selected)  # fmt: skip
+        self._show_count()
+
+    def _action(self, text: str, keys, slot) -> QAction:
+        action = QAction(text, self.view)
+        action.setShortcut(QKeySequence(keys))
+        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        action.triggered.connect(slot)
+        self.view.addAction(action)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        return action
+
+    def apply_search(self) -> None:
+        filters = {"favourites_only": True} if self.favourites.isChecked() else {}
+        self.model.set_search(self.search.text(), **filters)
+
+    def selected_entries(self) -> list[HistoryEntry]:
+        rows = sorted(index.row() for index in self.view.selectionModel().selectedIndexes())
+        return [self.model.entry(row) for row in rows]
+
+    def toggle_favourite(self) -> None:
+        entries = self.selected_entries()
+        if not entries:
+            return
+        favourite = not all(e.favourite for e in entries)  # mixed: make all favourites
+        for entry in entries:
+            self.core.history.set_favourite(entry.id, favourite)
+        self.model.refresh()
+
+    def delete_selected(self, confirm: bool = True) -> int:
+        entries = self.selected_entries()
+        if not entries:
+            return 0
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Delete images",
+                f"Delete {len(entries)} image{'s' if len(entries) > 1 else ''} and "
+                f"{'their files' if len(entries) > 1 else 'its file'}? This cannot be undone.",
+            )  # fmt: skip
+            if answer != QMessageBox.StandardButton.Yes:
+                return 0
+        deleted = self.core.history.delete([e.id for e in entries])
+        for entry in entries:
+            self.core.thumbnails.forget(entry.id)
+        self.model.refresh()
+        return deleted
+
+    def _on_activated(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.entry_activated.emit(self.model.entry(index.row()))
+
+    def _show_count(self) -> None:
+        total = self.model.total()
+        self.count.setText(f"{total:,} image{'s' if total != 1 else ''}")

@@ -1,0 +1,190 @@
+"""The history gallery's Qt model: every image ever made, newest first, paged in.
+
+Rows arrive a page at a time as the view scrolls (`canFetchMore`/`fetchMore`), so a
+history of 100,000 images opens as fast as one of 100. Thumbnails are made (or read
+from the disk cache) on the engine's background pool and kept in a bounded memory
+cache here; until one is ready the view shows a placeholder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QUrl,
+)
+from PySide6.QtCore import Signal as QtSignal
+from PySide6.QtGui import QColor, QImage, QPixmap
+
+from studio.core.app import Core
+from studio.core.history import HistoryEntry
+from studio.ui.bridge import to_qimage
+
+PAGE = 200
+MEMORY_THUMBNAILS = 3_000  # ~200 KB each at most: a bounded few hundred MB in the worst case
+EntryRole = Qt.ItemDataRole.UserRole + 1
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+def image_mime_data(paths: list[Path], prompts: list[str]) -> QMimeData:
+    """Drag (or clipboard) data for image files: file URLs, the image when there is
+    one (apps that take pixels, not files), and the prompts as plain text."""
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
+    if len(paths) == 1:
+        image = QImage(str(paths[0]))
+        if not image.isNull():
+            data.setImageData(image)
+    data.setText("\n".join(prompts))
+    return data
+
+
+class GalleryModel(QAbstractListModel):
+    thumbnail_ready = QtSignal(int, QImage)  # entry id; emitted on a worker thread
+
+    def __init__(
+        self,
+        core: Core,
+        parent: QObject | None = None,
+        *,
+        page: int = PAGE,
+        memory_thumbnails: int = MEMORY_THUMBNAILS,
+        icon_side: int = 128,
+    ) -> None:
+        super().__init__(parent)
+        self.core = core
+        self.page = page
+        self.icon_side = icon_side
+        self.memory_thumbnails = memory_thumbnails
+        self.query = ""
+        self.filters: dict[str, Any] = {}
+        self._entries: list[HistoryEntry] = []
+        self._row_of: dict[int, int] = {}
+        self._total = 0
+        self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()  # least recently used first
+        self._pending: set[int] = set()
+        self._placeholder = QPixmap(64, 64)
+        self._placeholder.fill(QColor(128, 128, 128, 40))
+        self.thumbnail_ready.connect(self._on_thumbnail)  # queued: it comes from a worker
+        self.refresh()
+
+    # -- what is listed ---------------------------------------------------------------
+
+    def set_search(self, query: str = "", **filters: Any) -> None:
+        """Show the entries matching `query` (prompt words) and `filters` (those of
+        `HistoryStore.list`: favourites_only, backend, model, since, until)."""
+        self.query, self.filters = query, filters
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the listing again from the start (after new images, deletions, ...)."""
+        self.beginResetModel()
+        self._entries, self._row_of = [], {}
+        self._total = self.core.history.count(query=self.query, **self.filters)
+        self.endResetModel()
+
+    def total(self) -> int:
+        """Entries that match, paged in or not."""
+        return self._total
+
+    def entry(self, row: int) -> HistoryEntry:
+        return self._entries[row]
+
+    def row_of(self, entry_id: int) -> int | None:
+        return self._row_of.get(entry_id)
+
+    # -- QAbstractListModel -----------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._entries)
+
+    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
+        return not parent.isValid() and len(self._entries) < self._total
+
+    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
+        if not self.canFetchMore(parent):
+            return
+        start = len(self._entries)
+        page = self.core.history.search(self.query, offset=start, limit=self.page, **self.filters)
+        if not page:  # rows went away since the count: stop asking
+            self._total = start
+            return
+        self.beginInsertRows(QModelIndex(), start, start + len(page) - 1)
+        for entry in page:
+            self._row_of[entry.id] = len(self._entries)
+            self._entries.append(entry)
+        self.endInsertRows()
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._entries):
+            return None
+        entry = self._entries[index.row()]
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._thumbnail(entry)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return entry.request.prompt[:500]
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return entry.request.prompt[:200]
+        if role == EntryRole:
+            return entry
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        enabled = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        return enabled | Qt.ItemFlag.ItemIsDragEnabled | Qt.ItemFlag.ItemNeverHasChildren
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list", "application/x-qt-image", "text/plain"]
+
+    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:
+        """What a drag carries out of the gallery: the files' URLs (for file managers
+        and most apps), the image itself when there is one, and the prompts as text."""
+        entries = [self._entries[i.row()] for i in indexes if i.isValid()]
+        return image_mime_data([e.path for e in entries], [e.request.prompt for e in entries])
+
+    # -- thumbnails -------------------------------------------------------------------
+
+    def _thumbnail(self, entry: HistoryEntry) -> QPixmap:
+        pixmap = self._pixmaps.get(entry.id)
+        if pixmap is not None:
+            self._pixmaps.move_to_end(entry.id)
+            return pixmap
+        if entry.id not in self._pending and not entry.missing:
+            self._pending.add(entry.id)
+            self.core.engine.background(self._make_thumbnail, entry)
+        return self._placeholder
+
+    def _make_thumbnail(self, entry: HistoryEntry) -> None:  # on a worker thread
+        try:
+            image = to_qimage(self.core.thumbnails.get(entry.id, entry.path))
+        except OSError:
+            image = QImage()  # unreadable: keep the placeholder, stop asking
+        with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
+            self.thumbnail_ready.emit(entry.id, image)
+
+    def _on_thumbnail(self, entry_id: int, image: QImage) -> None:
+        if image.isNull():
+            return  # stays pending: not asked for again in this listing
+        self._pending.discard(entry_id)
+        if max(image.width(), image.height()) < self.icon_side:  # pixel art: no blur
+            image = image.scaled(self.icon_side, self.icon_side, Qt.AspectRatioMode.KeepAspectRatio,
+                                 Qt.TransformationMode.FastTransformation)  # fmt: skip
+        self._pixmaps[entry_id] = QPixmap.fromImage(image)
+        while len(self._pixmaps) > self.memory_thumbnails:
+            self._pixmaps.popitem(last=False)
+        row = self._row_of.get(entry_id)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])

@@ -1,0 +1,140 @@
+"""The history gallery's model: paging, search, filters, thumbnails off the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QModelIndex, Qt
+
+from studio.core.app import Core
+from studio.core.metadata import ImageMetadata
+from studio.core.request import GenerationRequest
+from studio.ui.gallery_model import EntryRole, GalleryModel
+
+T0 = 1_750_000_000.0
+
+
+def metadata(prompt: str, created_at: float, **request: object) -> ImageMetadata:
+    fields: dict[str, object] = {"seed": 7, "backend": "fake", "model": "tiny"} | request
+    return ImageMetadata(GenerationRequest(prompt, **fields), created_at=created_at)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def core(qapp, tmp_path):
+    core = Core.open(tmp_path / "home")
+    core.reconciled.result()  # the start-up reconciliation must not race the rows below
+    yield core
+    core.close()
+
+
+def add_rows(core: Core, prompts: list[str], **request: object) -> list[int]:
+    """Rows without files (as an import would add them), newest last."""
+    start = T0 + core.history.count()
+    return core.history.insert_records(
+        (metadata(p, start + i, **request), f"job{start + i}", f"images/x/{start + i}.png")
+        for i, p in enumerate(prompts)
+    )
+
+
+def test_pages_in_newest_first_and_passes_the_model_tester(core, qtmodeltester) -> None:
+    ids = add_rows(core, [f"prompt {i}" for i in range(450)])
+    model = GalleryModel(core, page=200)
+    assert model.rowCount() == 0 and model.canFetchMore(QModelIndex())
+    model.fetchMore(QModelIndex())
+    assert model.rowCount() == 200
+    while model.canFetchMore(QModelIndex()):
+        model.fetchMore(QModelIndex())
+    assert model.rowCount() == model.total() == 450
+    assert [model.entry(r).id for r in range(450)] == ids[::-1]
+    assert model.index(0).data(EntryRole).request.prompt == "prompt 449"
+    assert model.index(0).data(Qt.ItemDataRole.ToolTipRole) == "prompt 449"
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_search_and_filters_reset_the_listing(core) -> None:
+    add_rows(core, ["a red fox", "an owl at night"], backend="onnx")
+    fox = add_rows(core, ["a fox in the snow"], backend="torch")
+    model = GalleryModel(core)
+    model.set_search("fox")
+    model.fetchMore(QModelIndex())
+    assert model.rowCount() == 2
+    model.set_search("fox", backend="torch")
+    model.fetchMore(QModelIndex())
+    assert [model.entry(r).id for r in range(model.rowCount())] == fox
+    core.history.set_favourite(fox[0], True)
+    model.set_search("", favourites_only=True)
+    model.fetchMore(QModelIndex())
+    assert model.total() == 1 and model.row_of(fox[0]) == 0
+
+
+def test_thumbnails_are_made_off_the_gui_thread_then_shown(qtbot, core) -> None:
+    image = Image.new("RGB", (64, 64), (200, 30, 30))
+    request = GenerationRequest("a red square", seed=3, backend="fake")
+    (entry,) = core.history.save([(image, ImageMetadata(request))], "job-a")
+    model = GalleryModel(core)
+    model.fetchMore(QModelIndex())
+    threads: list[str] = []
+    make = core.thumbnails.get
+
+    def recording_get(*args):
+        threads.append(threading.current_thread().name)
+        return make(*args)
+
+    core.thumbnails.get = recording_get  # type: ignore[method-assign]
+    placeholder = model.index(0).data(Qt.ItemDataRole.DecorationRole)
+    with qtbot.waitSignal(model.dataChanged, timeout=10_000):
+        pass
+    thumbnail = model.index(0).data(Qt.ItemDataRole.DecorationRole)
+    assert thumbnail.cacheKey() != placeholder.cacheKey()
+    assert thumbnail.toImage().pixelColor(10, 10).getRgb()[:3] == (200, 30, 30)
+    assert threads and threads[0] != threading.main_thread().name
+    assert core.thumbnails.path_for(entry.id).is_file()  # and kept on disk for next time
+
+
+def test_a_missing_image_keeps_its_placeholder(qtbot, core) -> None:
+    add_rows(core, ["a file that was never written"])
+    model = GalleryModel(core)
+    model.fetchMore(QModelIndex())
+    first = model.index(0).data(Qt.ItemDataRole.DecorationRole)
+    qtbot.wait(200)  # the worker fails to read it: nothing changes, nothing raises
+    assert model.index(0).data(Qt.ItemDataRole.DecorationRole).cacheKey() == first.cacheKey()
+
+
+def test_a_drag_carries_the_file_url_the_image_and_the_prompt(core) -> None:
+    image = Image.new("RGB", (64, 64), (30, 30, 200))
+    request = GenerationRequest("a blue square", seed=3, backend="fake")
+    (entry,) = core.history.save([(image, ImageMetadata(request))], "job-b")
+    model = GalleryModel(core)
+    model.fetchMore(QModelIndex())
+    data = model.mimeData([model.index(0)])
+    assert [url.toLocalFile() for url in data.urls()] == [str(entry.path)]
+    assert data.imageData().pixelColor(5, 5).getRgb()[:3] == (30, 30, 200)
+    assert data.text() == "a blue square"
+    assert model.flags(model.index(0)) & Qt.ItemFlag.ItemIsDragEnabled
+
+
+def test_the_panel_searches_as_you_type_favourites_and_deletes(qtbot, core) -> None:
+    from studio.ui.gallery import GalleryPanel
+
+    add_rows(core, ["a red fox", "an owl at night", "a fox in the snow"])
+    panel = GalleryPanel(core)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3)  # the view fetched the first page
+    assert panel.count.text() == "3 images"
+    qtbot.keyClicks(panel.search, "fox")
+    qtbot.waitUntil(lambda: panel.model.total() == 2, timeout=5_000)
+    panel.view.selectAll()
+    panel.toggle_favourite()
+    panel.search.clear()
+    panel.favourites.setChecked(True)
+    qtbot.waitUntil(lambda: panel.model.total() == 2 and panel.model.rowCount() == 2)
+    panel.view.setCurrentIndex(panel.model.index(0))
+    assert panel.delete_selected(confirm=False) == 1
+    assert panel.model.total() == 1 and core.history.count() == 2
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 1)
+    with qtbot.waitSignal(panel.entry_activated) as activated:
+        panel.view.activated.emit(panel.model.index(0))
+    assert "fox" in activated.args[0].request.prompt
