@@ -12,10 +12,15 @@ from studio.core.jobs import Event, Failed, Preview, Progress, QueueChanged, Res
 
 
 def to_qimage(image: Image.Image) -> QImage:
-    """A QImage that owns its pixels (safe to make off the GUI thread; QPixmap is not)."""
-    rgb = image.convert("RGB")
-    data = rgb.tobytes()
-    return QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
+    """A QImage that owns its pixels (safe to make off the GUI thread; QPixmap is not).
+
+    The pixels are copied into a buffer Qt allocates: a QImage wrapping a Python bytes
+    object releases that object from whichever thread drops the image, without the GIL,
+    which corrupted reference counts (a crash seen with thumbnails made on workers)."""
+    rgba = image.convert("RGBA")
+    qimage = QImage(rgba.width, rgba.height, QImage.Format.Format_RGBA8888)
+    qimage.bits()[:] = rgba.tobytes()  # 4 bytes a pixel: rows need no padding
+    return qimage
 
 
 class EngineBridge(QObject):

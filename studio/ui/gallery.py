@@ -83,6 +83,7 @@ class GalleryPanel(QWidget):
         return action
 
     def apply_search(self) -> None:
+        self._search_timer.stop()  # typing then toggling a filter: one search, not two
         filters = {"favourites_only": True} if self.favourites.isChecked() else {}
         self.model.set_search(self.search.text(), **filters)
 

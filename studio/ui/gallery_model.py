@@ -21,6 +21,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
     QUrl,
+    Slot,
 )
 from PySide6.QtCore import Signal as QtSignal
 from PySide6.QtGui import QColor, QImage, QPixmap
@@ -174,6 +175,7 @@ class GalleryModel(QAbstractListModel):
         with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
             self.thumbnail_ready.emit(entry.id, image)
 
+    @Slot(int, QImage)  # a declared slot: PySide6 >= 6.8 needs one for queued calls
     def _on_thumbnail(self, entry_id: int, image: QImage) -> None:
         if image.isNull():
             return  # stays pending: not asked for again in this listing

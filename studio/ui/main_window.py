@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         history.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable)  # fmt: skip
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, history)
+        self.resizeDocks([history], [3 * 140 + 40], Qt.Orientation.Horizontal)  # 3 columns
 
         self.generate_button.clicked.connect(self.generate)
         self.cancel_button.clicked.connect(self.cancel)
