@@ -2,7 +2,7 @@
 
 Type a prompt, Ctrl+Enter (or Generate), watch the previews, Esc cancels; the best
 candidates are shown, best first, and saved to the history. Activating an image in the
-gallery puts its prompt back in the editor.
+gallery brings back its prompt and settings.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from studio.core.app import Core
 from studio.core.request import RequestError
 from studio.ui.bridge import EngineBridge
 from studio.ui.gallery import GalleryPanel
+from studio.ui.generation_settings import GenerationSettings
 
 TILE = 192
 COLUMNS = 4
@@ -36,13 +37,13 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.core = core
         self.job_id: int | None = None
+        self.job_seed: int | None = None
         self.bridge = EngineBridge(core.engine, self)
         self.setWindowTitle("Studio")
         self.resize(1280, 760)
 
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("three yellow hearts on a black background")
-        self.prompt.setFixedHeight(72)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setToolTip("Ctrl+Enter")
         self.cancel_button = QPushButton("Cancel")
@@ -61,8 +62,13 @@ class MainWindow(QMainWindow):
         buttons = QVBoxLayout()
         buttons.addWidget(self.generate_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        self.settings_panel = GenerationSettings(core)
+        self.prompt.setMinimumHeight(72)
+        self.prompt.setMaximumHeight(16_777_215)
         top = QHBoxLayout()
         top.addWidget(self.prompt, 1)
+        top.addWidget(self.settings_panel)
         top.addLayout(buttons)
         grid = QGridLayout()
         for column, tile in enumerate(self.tiles):
@@ -76,7 +82,7 @@ class MainWindow(QMainWindow):
         layout.addStretch(1)
         self.setCentralWidget(body)
         self.gallery = GalleryPanel(core)
-        self.gallery.entry_activated.connect(self.reuse_prompt)
+        self.gallery.entry_activated.connect(self.reuse_settings)
         history = QDockWidget("History", self)
         history.setObjectName("history")
         history.setWidget(self.gallery)
@@ -105,7 +111,8 @@ class MainWindow(QMainWindow):
 
     def generate(self) -> None:
         try:
-            request = self.core.request(self.prompt.toPlainText())
+            fields = self.settings_panel.request_fields()
+            request = self.core.request(self.prompt.toPlainText(), **fields)
         except RequestError as error:
             self.message.setText(f"Cannot generate: {error}")
             return
@@ -115,7 +122,9 @@ class MainWindow(QMainWindow):
         self.message.setText("")
         self.progress.setValue(0)
         self.job_id = self.core.engine.submit(request).id
+        self.job_seed = request.seed
         self.cancel_button.setEnabled(True)
+        self.settings_panel.remember()
 
     def cancel(self) -> None:
         if self.job_id is not None:
@@ -154,9 +163,13 @@ class MainWindow(QMainWindow):
             tile.setToolTip(f"seed {entry.request.seed} · score {entry.metadata.score or 0:.3f}")
         self._show_summary()
         self.gallery.model.refresh()
+        if self.job_seed is not None:
+            self.settings_panel.set_last_seed(self.job_seed)
 
-    def reuse_prompt(self, entry) -> None:
+    def reuse_settings(self, entry) -> None:
+        """An earlier image's prompt and every setting, ready to generate again."""
         self.prompt.setPlainText(entry.request.prompt)
+        self.settings_panel.apply_request(entry.request)
         self.prompt.setFocus()
 
     def _on_failed(self, job_id: int, message: str, details: str) -> None:

@@ -43,7 +43,7 @@ def test_errors_are_shown_not_raised(qtbot, window) -> None:
     window.generate()  # empty prompt
     assert "prompt is empty" in window.message.text()
     window.prompt.setPlainText("a circle")
-    window.core.settings.width = 12  # not a multiple of 8 for the fake backend
+    window.settings_panel.width_box.setValue(12)  # not a multiple of 8 for the fake backend
     window.generate()
     qtbot.waitUntil(lambda: "Generation failed" in window.message.text(), timeout=10_000)
     assert "multiple of 8" in window.message.text()
@@ -61,3 +61,36 @@ def test_escape_cancels_a_running_job(qtbot, window) -> None:
     fake_backend.GATE.set()
     qtbot.waitUntil(lambda: window.message.text() == "Cancelled.", timeout=10_000)
     assert window.core.history.count() == 0
+
+
+def test_settings_follow_the_backend_and_go_into_the_request(qtbot, window) -> None:
+    panel = window.settings_panel
+    qtbot.waitUntil(lambda: panel.steps.maximum() == 100)  # the fake backend's capabilities
+    assert panel.width_box.maximum() == 256 and panel.count.maximum() == 16
+    panel.negative.setText("blurry")
+    panel.steps.setValue(7)
+    panel.seed.setText("1234")
+    panel.seed_lock.setChecked(True)
+    window.prompt.setPlainText("a circle")
+    window.generate()
+    qtbot.waitUntil(lambda: window.core.history.count() == 4, timeout=10_000)
+    request = window.core.history.list()[0].request
+    assert (request.negative_prompt, request.steps, request.backend) == ("blurry", 7, "fake")
+    assert window.core.engine.job(window.job_id).request.seed == 1234
+    assert window.core.settings.steps == 7  # remembered for the next session
+    panel.seed_lock.setChecked(False)
+    fields = panel.request_fields()
+    assert fields["seed"] != 1234 and panel.seed.text() == str(fields["seed"])
+
+
+def test_activating_a_gallery_image_reuses_its_prompt_and_settings(qtbot, window) -> None:
+    window.prompt.setPlainText("three yellow hearts")
+    window.settings_panel.steps.setValue(9)
+    window.generate()
+    qtbot.waitUntil(lambda: window.gallery.model.total() == 4, timeout=10_000)
+    window.prompt.clear()
+    window.settings_panel.steps.setValue(3)
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 4)
+    window.gallery.view.activated.emit(window.gallery.model.index(0))
+    assert window.prompt.toPlainText() == "three yellow hearts"
+    assert window.settings_panel.steps.value() == 9 and window.settings_panel.seed_lock.isChecked()

@@ -1,0 +1,187 @@
+"""The generation settings beside the prompt: backend, negative prompt, images and
+candidates, seed (locked or random, reuse the last one), size, steps, guidance.
+
+The controls follow the chosen backend's capabilities (read off the GUI thread: the
+first read imports the plugin's code); what it cannot do is disabled, not hidden.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRegularExpression, Signal, Slot
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
+
+from studio.core.app import Core
+from studio.core.backend import Capabilities
+from studio.core.request import SEED_RANGE, random_seed
+
+DEFAULT_CAPABILITIES = Capabilities(min_size=64, max_size=2048, size_multiple=8, max_steps=150,
+                                    max_guidance=30.0, negative_prompt=True)  # fmt: skip
+
+
+class GenerationSettings(QWidget):
+    capabilities_ready = Signal(str, object)  # backend id, Capabilities | None (from a worker)
+
+    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.core = core
+        s = core.settings
+        self.backend = QComboBox()
+        for record in core.registry.records():
+            self.backend.addItem(record.id, record.id)
+        self.backend.setCurrentIndex(max(0, self.backend.findData(core.default_backend())))
+        self.negative = QLineEdit()
+        self.negative.setPlaceholderText("what to leave out")
+        self.count = _spin(1, 64, s.count, "images shown")
+        self.candidates = _spin(
+            1, 256, s.candidates, "samples drawn and ranked; the best are shown"
+        )
+        self.seed = QLineEdit()
+        self.seed.setValidator(QRegularExpressionValidator(QRegularExpression(r"\d{0,10}")))
+        self.seed.setPlaceholderText("random")
+        self.seed_lock = QToolButton(checkable=True, text="Lock")
+        self.seed_lock.setToolTip("Locked: every generation uses this seed. Unlocked: a new "
+                                  "random seed each time.")  # fmt: skip
+        self.reuse_seed = QToolButton(text="Reuse")
+        self.reuse_seed.setToolTip("Lock the seed of the last result")
+        self.reuse_seed.setEnabled(False)
+        # Wide ranges until the backend's capabilities narrow them (keeping the values).
+        self.width_box = _spin(1, 8192, s.width, "width in pixels")
+        self.height_box = _spin(1, 8192, s.height, "height in pixels")
+        self.steps = _spin(0, 1000, s.steps, "0: the backend's default")
+        self.steps.setSpecialValueText("default")
+        self.guidance = QDoubleSpinBox(decimals=1, singleStep=0.5, maximum=100.0, value=s.guidance)
+        self.guidance.setSpecialValueText("default")
+        self.guidance.setToolTip("classifier-free guidance scale; 0: the backend's default")
+
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.seed_lock)
+        seed_row.addWidget(self.reuse_seed)
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.width_box)
+        size_row.addWidget(self.height_box)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Backend", self.backend)
+        form.addRow("Negative", self.negative)
+        form.addRow("Images", self.count)
+        form.addRow("Candidates", self.candidates)
+        form.addRow("Seed", seed_row)
+        form.addRow("Size", size_row)
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
+
+        self._last_seed: int | None = None
+        self.capabilities_ready.connect(self._apply_capabilities)
+        self.backend.currentIndexChanged.connect(self._read_capabilities)
+        self.count.valueChanged.connect(lambda n: self.candidates.setMinimum(n))
+        self.reuse_seed.clicked.connect(self._reuse_last_seed)
+        self._read_capabilities()
+
+    # -- what the request gets --------------------------------------------------------
+
+    def backend_id(self) -> str:
+        return self.backend.currentData() or ""
+
+    def request_fields(self) -> dict[str, object]:
+        """The fields of a request from these controls (a new seed unless locked)."""
+        seed = int(self.seed.text()) if self.seed_lock.isChecked() and self.seed.text() else None
+        if seed is None:
+            seed = random_seed()
+            self.seed.setText(str(seed))  # shown, so it can be locked afterwards
+        return {
+            "backend": self.backend_id(),
+            "negative_prompt": self.negative.text() if self.negative.isEnabled() else "",
+            "count": self.count.value(),
+            "candidates": max(self.count.value(), self.candidates.value()),
+            "seed": seed % SEED_RANGE,
+            "width": self.width_box.value(),
+            "height": self.height_box.value(),
+            "steps": self.steps.value(),
+            "guidance": self.guidance.value(),
+        }
+
+    def remember(self) -> None:
+        """Keep these settings as the defaults of the next session."""
+        s = self.core.settings
+        s.backend, s.count = self.backend_id(), self.count.value()
+        s.candidates = self.candidates.value()
+        s.width, s.height = self.width_box.value(), self.height_box.value()
+        s.steps, s.guidance = self.steps.value(), self.guidance.value()
+        self.core.settings.save(self.core.paths.settings_file)
+
+    def set_last_seed(self, seed: int) -> None:
+        self._last_seed = seed
+        self.reuse_seed.setEnabled(True)
+
+    def apply_request(self, request) -> None:
+        """Take every setting of an earlier request (reuse settings)."""
+        index = self.backend.findData(request.backend)
+        if index >= 0:
+            self.backend.setCurrentIndex(index)
+        self.negative.setText(request.negative_prompt)
+        self.count.setValue(request.count)
+        self.candidates.setValue(max(request.count, request.candidates))
+        self.seed.setText(str(request.seed))
+        self.seed_lock.setChecked(True)
+        self.width_box.setValue(request.width)
+        self.height_box.setValue(request.height)
+        self.steps.setValue(request.steps)
+        self.guidance.setValue(request.guidance)
+
+    # -- capabilities -----------------------------------------------------------------
+
+    def _read_capabilities(self) -> None:
+        backend_id = self.backend_id()
+        if not backend_id:
+            return
+
+        def read() -> None:  # on a worker: the first call imports the plugin
+            try:
+                capabilities = self.core.registry.get(backend_id).capabilities()
+            except Exception:  # a broken plugin: the backends panel shows why
+                capabilities = None
+            self.capabilities_ready.emit(backend_id, capabilities)
+
+        self.core.engine.background(read)
+
+    @Slot(str, object)
+    def _apply_capabilities(self, backend_id: str, capabilities: Capabilities | None) -> None:
+        if backend_id != self.backend_id():
+            return  # the user has picked another backend meanwhile
+        c = capabilities or DEFAULT_CAPABILITIES
+        self.capabilities = c
+        self.negative.setEnabled(c.negative_prompt)
+        self.count.setMaximum(c.max_count)
+        self.candidates.setMaximum(c.max_candidates)
+        sizes = c.fixed_sizes or ((c.min_size, c.min_size), (c.max_size, c.max_size))
+        for box, axis in ((self.width_box, 0), (self.height_box, 1)):
+            box.setRange(min(s[axis] for s in sizes), max(s[axis] for s in sizes))
+            box.setSingleStep(max(1, c.size_multiple))
+            box.setEnabled(box.minimum() != box.maximum())
+        self.steps.setMaximum(c.max_steps)
+        self.steps.setEnabled(c.max_steps > 0)
+        self.guidance.setMaximum(c.max_guidance)
+        self.guidance.setEnabled(c.max_guidance > 0)
+
+    def _reuse_last_seed(self) -> None:
+        if self._last_seed is not None:
+            self.seed.setText(str(self._last_seed))
+            self.seed_lock.setChecked(True)
+
+
+def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
+    box = QSpinBox(minimum=low, maximum=max(low, high))
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
