@@ -27,6 +27,7 @@ from studio.core.request import RequestError
 from studio.ui.bridge import EngineBridge
 from studio.ui.gallery import GalleryPanel
 from studio.ui.generation_settings import GenerationSettings
+from studio.ui.queue_panel import QueuePanel
 
 TILE = 192
 COLUMNS = 4
@@ -37,7 +38,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.core = core
         self.job_id: int | None = None
-        self.job_seed: int | None = None
         self.bridge = EngineBridge(core.engine, self)
         self.setWindowTitle("Studio")
         self.resize(1280, 760)
@@ -89,7 +89,14 @@ class MainWindow(QMainWindow):
         history.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable)  # fmt: skip
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, history)
+        self.queue = QueuePanel(core.engine, self.bridge)
+        queue = QDockWidget("Queue", self)
+        queue.setObjectName("queue")
+        queue.setWidget(self.queue)
+        queue.setFeatures(history.features())
+        self.splitDockWidget(history, queue, Qt.Orientation.Vertical)
         self.resizeDocks([history], [3 * 140 + 40], Qt.Orientation.Horizontal)  # 3 columns
+        self.resizeDocks([history, queue], [560, 140], Qt.Orientation.Vertical)
 
         self.generate_button.clicked.connect(self.generate)
         self.cancel_button.clicked.connect(self.cancel)
@@ -121,9 +128,11 @@ class MainWindow(QMainWindow):
             return
         self.message.setText("")
         self.progress.setValue(0)
-        self.job_id = self.core.engine.submit(request).id
-        self.job_seed = request.seed
-        self.cancel_button.setEnabled(True)
+        job = self.core.engine.submit(request)
+        shown = self.core.engine.job(self.job_id) if self.job_id is not None else None
+        if shown is None or shown.state.finished:  # else it waits its turn in the queue
+            self.job_id = job.id
+            self.cancel_button.setEnabled(True)
         self.settings_panel.remember()
 
     def cancel(self) -> None:
@@ -131,6 +140,10 @@ class MainWindow(QMainWindow):
             self.core.engine.cancel(self.job_id)
 
     def _on_state(self, job_id: int, state: str) -> None:
+        if state in ("loading", "running") and job_id != self.job_id:
+            self.job_id = job_id  # a queued job's turn: the canvas follows it
+            self.progress.setValue(0)
+            self.cancel_button.setEnabled(True)
         if job_id != self.job_id:
             return
         if state in ("done", "cancelled", "failed"):
@@ -163,8 +176,9 @@ class MainWindow(QMainWindow):
             tile.setToolTip(f"seed {entry.request.seed} · score {entry.metadata.score or 0:.3f}")
         self._show_summary()
         self.gallery.model.refresh()
-        if self.job_seed is not None:
-            self.settings_panel.set_last_seed(self.job_seed)
+        job = self.core.engine.job(job_id)
+        if job is not None:
+            self.settings_panel.set_last_seed(job.request.seed)
 
     def reuse_settings(self, entry) -> None:
         """An earlier image's prompt and every setting, ready to generate again."""

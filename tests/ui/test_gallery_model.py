@@ -125,7 +125,7 @@ def test_the_panel_searches_as_you_type_favourites_and_deletes(qtbot, core) -> N
     qtbot.waitUntil(lambda: panel.model.rowCount() == 3)  # the view fetched the first page
     assert panel.count.text() == "3 images"
     qtbot.keyClicks(panel.search, "fox")
-    qtbot.waitUntil(lambda: panel.model.total() == 2, timeout=5_000)
+    qtbot.waitUntil(lambda: panel.model.total() == panel.model.rowCount() == 2, timeout=5_000)
     panel.view.selectAll()
     panel.toggle_favourite()
     panel.search.clear()

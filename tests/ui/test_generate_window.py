@@ -94,3 +94,30 @@ def test_activating_a_gallery_image_reuses_its_prompt_and_settings(qtbot, window
     window.gallery.view.activated.emit(window.gallery.model.index(0))
     assert window.prompt.toPlainText() == "three yellow hearts"
     assert window.settings_panel.steps.value() == 9 and window.settings_panel.seed_lock.isChecked()
+
+
+def test_two_jobs_queue_up_and_a_waiting_one_can_be_cancelled(qtbot, window) -> None:
+    import fake_backend
+
+    fake_backend.GATE = threading.Event()
+    fake_backend.STEP_STARTED.clear()
+    window.prompt.setPlainText("a circle")
+    window.generate()
+    first = window.job_id
+    assert fake_backend.STEP_STARTED.wait(10)
+    window.prompt.setPlainText("a square")
+    window.generate()
+    window.prompt.setPlainText("a star")
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.queue.job_ids()) == 3)
+    assert window.job_id == first  # the canvas stays on the running job
+    running, square, _star = window.queue.job_ids()
+    assert running == first
+    window.queue.jobs.item(2).setSelected(True)
+    window.queue.cancel_selected()  # the star, still waiting: dropped at once
+    qtbot.waitUntil(lambda: window.queue.job_ids() == [first, square])
+    fake_backend.GATE.set()
+    qtbot.waitUntil(lambda: window.core.history.count() == 8, timeout=10_000)
+    assert window.job_id == square  # the canvas followed the queue
+    assert {e.request.prompt for e in window.core.history.list()} == {"a circle", "a square"}
+    qtbot.waitUntil(lambda: window.queue.job_ids() == [])
