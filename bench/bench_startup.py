@@ -47,10 +47,14 @@ def main() -> None:
     inside = [r[1] for r in runs]
     print(f"platform: {args.platform}, runs: {args.runs}")
     print(f"{'measure':<44}{'median':>9}{'max':>9}{'target':>9}")
-    print(f"{'launch -> window shown (wall, s)':<44}"
-          f"{statistics.median(walls):>9.3f}{max(walls):>9.3f}{TARGET_S:>9.2f}")
-    print(f"{'QApplication -> window shown (in-process, s)':<44}"
-          f"{statistics.median(inside):>9.3f}{max(inside):>9.3f}{'':>9}")
+    print(
+        f"{'launch -> window shown (wall, s)':<44}"
+        f"{statistics.median(walls):>9.3f}{max(walls):>9.3f}{TARGET_S:>9.2f}"
+    )
+    print(
+        f"{'QApplication -> window shown (in-process, s)':<44}"
+        f"{statistics.median(inside):>9.3f}{max(inside):>9.3f}{'':>9}"
+    )
     print(f"torch imported by then: {any(r[2] for r in runs)}")
 
 
