@@ -7,7 +7,7 @@ gallery brings back its prompt and settings.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -27,13 +26,17 @@ from studio.core.request import RequestError
 from studio.ui.bridge import EngineBridge
 from studio.ui.gallery import GalleryPanel
 from studio.ui.generation_settings import GenerationSettings
+from studio.ui.prompt_editor import PromptEditor
 from studio.ui.queue_panel import QueuePanel
 
 TILE = 192
+WORD_CHECK_DELAY_MS = 300  # after a pause in typing
 COLUMNS = 4
 
 
 class MainWindow(QMainWindow):
+    unknown_words_ready = Signal(str, str, object)  # backend, prompt, words (from a worker)
+
     def __init__(self, core: Core) -> None:
         super().__init__()
         self.core = core
@@ -42,7 +45,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Studio")
         self.resize(1280, 760)
 
-        self.prompt = QPlainTextEdit()
+        self.prompt = PromptEditor()
         self.prompt.setPlaceholderText("three yellow hearts on a black background")
         self.generate_button = QPushButton("Generate")
         self.generate_button.setToolTip("Ctrl+Enter")
@@ -53,6 +56,8 @@ class MainWindow(QMainWindow):
         self.progress.setTextVisible(False)
         self.message = QLabel()
         self.message.setWordWrap(True)
+        self.unknown_label = QLabel()
+        self.unknown_label.setWordWrap(True)
         self.tiles = [QLabel() for _ in range(COLUMNS)]
         for tile in self.tiles:
             tile.setFixedSize(TILE, TILE)
@@ -77,6 +82,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(body)
         layout.addLayout(top)
         layout.addWidget(self.progress)
+        layout.addWidget(self.unknown_label)
         layout.addWidget(self.message)
         layout.addLayout(grid)
         layout.addStretch(1)
@@ -107,6 +113,11 @@ class MainWindow(QMainWindow):
         self.bridge.results.connect(self._on_results)
         self.bridge.failed.connect(self._on_failed)
         self.bridge.state_changed.connect(self._on_state)
+        self._word_check = QTimer(self, singleShot=True, interval=WORD_CHECK_DELAY_MS)
+        self._word_check.timeout.connect(self._check_words)
+        self.prompt.textChanged.connect(self._word_check.start)
+        self.settings_panel.backend.currentIndexChanged.connect(self._word_check.start)
+        self.unknown_words_ready.connect(self._on_unknown_words)
         self._show_summary()
 
     def _show_summary(self) -> None:
@@ -129,11 +140,35 @@ class MainWindow(QMainWindow):
         self.message.setText("")
         self.progress.setValue(0)
         job = self.core.engine.submit(request)
+        self.prompt.remember(request.prompt)
         shown = self.core.engine.job(self.job_id) if self.job_id is not None else None
         if shown is None or shown.state.finished:  # else it waits its turn in the queue
             self.job_id = job.id
             self.cancel_button.setEnabled(True)
         self.settings_panel.remember()
+
+    def _check_words(self) -> None:
+        backend_id, prompt = self.settings_panel.backend_id(), self.prompt.toPlainText()
+        if not backend_id:
+            return
+
+        def check() -> None:  # on a worker: the first call may import the plugin
+            try:
+                words = self.core.registry.get(backend_id).unknown_words(prompt)
+            except Exception:
+                words = []  # a broken backend: generating will say what is wrong
+            self.unknown_words_ready.emit(backend_id, prompt, words)
+
+        self.core.engine.background(check)
+
+    @Slot(str, str, object)
+    def _on_unknown_words(self, backend_id: str, prompt: str, words: list[str]) -> None:
+        if (backend_id, prompt) != (self.settings_panel.backend_id(), self.prompt.toPlainText()):
+            return  # the prompt or backend changed meanwhile: a newer check is coming
+        self.prompt.unknown.set_words({w.lower() for w in words})
+        self.unknown_label.setText(
+            f"Not known to this model (ignored): {', '.join(dict.fromkeys(words))}" if words else ""
+        )
 
     def cancel(self) -> None:
         if self.job_id is not None:

@@ -47,6 +47,10 @@ class FakeBackend(Backend):
     def models(self) -> list[ModelInfo]:
         return [ModelInfo(ref="tiny", name="Tiny fake", hash="0123456789", format="none")]
 
+    def unknown_words(self, prompt: str) -> list[str]:
+        """The fake model's vocabulary: every word but those made of z, y and x."""
+        return [w for w in prompt.split() if set(w.lower()) <= set("zyx")]
+
     def load(self, model: str) -> None:
         CALLS.append(f"load {model}")
         if model not in ("", "tiny"):

@@ -121,3 +121,30 @@ def test_two_jobs_queue_up_and_a_waiting_one_can_be_cancelled(qtbot, window) -> 
     assert window.job_id == square  # the canvas followed the queue
     assert {e.request.prompt for e in window.core.history.list()} == {"a circle", "a square"}
     qtbot.waitUntil(lambda: window.queue.job_ids() == [])
+
+
+def test_unknown_words_are_marked_and_named(qtbot, window) -> None:
+    qtbot.keyClicks(window.prompt, "a zzyzx circle")  # the fake backend knows no "zzyzx"
+    qtbot.waitUntil(lambda: "zzyzx" in window.unknown_label.text(), timeout=5_000)
+    assert window.prompt.unknown.words == {"zzyzx"}
+    window.prompt.setPlainText("a circle")
+    qtbot.waitUntil(lambda: window.unknown_label.text() == "", timeout=5_000)
+
+
+def test_recent_prompts_and_a_dropped_text_file(qtbot, window, tmp_path) -> None:
+    from PySide6.QtCore import QMimeData, QUrl
+
+    window.prompt.remember("first prompt")
+    window.prompt.remember("second prompt")
+    window.prompt.setPlainText("new")
+    qtbot.keyClick(window.prompt, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    assert window.prompt.toPlainText() == "second prompt"
+    qtbot.keyClick(window.prompt, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    assert window.prompt.toPlainText() == "first prompt"
+    text = tmp_path / "idea.txt"
+    text.write_text("  a pink heart above a star\n", encoding="utf-8")
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(text))])
+    assert window.prompt.canInsertFromMimeData(data)
+    window.prompt.insertFromMimeData(data)
+    assert window.prompt.toPlainText() == "a pink heart above a star"

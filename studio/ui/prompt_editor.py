@@ -1,0 +1,85 @@
+"""The prompt editor: multi-line, marks the words the chosen model does not know, keeps
+recent prompts (Ctrl+Up / Ctrl+Down), and takes a dropped text file as the prompt."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, Qt
+from PySide6.QtGui import QKeyEvent, QSyntaxHighlighter, QTextCharFormat, QTextDocument
+from PySide6.QtWidgets import QPlainTextEdit, QWidget
+
+MAX_RECENT = 50
+MAX_DROPPED_TEXT = 100_000  # characters read from a dropped file
+WORD = re.compile(r"[\w'-]+")
+
+
+class UnknownWords(QSyntaxHighlighter):
+    """A wavy underline under each word of `words` (compared case-insensitively)."""
+
+    def __init__(self, document: QTextDocument) -> None:
+        super().__init__(document)
+        self.words: set[str] = set()
+        self.format = QTextCharFormat()
+        self.format.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+        self.format.setUnderlineColor(Qt.GlobalColor.red)
+        self.format.setToolTip("not known to this model: it is ignored")
+
+    def set_words(self, words: set[str]) -> None:
+        if words != self.words:
+            self.words = words
+            self.rehighlight()
+
+    def highlightBlock(self, text: str) -> None:
+        for match in WORD.finditer(text):
+            if match.group().lower() in self.words:
+                self.setFormat(match.start(), match.end() - match.start(), self.format)
+
+
+class PromptEditor(QPlainTextEdit):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.unknown = UnknownWords(self.document())
+        self.recent: list[str] = []
+        self._recent_at = -1  # -1: editing a new prompt, not browsing the recent ones
+
+    def remember(self, prompt: str) -> None:
+        """Keep `prompt` first among the recent prompts."""
+        prompt = prompt.strip()
+        if prompt:
+            self.recent = [prompt, *[p for p in self.recent if p != prompt]][:MAX_RECENT]
+        self._recent_at = -1
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        step = {Qt.Key.Key_Up: 1, Qt.Key.Key_Down: -1}.get(Qt.Key(event.key()))
+        if step and event.modifiers() == Qt.KeyboardModifier.ControlModifier and self.recent:
+            self._recent_at = max(-1, min(len(self.recent) - 1, self._recent_at + step))
+            self.setPlainText(self.recent[self._recent_at] if self._recent_at >= 0 else "")
+            self.moveCursor(self.textCursor().MoveOperation.End)
+            return
+        super().keyPressEvent(event)
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        return _text_file(source) is not None or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        path = _text_file(source)
+        if path is None:
+            super().insertFromMimeData(source)
+            return
+        try:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                text = handle.read(MAX_DROPPED_TEXT)
+        except OSError:
+            return  # unreadable: nothing changes
+        self.setPlainText(text.strip())
+
+
+def _text_file(source: QMimeData) -> Path | None:
+    """The one local .txt file a drop carries, if that is what it carries."""
+    urls = source.urls() if source.hasUrls() else []
+    if len(urls) != 1 or not urls[0].isLocalFile():
+        return None
+    path = Path(urls[0].toLocalFile())
+    return path if path.suffix.lower() in (".txt", ".prompt") and path.is_file() else None
