@@ -8,7 +8,6 @@ cache here; until one is ready the view shows a placeholder.
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,13 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
     QUrl,
-    Slot,
 )
-from PySide6.QtCore import Signal as QtSignal
 from PySide6.QtGui import QColor, QImage, QPixmap
 
 from studio.core.app import Core
 from studio.core.history import HistoryEntry
 from studio.ui.bridge import to_qimage
+from studio.ui.tasks import run_in_background
 
 PAGE = 200
 MEMORY_THUMBNAILS = 3_000  # ~200 KB each at most: a bounded few hundred MB in the worst case
@@ -51,8 +49,6 @@ def image_mime_data(paths: list[Path], prompts: list[str]) -> QMimeData:
 
 
 class GalleryModel(QAbstractListModel):
-    thumbnail_ready = QtSignal(int, QImage)  # entry id; emitted on a worker thread
-
     def __init__(
         self,
         core: Core,
@@ -76,7 +72,6 @@ class GalleryModel(QAbstractListModel):
         self._pending: set[int] = set()
         self._placeholder = QPixmap(64, 64)
         self._placeholder.fill(QColor(128, 128, 128, 40))
-        self.thumbnail_ready.connect(self._on_thumbnail)  # queued: it comes from a worker
         self.refresh()
 
     # -- what is listed ---------------------------------------------------------------
@@ -164,21 +159,15 @@ class GalleryModel(QAbstractListModel):
             return pixmap
         if entry.id not in self._pending and not entry.missing:
             self._pending.add(entry.id)
-            self.core.engine.background(self._make_thumbnail, entry)
+            run_in_background(
+                self.core.engine, self,
+                lambda: to_qimage(self.core.thumbnails.get(entry.id, entry.path)),
+                lambda image: self._on_thumbnail(entry.id, image),
+                lambda _error: None,  # unreadable: stays pending, the placeholder stays
+            )  # fmt: skip
         return self._placeholder
 
-    def _make_thumbnail(self, entry: HistoryEntry) -> None:  # on a worker thread
-        try:
-            image = to_qimage(self.core.thumbnails.get(entry.id, entry.path))
-        except OSError:
-            image = QImage()  # unreadable: keep the placeholder, stop asking
-        with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
-            self.thumbnail_ready.emit(entry.id, image)
-
-    @Slot(int, QImage)  # a declared slot: PySide6 >= 6.8 needs one for queued calls
     def _on_thumbnail(self, entry_id: int, image: QImage) -> None:
-        if image.isNull():
-            return  # stays pending: not asked for again in this listing
         self._pending.discard(entry_id)
         if max(image.width(), image.height()) < self.icon_side:  # pixel art: no blur
             image = image.scaled(self.icon_side, self.icon_side, Qt.AspectRatioMode.KeepAspectRatio,

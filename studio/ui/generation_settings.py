@@ -7,7 +7,7 @@ first read imports the plugin's code); what it cannot do is disabled, not hidden
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRegularExpression, Signal, Slot
+from PySide6.QtCore import QRegularExpression
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QComboBox,
@@ -23,14 +23,13 @@ from PySide6.QtWidgets import (
 from studio.core.app import Core
 from studio.core.backend import Capabilities
 from studio.core.request import SEED_RANGE, random_seed
+from studio.ui.tasks import run_in_background
 
 DEFAULT_CAPABILITIES = Capabilities(min_size=64, max_size=2048, size_multiple=8, max_steps=150,
                                     max_guidance=30.0, negative_prompt=True)  # fmt: skip
 
 
 class GenerationSettings(QWidget):
-    capabilities_ready = Signal(str, object)  # backend id, Capabilities | None (from a worker)
-
     def __init__(self, core: Core, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.core = core
@@ -82,7 +81,6 @@ class GenerationSettings(QWidget):
         form.addRow("Guidance", self.guidance)
 
         self._last_seed: int | None = None
-        self.capabilities_ready.connect(self._apply_capabilities)
         self.backend.currentIndexChanged.connect(self._read_capabilities)
         self.count.valueChanged.connect(lambda n: self.candidates.setMinimum(n))
         self.reuse_seed.clicked.connect(self._reuse_last_seed)
@@ -146,16 +144,13 @@ class GenerationSettings(QWidget):
         if not backend_id:
             return
 
-        def read() -> None:  # on a worker: the first call imports the plugin
-            try:
-                capabilities = self.core.registry.get(backend_id).capabilities()
-            except Exception:  # a broken plugin: the backends panel shows why
-                capabilities = None
-            self.capabilities_ready.emit(backend_id, capabilities)
+        run_in_background(  # the first call imports the plugin: never on the GUI thread
+            self.core.engine, self,
+            lambda: self.core.registry.get(backend_id).capabilities(),
+            lambda capabilities: self._apply_capabilities(backend_id, capabilities),
+            lambda _error: self._apply_capabilities(backend_id, None),  # generating says why
+        )  # fmt: skip
 
-        self.core.engine.background(read)
-
-    @Slot(str, object)
     def _apply_capabilities(self, backend_id: str, capabilities: Capabilities | None) -> None:
         if backend_id != self.backend_id():
             return  # the user has picked another backend meanwhile

@@ -7,7 +7,7 @@ gallery brings back its prompt and settings.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -15,19 +15,24 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from studio.core.app import Core
+from studio.core.history import HistoryEntry
 from studio.core.request import RequestError
 from studio.ui.bridge import EngineBridge
 from studio.ui.gallery import GalleryPanel
 from studio.ui.generation_settings import GenerationSettings
 from studio.ui.prompt_editor import PromptEditor
 from studio.ui.queue_panel import QueuePanel
+from studio.ui.tasks import run_in_background
+from studio.ui.viewer import Viewer
 
 TILE = 192
 WORD_CHECK_DELAY_MS = 300  # after a pause in typing
@@ -35,8 +40,6 @@ COLUMNS = 4
 
 
 class MainWindow(QMainWindow):
-    unknown_words_ready = Signal(str, str, object)  # backend, prompt, words (from a worker)
-
     def __init__(self, core: Core) -> None:
         super().__init__()
         self.core = core
@@ -86,9 +89,18 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.message)
         layout.addLayout(grid)
         layout.addStretch(1)
-        self.setCentralWidget(body)
+        self.viewer = Viewer()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(body, "Generate")
+        self.tabs.addTab(self.viewer, "Viewer")
+        self.setCentralWidget(self.tabs)
+        self.viewer.reuse_settings.connect(self.reuse_settings)
+        self.viewer.reuse_prompt.connect(self.reuse_prompt)
+        self.viewer.vary.connect(self.vary)
+        self.viewer.delete.connect(self.delete_entry)
         self.gallery = GalleryPanel(core)
-        self.gallery.entry_activated.connect(self.reuse_settings)
+        self.gallery.entry_activated.connect(self.open_in_viewer)
         history = QDockWidget("History", self)
         history.setObjectName("history")
         history.setWidget(self.gallery)
@@ -117,7 +129,6 @@ class MainWindow(QMainWindow):
         self._word_check.timeout.connect(self._check_words)
         self.prompt.textChanged.connect(self._word_check.start)
         self.settings_panel.backend.currentIndexChanged.connect(self._word_check.start)
-        self.unknown_words_ready.connect(self._on_unknown_words)
         self._show_summary()
 
     def _show_summary(self) -> None:
@@ -152,16 +163,13 @@ class MainWindow(QMainWindow):
         if not backend_id:
             return
 
-        def check() -> None:  # on a worker: the first call may import the plugin
-            try:
-                words = self.core.registry.get(backend_id).unknown_words(prompt)
-            except Exception:
-                words = []  # a broken backend: generating will say what is wrong
-            self.unknown_words_ready.emit(backend_id, prompt, words)
+        run_in_background(  # the first call may import the plugin
+            self.core.engine, self,
+            lambda: self.core.registry.get(backend_id).unknown_words(prompt),
+            lambda words: self._on_unknown_words(backend_id, prompt, words),
+            lambda _error: None,  # a broken backend: generating will say what is wrong
+        )  # fmt: skip
 
-        self.core.engine.background(check)
-
-    @Slot(str, str, object)
     def _on_unknown_words(self, backend_id: str, prompt: str, words: list[str]) -> None:
         if (backend_id, prompt) != (self.settings_panel.backend_id(), self.prompt.toPlainText()):
             return  # the prompt or backend changed meanwhile: a newer check is coming
@@ -215,11 +223,36 @@ class MainWindow(QMainWindow):
         if job is not None:
             self.settings_panel.set_last_seed(job.request.seed)
 
-    def reuse_settings(self, entry) -> None:
+    def open_in_viewer(self, entry: HistoryEntry) -> None:
+        self.viewer.show_entry(entry)
+        self.tabs.setCurrentWidget(self.viewer)
+
+    def reuse_settings(self, entry: HistoryEntry) -> None:
         """An earlier image's prompt and every setting, ready to generate again."""
-        self.prompt.setPlainText(entry.request.prompt)
         self.settings_panel.apply_request(entry.request)
+        self.reuse_prompt(entry.request.prompt)
+
+    def reuse_prompt(self, prompt: str) -> None:
+        self.prompt.setPlainText(prompt)
+        self.tabs.setCurrentIndex(0)
         self.prompt.setFocus()
+
+    def vary(self, entry: HistoryEntry) -> None:
+        """The same prompt and settings with a new seed, generated now."""
+        self.reuse_settings(entry)
+        self.settings_panel.seed_lock.setChecked(False)
+        self.generate()
+
+    def delete_entry(self, entry: HistoryEntry) -> None:
+        question = "Delete this image and its file? This cannot be undone."
+        answer = QMessageBox.question(self, "Delete image", question)
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.core.history.delete([entry.id])
+        self.core.thumbnails.forget(entry.id)
+        self.gallery.model.refresh()
+        self.viewer.show_entry(None)
+        self._show_summary()
 
     def _on_failed(self, job_id: int, message: str, details: str) -> None:
         if job_id == self.job_id:

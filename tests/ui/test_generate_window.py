@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QImage
 
 from studio.core.app import Core
 from studio.ui.main_window import MainWindow
@@ -26,6 +27,7 @@ def window(qtbot, install_plugins, tmp_path):
     if fake_backend.GATE is not None:
         fake_backend.GATE.set()
     fake_backend.GATE = None
+    window.close()  # as the app does: the window goes before the core
     core.close()
 
 
@@ -83,7 +85,7 @@ def test_settings_follow_the_backend_and_go_into_the_request(qtbot, window) -> N
     assert fields["seed"] != 1234 and panel.seed.text() == str(fields["seed"])
 
 
-def test_activating_a_gallery_image_reuses_its_prompt_and_settings(qtbot, window) -> None:
+def test_the_viewer_shows_an_image_and_reuses_or_varies_it(qtbot, window) -> None:
     window.prompt.setPlainText("three yellow hearts")
     window.settings_panel.steps.setValue(9)
     window.generate()
@@ -92,8 +94,29 @@ def test_activating_a_gallery_image_reuses_its_prompt_and_settings(qtbot, window
     window.settings_panel.steps.setValue(3)
     qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 4)
     window.gallery.view.activated.emit(window.gallery.model.index(0))
+    viewer = window.viewer
+    assert window.tabs.currentWidget() is viewer
+    entry = viewer.entry
+    assert not viewer.view.item.pixmap().isNull()
+    assert "three yellow hearts" in viewer.details.toPlainText()
+    assert f"Seed: {entry.request.seed}" in viewer.details.toPlainText()
+    viewer.actions_by_name["actual"].trigger()
+    assert viewer.view.zoom() == 1.0
+    viewer.actions_by_name["zoom_in"].trigger()
+    assert viewer.view.zoom() > 1.0
+    viewer.actions_by_name["copy"].trigger()
+    copied = QGuiApplication.clipboard().image()
+    assert copied.size() == QImage(str(entry.path)).size() and not copied.isNull()
+    viewer.actions_by_name["reuse"].trigger()
+    assert window.tabs.currentIndex() == 0
     assert window.prompt.toPlainText() == "three yellow hearts"
     assert window.settings_panel.steps.value() == 9 and window.settings_panel.seed_lock.isChecked()
+    window.open_in_viewer(entry)
+    viewer.actions_by_name["vary"].trigger()
+    qtbot.waitUntil(lambda: window.core.history.count() == 8, timeout=10_000)
+    newest = window.core.history.list()[0].request
+    assert newest.prompt == "three yellow hearts" and newest.steps == 9
+    assert window.core.engine.job(window.job_id).request.seed != entry.request.seed
 
 
 def test_two_jobs_queue_up_and_a_waiting_one_can_be_cancelled(qtbot, window) -> None:
