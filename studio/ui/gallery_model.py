@@ -70,7 +70,8 @@ class GalleryModel(QAbstractListModel):
         self._total = 0
         self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()  # least recently used first
         self._pending: set[int] = set()
-        self._placeholder = QPixmap(64, 64)
+        # As large as a thumbnail: the view sizes every cell from the first one it sees.
+        self._placeholder = QPixmap(icon_side, icon_side)
         self._placeholder.fill(QColor(128, 128, 128, 40))
         self.refresh()
 
