@@ -7,8 +7,10 @@ gallery brings back its prompt and settings.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, Qt, QTimer
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QDockWidget,
     QGridLayout,
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.app import Core
 from studio.core.history import HistoryEntry
+from studio.core.metadata import ParsedMetadata, read_metadata
 from studio.core.request import RequestError
 from studio.ui.bridge import EngineBridge
 from studio.ui.gallery import GalleryPanel
@@ -129,7 +132,42 @@ class MainWindow(QMainWindow):
         self._word_check.timeout.connect(self._check_words)
         self.prompt.textChanged.connect(self._word_check.start)
         self.settings_panel.backend.currentIndexChanged.connect(self._word_check.start)
+        self.setAcceptDrops(True)
         self._show_summary()
+
+    # -- images dropped in: read their settings -----------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _dropped_image(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = _dropped_image(event.mimeData())
+        if path is not None:
+            event.acceptProposedAction()
+            self.read_settings_from(path)
+
+    def read_settings_from(self, path: Path) -> None:
+        """Take the prompt and settings an image file carries (ours, A1111's `parameters`,
+        ComfyUI, InvokeAI); read off the GUI thread, the file may be anything."""
+        self.message.setText(f"Reading {path.name}…")
+        run_in_background(
+            self.core.engine, self, lambda: read_metadata(path),
+            lambda found: self._apply_found(path, found),
+            lambda error: self.message.setText(f"Cannot read {path.name}: {error}"),
+        )  # fmt: skip
+
+    def _apply_found(self, path: Path, found: ParsedMetadata) -> None:
+        try:
+            request = found.to_request(backend=self.settings_panel.backend_id())
+        except RequestError:
+            self.message.setText(f"No generation settings found in {path.name}.")
+            return
+        if found.source_format != "studio":
+            request = request.replace(backend=self.settings_panel.backend_id())
+        self.settings_panel.apply_request(request)
+        self.reuse_prompt(request.prompt)
+        self.message.setText(f"Settings read from {path.name} ({found.source_format}).")
 
     def _show_summary(self) -> None:
         backend = self.core.default_backend() or "none installed"
@@ -265,3 +303,15 @@ class MainWindow(QMainWindow):
             TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
         )
         tile.setPixmap(pixmap)
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+
+
+def _dropped_image(data: QMimeData) -> Path | None:
+    """The one local image file a drop carries (by name: the reader checks the content)."""
+    urls = data.urls() if data.hasUrls() else []
+    if len(urls) != 1 or not urls[0].isLocalFile():
+        return None
+    path = Path(urls[0].toLocalFile())
+    return path if path.suffix.lower() in IMAGE_SUFFIXES else None

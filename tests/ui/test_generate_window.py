@@ -171,3 +171,53 @@ def test_recent_prompts_and_a_dropped_text_file(qtbot, window, tmp_path) -> None
     assert window.prompt.canInsertFromMimeData(data)
     window.prompt.insertFromMimeData(data)
     assert window.prompt.toPlainText() == "a pink heart above a star"
+
+
+def test_a_dropped_image_gives_back_its_prompt_and_settings(qtbot, window, tmp_path) -> None:
+    from PIL import Image, PngImagePlugin
+    from PySide6.QtCore import QMimeData, QUrl
+
+    from studio.ui.main_window import _dropped_image
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a red fox in the snow\nNegative prompt: blurry\n"
+                  "Steps: 12, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 64x64")  # fmt: skip
+    theirs = tmp_path / "theirs.png"
+    Image.new("RGB", (64, 64)).save(theirs, pnginfo=info)
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(theirs))])
+    assert _dropped_image(data) == theirs
+    window.read_settings_from(theirs)
+    qtbot.waitUntil(lambda: "Settings read" in window.message.text(), timeout=5_000)
+    panel = window.settings_panel
+    assert window.prompt.toPlainText() == "a red fox in the snow"
+    assert (panel.negative.text(), panel.seed.text(), panel.steps.value()) == ("blurry", "42", 12)
+    assert panel.backend_id() == "fake"  # another tool's file: the chosen backend stays
+
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    window.read_settings_from(plain)
+    qtbot.waitUntil(lambda: "No generation settings" in window.message.text(), timeout=5_000)
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"this is not an image at all")
+    window.read_settings_from(fake)
+    qtbot.waitUntil(lambda: "Cannot read fake.png" in window.message.text(), timeout=5_000)
+    assert window.prompt.toPlainText() == "a red fox in the snow"  # nothing lost
+
+
+def test_a_dropped_studio_image_gives_back_its_exact_request(qtbot, window) -> None:
+    from PIL import Image
+
+    from studio.core.metadata import ImageMetadata
+    from studio.core.request import GenerationRequest
+
+    request = GenerationRequest("two blue squares", negative_prompt="red", seed=7, steps=5,
+                                guidance=3.5, count=2, candidates=8, backend="fake")  # fmt: skip
+    (entry,) = window.core.history.save([(Image.new("RGB", (16, 16)), ImageMetadata(request))], "j")
+    window.read_settings_from(entry.path)
+    qtbot.waitUntil(lambda: "Settings read" in window.message.text(), timeout=5_000)
+    fields = window.settings_panel.request_fields()
+    assert window.prompt.toPlainText() == "two blue squares"
+    assert {k: fields[k] for k in ("negative_prompt", "seed", "steps", "guidance", "count",
+                                   "candidates")} == {"negative_prompt": "red", "seed": 7,
+            "steps": 5, "guidance": 3.5, "count": 2, "candidates": 8}  # fmt: skip
