@@ -29,6 +29,8 @@ class Settings:
     export_format: str = "png"
     export_name_template: str = "{date}_{seed}_{prompt}"
     theme: str = "system"  # system | light | dark
+    window_geometry: str = ""  # the app's window and docks, as Qt saves them (base64)
+    window_state: str = ""
 
     @classmethod
     def load(cls, path: Path) -> Settings:

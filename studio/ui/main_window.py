@@ -7,11 +7,23 @@ gallery brings back its prompt and settings.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, Qt, QTimer
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtCore import QByteArray, QMimeData, Qt, QTimer
+from PySide6.QtGui import (
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QImage,
+    QKeySequence,
+    QPixmap,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QGridLayout,
     QHBoxLayout,
@@ -132,7 +144,13 @@ class MainWindow(QMainWindow):
         self._word_check.timeout.connect(self._check_words)
         self.prompt.textChanged.connect(self._word_check.start)
         self.settings_panel.backend.currentIndexChanged.connect(self._word_check.start)
+        self._build_menus(history, queue)
         self.setAcceptDrops(True)
+        self.device = ""
+        self.summary = QLabel()
+        self.statusBar().addPermanentWidget(self.summary, 1)
+        self.bridge.queue_changed.connect(lambda *_: self._show_summary())
+        self._restore_layout()
         self._show_summary()
 
     # -- images dropped in: read their settings -----------------------------------------
@@ -170,11 +188,50 @@ class MainWindow(QMainWindow):
         self.message.setText(f"Settings read from {path.name} ({found.source_format}).")
 
     def _show_summary(self) -> None:
-        backend = self.core.default_backend() or "none installed"
-        count = self.core.history.count()
-        self.statusBar().showMessage(
-            f"Backend: {backend}   ·   History: {count:,} images   ·   {self.core.paths.data}"
-        )
+        backend = self.settings_panel.backend_id() or "no backend installed"
+        device = f" on {self.device}" if self.device else ""
+        waiting = len(self.core.engine.queued())
+        parts = [f"{backend}{device}", f"queue: {waiting} waiting",
+                 f"history: {self.core.history.count():,} images"]  # fmt: skip
+        memory = process_memory_mb()
+        if memory:
+            parts.append(f"memory: {memory:,.0f} MB")
+        self.summary.setText("   ·   ".join(parts))
+        self.summary.setToolTip(f"Data folder: {self.core.paths.data}")
+
+    def _build_menus(self, *docks: QDockWidget) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = file_menu.addAction("&Quit")
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        view = self.menuBar().addMenu("&View")
+        for index, name in enumerate(("&Generate", "&Viewer")):
+            action = view.addAction(name)
+            action.setShortcut(QKeySequence(f"Alt+{index + 1}"))
+            action.triggered.connect(lambda _=False, i=index: self.tabs.setCurrentIndex(i))
+        view.addSeparator()
+        for dock in docks:  # a closed dock comes back from here
+            view.addAction(dock.toggleViewAction())
+        find = view.addAction("&Search history")
+        find.setShortcut(QKeySequence.StandardKey.Find)
+        find.triggered.connect(lambda: self.gallery.search.setFocus())
+
+    # -- the window's layout, kept between sessions --------------------------------------
+
+    def _restore_layout(self) -> None:
+        s = self.core.settings
+        if s.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(s.window_geometry.encode("ascii")))
+        if s.window_state:
+            self.restoreState(QByteArray.fromBase64(s.window_state.encode("ascii")))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        s = self.core.settings
+        s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
+        s.window_state = bytes(self.saveState().toBase64().data()).decode("ascii")
+        with contextlib.suppress(OSError):  # a read-only folder must not keep the window open
+            s.save(self.core.paths.settings_file)
+        super().closeEvent(event)
 
     def generate(self) -> None:
         try:
@@ -255,11 +312,16 @@ class MainWindow(QMainWindow):
         for tile, entry in zip(self.tiles, entries, strict=False):
             self._show(tile, QImage(str(entry.path)))
             tile.setToolTip(f"seed {entry.request.seed} · score {entry.metadata.score or 0:.3f}")
-        self._show_summary()
         self.gallery.model.refresh()
         job = self.core.engine.job(job_id)
         if job is not None:
             self.settings_panel.set_last_seed(job.request.seed)
+            with contextlib.suppress(Exception):  # loaded: asking is cheap
+                self.device = self.core.registry.get(job.request.backend).device()
+        self._show_summary()
+        if not self.isActiveWindow():  # the user is elsewhere: flash the taskbar entry
+            QApplication.alert(self)
+            self.statusBar().showMessage(f"Done: {len(entries)} images", 10_000)
 
     def open_in_viewer(self, entry: HistoryEntry) -> None:
         self.viewer.show_entry(entry)
@@ -315,3 +377,15 @@ def _dropped_image(data: QMimeData) -> Path | None:
         return None
     path = Path(urls[0].toLocalFile())
     return path if path.suffix.lower() in IMAGE_SUFFIXES else None
+
+
+def process_memory_mb() -> float:
+    """This process's resident memory (Linux), or 0 where it cannot be read cheaply."""
+    if not sys.platform.startswith("linux"):
+        return 0.0
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6

@@ -221,3 +221,17 @@ def test_a_dropped_studio_image_gives_back_its_exact_request(qtbot, window) -> N
     assert {k: fields[k] for k in ("negative_prompt", "seed", "steps", "guidance", "count",
                                    "candidates")} == {"negative_prompt": "red", "seed": 7,
             "steps": 5, "guidance": 3.5, "count": 2, "candidates": 8}  # fmt: skip
+
+
+def test_the_window_layout_and_the_status_line(qtbot, window) -> None:
+    from PySide6.QtWidgets import QDockWidget
+
+    assert "fake" in window.summary.text() and "0 waiting" in window.summary.text()
+    window.findChild(QDockWidget, "queue").hide()
+    window.close()
+    assert window.core.settings.window_geometry and window.core.settings.window_state
+    again = MainWindow(window.core)
+    qtbot.addWidget(again)
+    again.show()
+    assert again.findChild(QDockWidget, "queue").isHidden()
+    assert not again.findChild(QDockWidget, "history").isHidden()
