@@ -26,6 +26,7 @@ class Settings:
     steps: int = 0
     guidance: float = 0.0  # 0 = the backend's default
     model_folders: list[str] = field(default_factory=list)
+    export_folder: str = ""  # "" = ~/Pictures/Studio
     export_format: str = "png"
     export_name_template: str = "{date}_{seed}_{prompt}"
     theme: str = "system"  # system | light | dark

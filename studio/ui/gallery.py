@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.app import Core
 from studio.core.history import HistoryEntry
+from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery_model import GalleryModel
 
 SEARCH_DELAY_MS = 200  # wait for a pause in typing before searching
@@ -71,6 +72,7 @@ class GalleryPanel(QWidget):
         self.favourite_action = self._action("Favourite", "F", self.toggle_favourite)
         self.delete_action = self._action("Delete…", QKeySequence.StandardKey.Delete,
                                           self.delete_selected)  # fmt: skip
+        self.export_action = self._action("Export…", "Ctrl+E", self.export_selected)
         self._show_count()
 
     def _action(self, text: str, keys, slot) -> QAction:
@@ -117,6 +119,14 @@ class GalleryPanel(QWidget):
             self.core.thumbnails.forget(entry.id)
         self.model.refresh()
         return deleted
+
+    def export_selected(self) -> ExportDialog | None:
+        entries = self.selected_entries()
+        if not entries:
+            return None
+        dialog = ExportDialog(self.core, entries, self)
+        dialog.open()  # not exec(): the app keeps working while the dialog is up
+        return dialog
 
     def _on_activated(self, index: QModelIndex) -> None:
         if index.isValid():

@@ -42,6 +42,7 @@ from studio.core.history import HistoryEntry
 from studio.core.metadata import ParsedMetadata, read_metadata
 from studio.core.request import RequestError
 from studio.ui.bridge import EngineBridge
+from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery import GalleryPanel
 from studio.ui.generation_settings import GenerationSettings
 from studio.ui.prompt_editor import PromptEditor
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         self.viewer.reuse_prompt.connect(self.reuse_prompt)
         self.viewer.vary.connect(self.vary)
         self.viewer.delete.connect(self.delete_entry)
+        self.viewer.export.connect(lambda entry: ExportDialog(self.core, [entry], self).open())
         self.gallery = GalleryPanel(core)
         self.gallery.entry_activated.connect(self.open_in_viewer)
         history = QDockWidget("History", self)

@@ -97,6 +97,7 @@ class Viewer(QWidget):
     reuse_prompt = Signal(str)
     vary = Signal(object)  # HistoryEntry: same prompt and settings, a new seed
     delete = Signal(object)  # HistoryEntry
+    export = Signal(object)  # HistoryEntry
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,6 +122,7 @@ class Viewer(QWidget):
             ("copy", "Copy image", QKeySequence.StandardKey.Copy, self.copy_image),
             ("copy_prompt", "Copy prompt", "Ctrl+Shift+C", self.copy_prompt),
             ("show_file", "Show file", "Ctrl+Shift+O", self.show_file),
+            ("export", "Export…", "Ctrl+E", lambda: self._emit(self.export)),
             ("delete", "Delete…", QKeySequence.StandardKey.Delete, lambda: self._emit(self.delete)),
         ):  # fmt: skip
             action = QAction(text, self)

@@ -138,3 +138,52 @@ def test_the_panel_searches_as_you_type_favourites_and_deletes(qtbot, core) -> N
     with qtbot.waitSignal(panel.entry_activated) as activated:
         panel.view.activated.emit(panel.model.index(0))
     assert "fox" in activated.args[0].request.prompt
+
+
+def saved_entries(core: Core, n: int):
+    from studio.core.history import HistoryEntry
+
+    entries: list[HistoryEntry] = []
+    for i in range(n):
+        request = GenerationRequest(f"a shape number {i}", seed=100 + i, backend="fake")
+        image = Image.new("RGB", (64, 64), (40 * i, 90, 200))
+        entries += core.history.save([(image, ImageMetadata(request))], f"job-{i}")
+    return entries
+
+
+def test_export_writes_files_and_a_contact_sheet(qtbot, core, tmp_path) -> None:
+    from studio.core.metadata import read_metadata
+    from studio.ui.export_dialog import ExportDialog
+
+    entries = saved_entries(core, 3)
+    dialog = ExportDialog(core, entries)
+    qtbot.addWidget(dialog)
+    dialog.folder.setText(str(tmp_path / "out"))
+    dialog.format.setCurrentText("WebP")
+    dialog.template.setText("{seed}_{prompt}")
+    assert dialog.preview.text() == "e.g. 100_a-shape-number-0.webp"
+    dialog.template.setText("{nope}")
+    assert not dialog.buttons.button(dialog.buttons.StandardButton.Ok).isEnabled()
+    dialog.template.setText("{seed}")
+    dialog.sheet.setChecked(True)
+    dialog.sheet_format.setCurrentText("PDF")
+    with qtbot.waitSignal(dialog.accepted, timeout=10_000):
+        dialog.export()
+    names = sorted(p.name for p in dialog.written)
+    assert names == ["100.webp", "101.webp", "102.webp", "contact-sheet.pdf"]
+    assert read_metadata(tmp_path / "out" / "101.webp").seed == 101
+    assert core.settings.export_format == "webp"
+
+
+def test_export_failure_leaves_nothing_and_says_why(qtbot, core, tmp_path) -> None:
+    from studio.ui.export_dialog import ExportDialog
+
+    entries = saved_entries(core, 2)
+    entries[1].path.write_bytes(b"damaged")  # the second image cannot be read
+    dialog = ExportDialog(core, entries)
+    qtbot.addWidget(dialog)
+    dialog.folder.setText(str(tmp_path / "out"))
+    dialog.export()
+    qtbot.waitUntil(lambda: "Nothing was exported" in dialog.status.text(), timeout=10_000)
+    assert list((tmp_path / "out").iterdir()) == []
+    assert dialog.buttons.isEnabled()
