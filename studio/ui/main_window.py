@@ -41,6 +41,7 @@ from studio.core.app import Core
 from studio.core.history import HistoryEntry
 from studio.core.metadata import ParsedMetadata, read_metadata
 from studio.core.request import RequestError
+from studio.ui.backends_panel import BackendsDialog
 from studio.ui.bridge import EngineBridge
 from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery import GalleryPanel
@@ -214,6 +215,8 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         for dock in docks:  # a closed dock comes back from here
             view.addAction(dock.toggleViewAction())
+        backends = view.addAction("&Backends…")
+        backends.triggered.connect(lambda: BackendsDialog(self.core, self).open())
         find = view.addAction("&Search history")
         find.setShortcut(QKeySequence.StandardKey.Find)
         find.triggered.connect(lambda: self.gallery.search.setFocus())

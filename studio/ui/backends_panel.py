@@ -1,0 +1,110 @@
+"""The backends panel: each installed backend, its status (not loaded yet, ready, failed
+with its error), its device and its models, and where model folders are looked for.
+Reading a backend imports its code, so it happens off the GUI thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.app import Core
+from studio.core.backend import ModelInfo
+from studio.core.registry import BackendStatus
+from studio.ui.tasks import run_in_background
+
+
+@dataclass
+class BackendReport:
+    id: str
+    name: str = ""
+    status: str = ""
+    device: str = ""
+    error: str = ""
+    details: str = ""
+    models: list[ModelInfo] = field(default_factory=list)
+
+
+def read_backends(core: Core) -> list[BackendReport]:
+    """What every backend says of itself (imports each plugin: call off the GUI thread)."""
+    reports = []
+    for record in core.registry.records():
+        report = BackendReport(record.id)
+        try:
+            backend = core.registry.get(record.id)
+            report.name = backend.display_name or record.id
+            report.device = backend.device()
+            report.models = list(backend.models())
+        except Exception as error:  # a plugin's own fault: shown, never raised
+            report.error = str(error)
+        record = core.registry.record(record.id)  # its status after the import
+        report.status = "failed" if record.status is BackendStatus.FAILED else "ready"
+        report.error = report.error or record.error
+        report.details = record.traceback
+        if report.error and report.status != "failed":
+            report.status = "failed"
+        reports.append(report)
+    return reports
+
+
+class BackendsDialog(QDialog):
+    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.core = core
+        self.setWindowTitle("Backends")
+        self.resize(720, 480)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Backend / model", "Status", "Device", "Format", "Size", "Hash"])
+        self.details = QPlainTextEdit(readOnly=True)
+        self.details.setPlaceholderText("Select a backend that failed to see why.")
+        self.details.setMaximumHeight(140)
+        folders = [str(core.paths.data / "models"), *core.settings.model_folders]
+        self.folders = QLabel("Model folders: " + ";  ".join(folders))
+        self.folders.setWordWrap(True)
+        refresh = QPushButton("Refresh")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.details)
+        layout.addWidget(self.folders)
+        layout.addWidget(refresh)
+        refresh.clicked.connect(self.refresh)
+        self.tree.currentItemChanged.connect(self._show_details)
+        self.reports: list[BackendReport] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.tree.clear()
+        self.tree.addTopLevelItem(QTreeWidgetItem(["Reading the installed backends…"]))
+        run_in_background(self.core.engine, self, lambda: read_backends(self.core), self._show)
+
+    def _show(self, reports: list[BackendReport]) -> None:
+        self.reports = reports
+        self.tree.clear()
+        for report in reports:
+            status = report.status + (f": {report.error}" if report.error else "")
+            item = QTreeWidgetItem([f"{report.name or report.id} ({report.id})", status,
+                                    report.device])  # fmt: skip
+            item.setToolTip(1, report.error)
+            for model in report.models:
+                size = f"{model.size_bytes / 1e6:,.1f} MB" if model.size_bytes else ""
+                item.addChild(QTreeWidgetItem([model.name or model.ref, "", "", model.format,
+                                               size, model.hash]))  # fmt: skip
+            self.tree.addTopLevelItem(item)
+            item.setExpanded(True)
+        for column in range(self.tree.columnCount()):
+            self.tree.resizeColumnToContents(column)
+
+    def _show_details(self, item: QTreeWidgetItem | None, _previous: object = None) -> None:
+        index = self.tree.indexOfTopLevelItem(item) if item is not None else -1
+        if 0 <= index < len(self.reports):
+            report = self.reports[index]
+            self.details.setPlainText(report.details or report.error or "No problem reported.")

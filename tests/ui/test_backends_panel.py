@@ -1,0 +1,30 @@
+"""The backends panel shows each backend's status, models and errors."""
+
+from __future__ import annotations
+
+from studio.core.app import Core
+from studio.ui.backends_panel import BackendsDialog
+
+
+def test_ready_and_failed_backends_are_shown_with_their_errors(qtbot, install_plugins, tmp_path):
+    install_plugins()  # fake, broken (raises on import), exits (sys.exit on import), ...
+    core = Core.open(tmp_path / "home")
+    try:
+        dialog = BackendsDialog(core)
+        qtbot.addWidget(dialog)
+        qtbot.waitUntil(lambda: bool(dialog.reports), timeout=10_000)
+        by_id = {r.id: r for r in dialog.reports}
+        assert by_id["fake"].status == "ready" and by_id["fake"].device == "cpu"
+        assert [m.name for m in by_id["fake"].models] == ["Tiny fake"]
+        assert by_id["broken"].status == "failed" and by_id["broken"].error
+        assert by_id["exits"].status == "failed"
+        texts = [
+            dialog.tree.topLevelItem(i).text(1) for i in range(dialog.tree.topLevelItemCount())
+        ]
+        assert any(t.startswith("failed: ") for t in texts)
+        broken = list(by_id).index("broken")
+        dialog.tree.setCurrentItem(dialog.tree.topLevelItem(broken))
+        assert "Traceback" in dialog.details.toPlainText()
+        assert str(core.paths.data / "models") in dialog.folders.text()
+    finally:
+        core.close()
