@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -22,6 +22,7 @@ from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery_model import GalleryModel
 
 SEARCH_DELAY_MS = 200  # wait for a pause in typing before searching
+VISIBLE_DELAY_MS = 30  # thumbnails for what is on screen once scrolling pauses
 
 
 class GalleryPanel(QWidget):
@@ -46,6 +47,7 @@ class GalleryPanel(QWidget):
         self.view.setMovement(QListView.Movement.Static)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setUniformItemSizes(True)  # no per-row size queries: smooth at 100,000
+        self.view.setLayoutMode(QListView.LayoutMode.Batched)  # lays out new rows in steps
         self.view.setIconSize(QSize(icon_side, icon_side))
         self.view.setGridSize(QSize(icon_side + 12, icon_side + 12))
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -68,6 +70,12 @@ class GalleryPanel(QWidget):
         self.favourites.toggled.connect(self.apply_search)
         self.view.activated.connect(self._on_activated)
         self.model.modelReset.connect(self._show_count)
+        # Thumbnails for the rows on screen, once scrolling or paging pauses a moment.
+        self._visible_timer = QTimer(self, singleShot=True, interval=VISIBLE_DELAY_MS)
+        self._visible_timer.timeout.connect(self._request_visible)
+        self.view.verticalScrollBar().valueChanged.connect(self._visible_timer.start)
+        self.model.rowsInserted.connect(self._visible_timer.start)
+        self.model.modelReset.connect(self._visible_timer.start)
 
         self.favourite_action = self._action("Favourite", "F", self.toggle_favourite)
         self.delete_action = self._action("Delete…", QKeySequence.StandardKey.Delete,
@@ -127,6 +135,19 @@ class GalleryPanel(QWidget):
         dialog = ExportDialog(self.core, entries, self)
         dialog.open()  # not exec(): the app keeps working while the dialog is up
         return dialog
+
+    def _request_visible(self) -> None:
+        viewport = self.view.viewport().rect()
+        first = self.view.indexAt(viewport.topLeft() + QPoint(4, 4))
+        last = self.view.indexAt(viewport.bottomRight() - QPoint(4, 4))
+        start = first.row() if first.isValid() else 0
+        end = last.row() if last.isValid() else self.model.rowCount() - 1
+        per_screen = max(1, end - start + 1)
+        self.model.request_thumbnails(start, end + per_screen)  # and the next screen
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._visible_timer.start()
 
     def _on_activated(self, index: QModelIndex) -> None:
         if index.isValid():

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from PySide6.QtCore import (
     QAbstractListModel,
     QMimeData,
@@ -154,25 +155,32 @@ class GalleryModel(QAbstractListModel):
     # -- thumbnails -------------------------------------------------------------------
 
     def _thumbnail(self, entry: HistoryEntry) -> QPixmap:
+        """The cached thumbnail, or the placeholder. Asking for data never starts work:
+        views ask for rows they do not show (layout, accessibility), so thumbnails are
+        made for the rows `request_thumbnails` names, those on screen."""
         pixmap = self._pixmaps.get(entry.id)
-        if pixmap is not None:
-            self._pixmaps.move_to_end(entry.id)
-            return pixmap
-        if entry.id not in self._pending and not entry.missing:
+        if pixmap is None:
+            return self._placeholder
+        self._pixmaps.move_to_end(entry.id)
+        return pixmap
+
+    def request_thumbnails(self, first: int, last: int) -> None:
+        """Make (or read from the disk cache) the thumbnails of rows first..last."""
+        side = self.icon_side
+        for row in range(max(0, first), min(last, len(self._entries) - 1) + 1):
+            entry = self._entries[row]
+            if entry.id in self._pixmaps or entry.id in self._pending or entry.missing:
+                continue
             self._pending.add(entry.id)
             run_in_background(
                 self.core.engine, self,
-                lambda: to_qimage(self.core.thumbnails.get(entry.id, entry.path)),
-                lambda image: self._on_thumbnail(entry.id, image),
+                lambda entry=entry: _icon(self.core.thumbnails.get(entry.id, entry.path), side),
+                lambda image, entry=entry: self._on_thumbnail(entry.id, image),
                 lambda _error: None,  # unreadable: stays pending, the placeholder stays
             )  # fmt: skip
-        return self._placeholder
 
     def _on_thumbnail(self, entry_id: int, image: QImage) -> None:
         self._pending.discard(entry_id)
-        if max(image.width(), image.height()) < self.icon_side:  # pixel art: no blur
-            image = image.scaled(self.icon_side, self.icon_side, Qt.AspectRatioMode.KeepAspectRatio,
-                                 Qt.TransformationMode.FastTransformation)  # fmt: skip
         self._pixmaps[entry_id] = QPixmap.fromImage(image)
         while len(self._pixmaps) > self.memory_thumbnails:
             self._pixmaps.popitem(last=False)
@@ -180,3 +188,13 @@ class GalleryModel(QAbstractListModel):
         if row is not None:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+def _icon(thumbnail: Image.Image, side: int) -> QImage:
+    """A thumbnail as the QImage the view shows (on a worker: QImage is thread-safe).
+    Smaller than the icon, it is enlarged with sharp pixels (pixel art stays crisp)."""
+    image = to_qimage(thumbnail)
+    if max(image.width(), image.height()) < side:
+        image = image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.FastTransformation)  # fmt: skip
+    return image

@@ -84,8 +84,9 @@ def test_thumbnails_are_made_off_the_gui_thread_then_shown(qtbot, core) -> None:
 
     core.thumbnails.get = recording_get  # type: ignore[method-assign]
     placeholder = model.index(0).data(Qt.ItemDataRole.DecorationRole)
+    assert not threads  # asking for data starts no work: the view names the rows it shows
     with qtbot.waitSignal(model.dataChanged, timeout=10_000):
-        pass
+        model.request_thumbnails(0, 10)
     thumbnail = model.index(0).data(Qt.ItemDataRole.DecorationRole)
     assert thumbnail.cacheKey() != placeholder.cacheKey()
     assert thumbnail.toImage().pixelColor(10, 10).getRgb()[:3] == (200, 30, 30)
@@ -98,6 +99,7 @@ def test_a_missing_image_keeps_its_placeholder(qtbot, core) -> None:
     model = GalleryModel(core)
     model.fetchMore(QModelIndex())
     first = model.index(0).data(Qt.ItemDataRole.DecorationRole)
+    model.request_thumbnails(0, 0)
     qtbot.wait(200)  # the worker fails to read it: nothing changes, nothing raises
     assert model.index(0).data(Qt.ItemDataRole.DecorationRole).cacheKey() == first.cacheKey()
 
