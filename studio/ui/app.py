@@ -12,7 +12,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from studio.core.app import Core
-from studio.ui.main_window import MainWindow
+from studio.ui.main_window import MainWindow, apply_theme
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -28,6 +28,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     app = QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Studio")
     core = Core.open(args.data_dir)
+    apply_theme(core.settings.theme)
     window = MainWindow(core)
     window.show()
     if args.startup_report:

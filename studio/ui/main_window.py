@@ -14,11 +14,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QMimeData, Qt, QTimer
 from PySide6.QtGui import (
+    QActionGroup,
     QCloseEvent,
+    QColor,
     QDragEnterEvent,
     QDropEvent,
+    QGuiApplication,
     QImage,
     QKeySequence,
+    QPalette,
     QPixmap,
     QShortcut,
 )
@@ -215,11 +219,24 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         for dock in docks:  # a closed dock comes back from here
             view.addAction(dock.toggleViewAction())
+        themes = view.addMenu("&Theme")
+        group = QActionGroup(self)
+        for name in THEMES:
+            action = themes.addAction(name.capitalize())
+            action.setCheckable(True)
+            action.setChecked(name == self.core.settings.theme)
+            action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            group.addAction(action)
         backends = view.addAction("&Backends…")
         backends.triggered.connect(lambda: BackendsDialog(self.core, self).open())
         find = view.addAction("&Search history")
         find.setShortcut(QKeySequence.StandardKey.Find)
         find.triggered.connect(lambda: self.gallery.search.setFocus())
+
+    def set_theme(self, name: str) -> None:
+        """Light, dark, or whatever the system uses (and follows it when it changes)."""
+        self.core.settings.theme = name if name in THEMES else "system"
+        apply_theme(self.core.settings.theme)
 
     # -- the window's layout, kept between sessions --------------------------------------
 
@@ -373,6 +390,40 @@ class MainWindow(QMainWindow):
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+THEMES = ("system", "light", "dark")
+
+
+def apply_theme(name: str) -> None:
+    """Ask the platform for a light or dark scheme ("system": its own, followed live);
+    where the platform cannot switch, Fusion with a palette of our own does it."""
+    app = QApplication.instance()
+    wanted = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(name)
+    hints = QGuiApplication.styleHints()
+    hints.setColorScheme(wanted or Qt.ColorScheme.Unknown)
+    if not isinstance(app, QApplication):
+        return
+    if wanted is None:
+        app.setPalette(app.style().standardPalette())
+    elif hints.colorScheme() != wanted:
+        app.setStyle("Fusion")
+        app.setPalette(_dark_palette() if wanted == Qt.ColorScheme.Dark else
+                       app.style().standardPalette())  # fmt: skip
+
+
+def _dark_palette() -> QPalette:
+    palette = QPalette()
+    role, group = QPalette.ColorRole, QPalette.ColorGroup
+    for r, rgb in ((role.Window, (45, 45, 48)), (role.WindowText, (230, 230, 230)),
+                   (role.Base, (30, 30, 32)), (role.AlternateBase, (45, 45, 48)),
+                   (role.ToolTipBase, (30, 30, 32)), (role.ToolTipText, (230, 230, 230)),
+                   (role.Text, (230, 230, 230)), (role.Button, (55, 55, 58)),
+                   (role.ButtonText, (230, 230, 230)), (role.BrightText, (255, 90, 90)),
+                   (role.Highlight, (60, 130, 220)), (role.HighlightedText, (255, 255, 255)),
+                   (role.PlaceholderText, (140, 140, 140))):  # fmt: skip
+        palette.setColor(r, QColor(*rgb))
+    for r in (role.WindowText, role.Text, role.ButtonText):
+        palette.setColor(group.Disabled, r, QColor(120, 120, 120))
+    return palette
 
 
 def _dropped_image(data: QMimeData) -> Path | None:

@@ -235,3 +235,17 @@ def test_the_window_layout_and_the_status_line(qtbot, window) -> None:
     again.show()
     assert again.findChild(QDockWidget, "queue").isHidden()
     assert not again.findChild(QDockWidget, "history").isHidden()
+
+
+def test_the_theme_can_be_dark_light_or_the_systems(window) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    def lightness() -> int:
+        return QApplication.palette().window().color().lightness()
+
+    window.set_theme("dark")  # offscreen cannot switch: our own dark palette does
+    assert lightness() < 100
+    window.set_theme("light")
+    assert lightness() > 150
+    window.set_theme("system")
+    assert window.core.settings.theme == "system" and lightness() > 150
