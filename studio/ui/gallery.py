@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -22,6 +25,7 @@ from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery_model import GalleryModel
 
 SEARCH_DELAY_MS = 200  # wait for a pause in typing before searching
+PERIODS = (("Any time", 0), ("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30))
 VISIBLE_DELAY_MS = 30  # thumbnails for what is on screen once scrolling pauses
 
 
@@ -41,6 +45,13 @@ class GalleryPanel(QWidget):
         self.favourites.setToolTip("Favourites only")
         self.favourites.setCheckable(True)
         self.count = QLabel()
+        self.backend = QComboBox()
+        self.backend.addItem("All backends", "")
+        for backend_id in core.registry.ids():
+            self.backend.addItem(backend_id, backend_id)
+        self.period = QComboBox()
+        for label, days in PERIODS:
+            self.period.addItem(label, days)
 
         self.view = QListView()
         self.view.setViewMode(QListView.ViewMode.IconMode)
@@ -58,9 +69,13 @@ class GalleryPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.favourites)
+        filters = QHBoxLayout()
+        filters.addWidget(self.backend, 1)
+        filters.addWidget(self.period, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
+        layout.addLayout(filters)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.count)
 
@@ -68,6 +83,8 @@ class GalleryPanel(QWidget):
         self._search_timer.timeout.connect(self.apply_search)
         self.search.textChanged.connect(self._search_timer.start)
         self.favourites.toggled.connect(self.apply_search)
+        self.backend.currentIndexChanged.connect(self.apply_search)
+        self.period.currentIndexChanged.connect(self.apply_search)
         self.view.activated.connect(self._on_activated)
         self.model.modelReset.connect(self._show_count)
         # Thumbnails for the rows on screen, once scrolling or paging pauses a moment.
@@ -94,7 +111,14 @@ class GalleryPanel(QWidget):
 
     def apply_search(self) -> None:
         self._search_timer.stop()  # typing then toggling a filter: one search, not two
-        filters = {"favourites_only": True} if self.favourites.isChecked() else {}
+        filters: dict[str, object] = {}
+        if self.favourites.isChecked():
+            filters["favourites_only"] = True
+        if self.backend.currentData():
+            filters["backend"] = self.backend.currentData()
+        days = self.period.currentData()
+        if days:
+            filters["since"] = time.time() - days * 86_400
         self.model.set_search(self.search.text(), **filters)
 
     def selected_entries(self) -> list[HistoryEntry]:

@@ -189,3 +189,34 @@ def test_export_failure_leaves_nothing_and_says_why(qtbot, core, tmp_path) -> No
     qtbot.waitUntil(lambda: "Nothing was exported" in dialog.status.text(), timeout=10_000)
     assert list((tmp_path / "out").iterdir()) == []
     assert dialog.buttons.isEnabled()
+
+
+def test_the_panel_filters_by_backend_and_period(qtbot, core) -> None:
+    import time
+
+    from studio.ui.gallery import GalleryPanel
+
+    old = core.history.insert_records(
+        [
+            (
+                metadata("an old fox", time.time() - 40 * 86_400, backend="onnx"),
+                "j-old",
+                "images/x/o.png",
+            )
+        ]
+    )
+    new = core.history.insert_records(
+        [(metadata("a new fox", time.time() - 60, backend="torch"), "j-new", "images/x/n.png")]
+    )
+    panel = GalleryPanel(core)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 2)
+    panel.period.setCurrentIndex(panel.period.findData(7))
+    qtbot.waitUntil(lambda: panel.model.total() == 1 and panel.model.rowCount() == 1)
+    assert panel.model.entry(0).id == new[0]
+    panel.period.setCurrentIndex(0)
+    panel.backend.addItem("onnx", "onnx")  # the test's rows name backends not installed
+    panel.backend.setCurrentIndex(panel.backend.findData("onnx"))
+    qtbot.waitUntil(lambda: panel.model.total() == 1 and panel.model.rowCount() == 1)
+    assert panel.model.entry(0).id == old[0]
