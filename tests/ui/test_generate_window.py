@@ -249,3 +249,27 @@ def test_the_theme_can_be_dark_light_or_the_systems(window) -> None:
     assert lightness() > 150
     window.set_theme("system")
     assert window.core.settings.theme == "system" and lightness() > 150
+
+
+def test_a_broken_backend_shows_its_error_and_the_app_keeps_working(
+    qtbot, install_plugins, tmp_path
+) -> None:
+    install_plugins()  # fake, and "broken", which raises on import
+    core = Core.open(tmp_path / "home2")
+    core.settings.backend, core.settings.width, core.settings.height = "broken", 16, 16
+    window = MainWindow(core)
+    qtbot.addWidget(window)
+    try:
+        assert window.settings_panel.backend_id() == "broken"
+        window.prompt.setPlainText("a circle")
+        window.generate()
+        qtbot.waitUntil(lambda: "Generation failed" in window.message.text(), timeout=10_000)
+        assert "broken" in window.message.text()
+        window.settings_panel.backend.setCurrentIndex(
+            window.settings_panel.backend.findData("fake")
+        )
+        window.generate()
+        qtbot.waitUntil(lambda: core.history.count() == 4, timeout=10_000)
+    finally:
+        window.close()
+        core.close()
