@@ -1,6 +1,6 @@
 """The built-in model as a Studio backend, run by PyTorch (CUDA when present, else CPU).
 
-Request options (all optional): `temperature` (default 0.5), `top_k` (32) and `rank`
+Request options (all optional): `temperature` (default 0.3), `top_k` (32) and `rank`
 (true: the ranker orders the sampled candidates and the best `count` are kept; false:
 the first `count` samples are kept as drawn). Guidance 0 means the default, 2.
 """
@@ -66,7 +66,7 @@ def _short_hash(path: Path) -> str:
 
 def sampler_label(request: GenerationRequest) -> str:
     options = request.options
-    return f"top-k {options.get('top_k', 32)}, temperature {options.get('temperature', 0.5)}"
+    return f"top-k {options.get('top_k', 32)}, temperature {options.get('temperature', 0.3)}"
 
 
 def check_model(model: str, folder: Path) -> None:
@@ -161,7 +161,7 @@ def generate_candidates(
     from plugins.shapes.model.common import SamplingOptions
 
     options = SamplingOptions(
-        temperature=float(request.options.get("temperature", 0.5)),
+        temperature=float(request.options.get("temperature", 0.3)),
         top_k=int(request.options.get("top_k", 32)),
         guidance=request.guidance or DEFAULT_GUIDANCE,
     )

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file
 
 from plugins.shapes.backend import ShapesBackend
-from plugins.shapes.model.bundle import TRANSFORMER, BundleError, Tokenizers, load_module
+from plugins.shapes.model.bundle import (
+    IMAGE_TOKENIZER,
+    RANKER,
+    TEXT_VOCAB,
+    TRANSFORMER,
+    BundleError,
+    Tokenizers,
+    load_module,
+)
 from plugins.shapes.model.common import NoKnownWords
 from plugins.shapes.model.config import get_config
 from plugins.shapes.model.image_tokens import FIRST_MASK
 from plugins.shapes.model.pipeline import ShapesPipeline
 from plugins.shapes.model.text_tokens import PAD, UNK, TextTokenizer
-from plugins.shapes.model.train import RunLog, stage_tokenizers, stage_transformer
+from plugins.shapes.model.train import RunLog, stage_tokenizers, stage_transformer, train
 from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
 from plugins.shapes.render import render_array
 from plugins.shapes.sampler import SceneSampler
@@ -143,6 +153,19 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path) -> None:
         resumed.state_dict().items(), straight.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+def test_two_threads_train_the_ranker_side_by_side_to_the_same_weights(micro_bundle, tmp_path):
+    run = tmp_path / "run"
+    (run / "bundle").mkdir(parents=True)
+    for name in (IMAGE_TOKENIZER, TEXT_VOCAB):  # the tokenizers are done: skip refitting
+        shutil.copy(micro_bundle / name, run / "bundle" / name)
+    train(get_config("micro"), run, None, RunLog(run / "log.txt"), threads=2)
+    log = (run / "log.txt").read_text()
+    assert "ranker step 40" in log and "transformer step 120" in log
+    for name in (TRANSFORMER, RANKER):  # one thread each, as the fixture's single process
+        side_by_side, alone = load_file(run / "bundle" / name), load_file(micro_bundle / name)
+        assert all(np.array_equal(side_by_side[k], alone[k]) for k in alone), name
 
 
 def test_damaged_weights_get_a_clear_error(micro_bundle, tmp_path) -> None:

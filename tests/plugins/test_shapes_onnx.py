@@ -15,7 +15,14 @@ import torch
 
 from plugins.shapes.model.bundle import TRANSFORMER, BundleError
 from plugins.shapes.model.export_onnx import export
-from plugins.shapes.model.onnx_pipeline import CPU, PREFIX, STEP, OnnxShapesPipeline
+from plugins.shapes.model.onnx_pipeline import (
+    CPU,
+    PREFIX,
+    STEP,
+    KVCache,
+    OnnxShapesPipeline,
+    cache_length,
+)
 from plugins.shapes.model.pipeline import ShapesPipeline
 from plugins.shapes.onnx_backend import ShapesOnnxBackend
 from studio.api import Cancelled, GenerationRequest
@@ -43,21 +50,28 @@ def test_onnx_logits_match_pytorch(exported) -> None:
     model = ShapesPipeline.load(exported).transformer
     ids = onnx.tokenizers.text.encode("a pink diamond to the left of an orange star").ids
     x = onnx.w["text_embed.weight"][np.repeat(ids[None], 2, 0)]
-    h, cache = onnx._run(PREFIX, {"x": x}, [])
+    h, new = onnx._run(PREFIX, {"x": x})
+    c = model.config
+    cache = KVCache(2, c.layers, c.heads, c.width // c.heads, cache_length(c.text_length, 64))
+    cache.append(new)
     with torch.no_grad():
         expected, past = model.run(torch.from_numpy(x), 0)
     torch_background = model.background_head(expected[:, -1]).detach().numpy()
     assert np.abs(onnx._heads("background_head", h) - torch_background).max() < 1e-4
     step_x = onnx.w["background_embed.weight"][[0, 2]][:, None]
-    position = np.array([model.config.text_length], np.int64)
-    h, _ = onnx._run(STEP, {"x": step_x, "position": position}, cache)
-    with torch.no_grad():
-        step, _ = model.run(torch.from_numpy(step_x), model.config.text_length, past)
-        torch_kind = model.kind_head(step[:, -1]).numpy()
-        torch_code = model.code_logits(step[:, -1], torch.tensor([9, 12])).numpy()
-    assert np.abs(onnx._heads("kind_head", h) - torch_kind).max() < 1e-4
-    code = onnx._heads("code_head", h + onnx.w["code_condition.weight"][[9, 12]])
-    assert np.abs(code - torch_code).max() < 1e-4
+    for step in range(3):  # the cache's buffers fill up step by step, as in sampling
+        position = np.array([c.text_length + step], np.int64)
+        h, new = onnx._run(STEP, {"x": step_x, "position": position, **cache.inputs()})
+        cache.append(new)
+        with torch.no_grad():
+            hidden, past = model.run(torch.from_numpy(step_x), c.text_length + step, past)
+            torch_kind = model.kind_head(hidden[:, -1]).numpy()
+            torch_code = model.code_logits(hidden[:, -1], torch.tensor([9, 12])).numpy()
+        assert np.abs(onnx._heads("kind_head", h) - torch_kind).max() < 1e-4
+        code = onnx._heads("code_head", h + onnx.w["code_condition.weight"][[9, 12]])
+        assert np.abs(code - torch_code).max() < 1e-4
+        step_x = onnx.w["kind_embed.weight"][[9, 12]] + onnx.w["code_embed.weight"][[3, 7]]
+        step_x = step_x[:, None]
 
 
 class Context:
@@ -128,3 +142,14 @@ print(json.dumps({{"torch": "torch" in sys.modules, "images": len(images)}}))
                           timeout=120, env=env, cwd=ROOT)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"torch": False, "images": 1}
+
+
+def test_row_groups_side_by_side_give_the_same_images(exported) -> None:
+    one = OnnxShapesPipeline(exported, prefer_cuda=False, threads=1)
+    two = OnnxShapesPipeline(exported, prefer_cuda=False, threads=1, row_groups=2)
+    for seed in (3, 4):
+        a, b = (
+            one.generate("three yellow hearts", 8, seed),
+            two.generate("three yellow hearts", 8, seed),
+        )
+        assert np.array_equal(a.images, b.images) and np.allclose(a.scores, b.scores, atol=1e-5)

@@ -19,21 +19,22 @@ class TrainConfig:
     layers: int = 4
     heads: int = 6
     batch: int = 32
-    steps: int = 4_500
+    steps: int = 8_000
     lr: float = 1e-3
     warmup: int = 500
     text_dropout: float = 0.1  # captions dropped, for classifier-free guidance
     text_weight: float = 1 / 8  # DALL-E's text : image loss weights
     # ranker
     ranker_width: int = 128
-    ranker_channels: int = 32
-    ranker_steps: int = 1_000
+    ranker_image_layers: int = 4
+    ranker_steps: int = 4_000
     ranker_batch: int = 64
-    ranker_negatives: int = 3  # hard negatives per image
+    ranker_negatives: int = 3  # hard-negative captions per image
+    ranker_twins: int = 1  # scenes drawn for a changed caption, per scene
     ranker_lr: float = 1e-3
     # bookkeeping
     log_every: int = 50
-    eval_every: int = 1_500
+    eval_every: int = 2_000
     eval_prompts_per_kind: int = 3
     checkpoint_seconds: float = 300.0
 
@@ -54,7 +55,7 @@ CONFIGS = {
         steps=120,
         warmup=20,
         ranker_width=32,
-        ranker_channels=8,
+        ranker_image_layers=1,
         ranker_steps=40,
         ranker_batch=16,
         log_every=20,

@@ -4,8 +4,9 @@
 
 Writes, beside the bundle's safetensors files:
 - `transformer-prefix.onnx`: text embeddings (B, T, d) -> last hidden state, KV cache;
-- `transformer-step.onnx`: one token's embedding, its position and the KV cache (one
-  input per layer and k/v) -> its hidden state and the grown cache;
+- `transformer-step.onnx`: one token's embedding, its position and fixed-size KV
+  buffers with a mask of their used slots (one buffer per layer and k/v) -> its hidden
+  state and its own keys and values, which the caller writes into the buffers;
 - `ranker-text.onnx`, `ranker-image.onnx`: the ranker's two encoders (normalised).
 
 The graphs hold no copy of the weights: each initializer that is a tensor of a
@@ -26,7 +27,13 @@ import torch
 from torch import Tensor, nn
 
 from plugins.shapes.model.bundle import RANKER, TRANSFORMER, load_module
-from plugins.shapes.model.onnx_pipeline import PREFIX, RANKER_IMAGE, RANKER_TEXT, STEP
+from plugins.shapes.model.onnx_pipeline import (
+    PREFIX,
+    RANKER_IMAGE,
+    RANKER_TEXT,
+    STEP,
+    cache_length,
+)
 from plugins.shapes.model.ranker import RankerConfig, ShapesRanker
 from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
 
@@ -53,15 +60,40 @@ class Prefix(nn.Module):
 
 
 class Step(nn.Module):
+    """One new token against fixed-size key/value buffers.
+
+    The buffers are inputs only: the graph returns the new token's keys and values and
+    the caller writes them into its buffers in place, so no step copies the cache (a
+    growing, concatenated cache cost as much time as the matrix products)."""
+
     def __init__(self, model: ShapesTransformer) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor, position: Tensor, *cache: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, x: Tensor, position: Tensor, mask: Tensor, *cache: Tensor):
         layers = len(cache) // 2
-        past = list(zip(cache[:layers], cache[layers:], strict=True))
-        h, present = self.model.run(x, position, past)
-        return (h[:, -1], *_flat(present))
+        x = x + self.model.position.index_select(0, position)
+        new = []
+        for block, past_k, past_v in zip(
+            self.model.blocks, cache[:layers], cache[layers:], strict=True
+        ):
+            y, k, v = _attend(block.attn, block.ln1(x), past_k, past_v, mask)
+            x = x + y
+            x = x + block.mlp(block.ln2(x))
+            new.append((k, v))
+        return (self.model.ln_out(x)[:, -1], *_flat(new))
+
+
+def _attend(attention, x: Tensor, past_k: Tensor, past_v: Tensor, mask: Tensor):
+    """`Attention.forward` for one token over buffers whose unused slots `mask` hides
+    (additive: 0 or -inf); the token also sees itself."""
+    b, _, d = x.shape
+    head = d // attention.heads
+    q, k, v = attention.qkv(x).view(b, 1, 3, attention.heads, head).permute(2, 0, 3, 1, 4)
+    k = k.transpose(-2, -1) * head**-0.5  # the cache's layout: transposed, pre-scaled
+    p = torch.softmax(torch.cat([q @ past_k + mask, q @ k], dim=-1), dim=-1)
+    y = p[..., :-1] @ past_v + p[..., -1:] * v
+    return attention.out(y.transpose(1, 2).reshape(b, 1, d)), k, v
 
 
 class RankerEncoder(nn.Module):
@@ -90,28 +122,33 @@ def export(bundle: Path) -> list[Path]:
         axes |= {name: {0: "batch", 3 if "_k_" in name else 2: "length"} for name in present}
         written.append(_export(Prefix(transformer), (x,), bundle / PREFIX, ["x"],
                                ["h", *present], axes, bundle / TRANSFORMER, "model."))  # fmt: skip
-        axes |= {name: {0: "batch", 3 if "_k_" in name else 2: "past"} for name in past}
-        head = c.width // c.heads
-        cache = [torch.randn(batch, c.heads, head, c.text_length)] * c.layers + [
-            torch.randn(batch, c.heads, c.text_length, head)
+        new = cache_names(c.layers, "new")
+        axes = {name: {0: "batch"} for name in ("x", "h", *past, *new)}
+        head, length = c.width // c.heads, cache_length(c.text_length, c.n_patches)
+        cache = [torch.randn(batch, c.heads, head, length)] * c.layers + [
+            torch.randn(batch, c.heads, length, head)
         ] * c.layers
-        inputs = (torch.randn(batch, 1, c.width), torch.tensor([c.text_length]), *cache)
+        mask = torch.zeros(1, 1, 1, length)
+        inputs = (torch.randn(batch, 1, c.width), torch.tensor([c.text_length]), mask, *cache)
         written.append(_export(Step(transformer), inputs, bundle / STEP,
-                               ["x", "position", *past], ["h", *present], axes,
+                               ["x", "position", "mask", *past], ["h", *new], axes,
                                bundle / TRANSFORMER, "model."))  # fmt: skip
-    # Outside no_grad: there nn.TransformerEncoderLayer takes a fused fast path that ONNX
-    # cannot express.
-    text = torch.ones(1, ranker.config.text_length, dtype=torch.long)
-    text_encoder = RankerEncoder(ranker, "embed_text")
-    written.append(_export(text_encoder, (text,), bundle / RANKER_TEXT, ["text"],
-                           ["embedding"], {"text": {0: "batch"}, "embedding": {0: "batch"}},
-                           bundle / RANKER, "ranker."))  # fmt: skip
-    with torch.no_grad():
-        images = torch.zeros(batch, 64, 64, 3, dtype=torch.uint8)
-        image_encoder = RankerEncoder(ranker, "embed_images")
-        written.append(_export(image_encoder, (images,), bundle / RANKER_IMAGE, ["images"],
-                               ["embedding"], {"images": {0: "batch"}, "embedding": {0: "batch"}},
-                               bundle / RANKER, "ranker."))  # fmt: skip
+    # nn.TransformerEncoderLayer's fused inference path has no ONNX form: export the
+    # layers as plain operators.
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        for method, name, example in (
+            ("embed_text", RANKER_TEXT, torch.ones(1, ranker.config.text_length, dtype=torch.long)),
+            ("embed_images", RANKER_IMAGE, torch.zeros(batch, 64, 64, 3, dtype=torch.uint8)),
+        ):
+            key = "text" if method == "embed_text" else "images"
+            written.append(_export(RankerEncoder(ranker, method), (example,), bundle / name,
+                                   [key], ["embedding"],
+                                   {key: {0: "batch"}, "embedding": {0: "batch"}},
+                                   bundle / RANKER, "ranker."))  # fmt: skip
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     return written
 
 

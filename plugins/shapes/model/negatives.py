@@ -13,15 +13,20 @@ import random
 from plugins.shapes import world
 from plugins.shapes.scene import ObjectSpec, PromptSpec
 
+_TRIES = 8  # draws of one kind of change before trying another
 OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 
 
 def hard_negative(spec: PromptSpec, rng: random.Random) -> PromptSpec | None:
-    """A spec differing from `spec` in one named clause (None if nothing can change)."""
+    """A spec differing from `spec` in one named clause (None if nothing can change).
+    It never names a held-out colour-shape pair: those stay out of all training data."""
     for change in rng.sample(_CHANGES, len(_CHANGES)):  # uniform over those that apply
-        changed = change(spec, rng)
-        if changed is not None:
-            return changed
+        for _ in range(_TRIES):
+            changed = change(spec, rng)
+            if changed is None:
+                break
+            if not changed.uses_held_out_pair():
+                return changed
     return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,40 @@ from plugins.shapes.model.text_tokens import PAD
 PREFIX, STEP = "transformer-prefix.onnx", "transformer-step.onnx"
 RANKER_TEXT, RANKER_IMAGE = "ranker-text.onnx", "ranker-image.onnx"
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def cache_length(text_length: int, n_patches: int) -> int:
+    """Slots in the step graph's KV buffers: the text, the background, the patches but
+    the last (whose keys nothing reads)."""
+    return text_length + n_patches
+
+
+class KVCache:
+    """Fixed-size key/value buffers that the step graph reads and numpy writes in place:
+    a step adds one slot per layer instead of copying the whole cache. On CUDA the
+    buffers still travel to the GPU at each step (ONNX Runtime has no slice update)."""
+
+    def __init__(self, rows: int, layers: int, heads: int, head: int, length: int) -> None:
+        self.keys = [np.zeros((rows, heads, head, length), np.float32) for _ in range(layers)]
+        self.values = [np.zeros((rows, heads, length, head), np.float32) for _ in range(layers)]
+        self.mask = np.full((1, 1, 1, length), -np.inf, np.float32)
+        self.used = 0
+
+    def append(self, new: list[np.ndarray]) -> None:
+        """`new`: keys then values per layer, as the graphs output them."""
+        layers = len(self.keys)
+        end = self.used + new[0].shape[-1]
+        for buffer, keys in zip(self.keys, new[:layers], strict=True):
+            buffer[..., self.used : end] = keys
+        for buffer, values in zip(self.values, new[layers:], strict=True):
+            buffer[:, :, self.used : end] = values
+        self.mask[..., self.used : end] = 0.0
+        self.used = end
+
+    def inputs(self) -> dict[str, np.ndarray]:
+        layers = len(self.keys)
+        names = [f"past_{part}_{i}" for part in ("k", "v") for i in range(layers)]
+        return {"mask": self.mask} | dict(zip(names, self.keys + self.values, strict=True))
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -48,8 +83,13 @@ def pick(log_p: np.ndarray, options: SamplingOptions, rng: np.random.Generator) 
 
 
 class OnnxShapesPipeline:
-    def __init__(self, folder: Path, prefer_cuda: bool = True, threads: int = 0) -> None:
-        """`threads` 0 lets ONNX Runtime choose (one per physical core)."""
+    def __init__(
+        self, folder: Path, prefer_cuda: bool = True, threads: int = 0, row_groups: int = 1
+    ) -> None:
+        """`threads` 0 lets ONNX Runtime choose (one per physical core). With `row_groups`
+        > 1 the candidates' rows are split into that many groups whose transformer steps
+        run side by side, one thread each: this model's operators are too small for
+        ONNX Runtime's own threads to pay (they made it slower), whole groups are not."""
         import onnxruntime as ort
         from safetensors import safe_open
 
@@ -66,7 +106,9 @@ class OnnxShapesPipeline:
             ort.set_default_logger_severity(4)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: CUDA fallback warnings are expected
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1 if row_groups > 1 else threads
+        self.row_groups = max(1, row_groups)
+        self._pool = ThreadPoolExecutor(self.row_groups - 1) if self.row_groups > 1 else None
         self.sessions: dict[str, Any] = {}
         for name in (PREFIX, STEP, RANKER_TEXT, RANKER_IMAGE):
             path = folder / name
@@ -79,7 +121,6 @@ class OnnxShapesPipeline:
             self.sessions[name] = ort.InferenceSession(str(path), options, providers=wanted)
         # What the sessions really got, not what was asked for or is installed.
         self.provider = self.sessions[STEP].get_providers()[0]
-        self._cache_device = "cuda" if self.provider == CUDA else "cpu"
         self._transposed: dict[str, np.ndarray] = {}
 
     @property
@@ -122,14 +163,22 @@ class OnnxShapesPipeline:
             return np.concatenate([x, x]) if guided else x
 
         x = w["text_embed.weight"][prompts]
-        h, cache = self._run(PREFIX, {"x": x}, {})
+        h, new = self._run(PREFIX, {"x": x})
+        groups = np.array_split(np.arange(len(x)), min(self.row_groups, len(x)))
+        heads = c["heads"]
+        caches = []
+        for rows in groups:
+            cache = KVCache(len(rows), c["layers"], heads, c["width"] // heads,
+                            cache_length(c["text_length"], c["n_patches"]))  # fmt: skip
+            cache.append([part[rows[0] : rows[-1] + 1] for part in new])
+            caches.append(cache)
         backgrounds = choose(self._heads("background_head", h))
         x = w["background_embed.weight"][both(backgrounds)][:, None]
         image = self.tokenizers.image
         patches = np.empty((n, c["n_patches"]), np.int64)
         for p in range(c["n_patches"]):
             position = np.array([c["text_length"] + p], np.int64)
-            h, cache = self._run(STEP, {"x": x, "position": position}, cache)
+            h = self._step(x, position, groups, caches, keep=p + 1 < c["n_patches"])
             kind = both(choose(self._heads("kind_head", h)))
             code = np.full_like(kind, n_codes)  # "no code" unless the patch is a mask
             masked = np.flatnonzero(kind[:n] >= it.FIRST_MASK)
@@ -158,23 +207,27 @@ class OnnxShapesPipeline:
             images, scores = images[order], scores[order]
         return Generated(images, scores, encoded.unknown)
 
-    def _run(self, name: str, arrays: dict[str, np.ndarray], cache: list[Any]):
-        """Run a transformer graph; the KV cache stays in ONNX Runtime's memory (on the
-        GPU with CUDA) from one step to the next instead of going through numpy."""
-        session = self.sessions[name]
-        binding = session.io_binding()
-        for key, value in arrays.items():
-            binding.bind_cpu_input(key, np.ascontiguousarray(value, dtype=value.dtype))
-        past = [i.name for i in session.get_inputs() if i.name.startswith("past_")]
-        for key, value in zip(past, cache, strict=True):
-            binding.bind_ortvalue_input(key, value)
-        outputs = [o.name for o in session.get_outputs()]
-        binding.bind_output(outputs[0], "cpu")
-        for key in outputs[1:]:
-            binding.bind_output(key, self._cache_device)
-        session.run_with_iobinding(binding)
-        values = binding.get_outputs()
-        return values[0].numpy(), values[1:]
+    def _step(self, x: np.ndarray, position: np.ndarray, groups: list[np.ndarray],
+              caches: list[KVCache], keep: bool) -> np.ndarray:  # fmt: skip
+        """One step for every row, a group per thread; the new keys and values go into
+        each group's cache (unless `keep` is false: the last step's are never read)."""
+
+        def run(i: int) -> tuple[np.ndarray, list]:
+            rows = groups[i]
+            feed = {"x": x[rows[0] : rows[-1] + 1], "position": position, **caches[i].inputs()}
+            return self._run(STEP, feed)
+
+        others = [self._pool.submit(run, i) for i in range(1, len(groups))] if self._pool else []
+        results = [run(0), *(future.result() for future in others)]
+        if keep:
+            for cache, (_, new) in zip(caches, results, strict=True):
+                cache.append(new)
+        return np.concatenate([h for h, _ in results]) if len(results) > 1 else results[0][0]
+
+    def _run(self, name: str, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, list]:
+        """Run a transformer graph: (last hidden state, new keys then values per layer)."""
+        values = self.sessions[name].run(None, arrays)
+        return values[0], values[1:]
 
     def scores(self, text: np.ndarray, images: np.ndarray) -> np.ndarray:
         (t,) = self.sessions[RANKER_TEXT].run(None, {"text": text[None]})

@@ -1,7 +1,9 @@
 """A small CLIP-like ranker: text and image embeddings whose cosine says how well they match.
 
-Trained contrastively on the Shapes world with hard negatives (the caption with one
-clause changed), it ranks the transformer's candidates, best first.
+Trained contrastively on the Shapes world with hard negatives on both sides: captions
+with one clause changed, and "twin" scenes drawn for such changed captions, which share
+the batch with the scene they differ from. It ranks the transformer's candidates, best
+first.
 """
 
 from __future__ import annotations
@@ -22,11 +24,24 @@ class RankerConfig:
     width: int = 128
     text_layers: int = 2
     heads: int = 4
-    channels: int = 48
+    patch: int = 8
+    image_layers: int = 4
     embed: int = 128
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+IMAGE_SIDE = 64
+
+
+def _encoder(c: RankerConfig, layers: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(
+        c.width, c.heads, 4 * c.width, dropout=0.0, batch_first=True, norm_first=True
+    )
+    return nn.TransformerEncoder(
+        layer, layers, norm=nn.LayerNorm(c.width), enable_nested_tensor=False
+    )
 
 
 class TextEncoder(nn.Module):
@@ -34,47 +49,40 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(c.text_vocab, c.width)
         self.position = nn.Parameter(torch.randn(c.text_length, c.width) * 0.02)
-        layer = nn.TransformerEncoderLayer(
-            c.width, c.heads, 4 * c.width, dropout=0.0, batch_first=True, norm_first=True
-        )
-        self.encoder = nn.TransformerEncoder(layer, c.text_layers, enable_nested_tensor=False)
+        self.encoder = _encoder(c, c.text_layers)
         self.out = nn.Linear(c.width, c.embed)
 
     def forward(self, text: Tensor) -> Tensor:
         pad = text == PAD
         pad[:, 0] = False  # an all-PAD prompt still attends to something
-        h = self.encoder(self.embed(text) + self.position, src_key_padding_mask=pad)
+        h = self.embed(text) + self.position[: text.shape[1]]  # text may come trimmed
+        h = self.encoder(h, src_key_padding_mask=pad)
         keep = (~pad).unsqueeze(-1).float()
         return self.out((h * keep).sum(1) / keep.sum(1))
 
 
 class ImageEncoder(nn.Module):
-    """A small CNN over the pixels plus two coordinate channels (for places, relations)."""
+    """A small ViT: one token per 8 x 8 patch (the image tokenizer's grid, so an object's
+    edge pixels stay within a token) and a summary token, with learned positions for
+    places and relations."""
 
     def __init__(self, c: RankerConfig) -> None:
         super().__init__()
-        k = c.channels
-
-        def down(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1), nn.GELU(),
-                nn.Conv2d(cout, cout, 3, stride=2, padding=1), nn.GELU(),
-            )  # fmt: skip
-
-        self.features = nn.Sequential(
-            down(5, k), down(k, 2 * k), down(2 * k, 2 * k), down(2 * k, 4 * k)
-        )
-        self.out = nn.Sequential(
-            nn.Flatten(), nn.Linear(4 * k * 16, 256), nn.GELU(), nn.Linear(256, c.embed)
-        )
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
-        self.register_buffer("coords", torch.stack([xs, ys])[None], persistent=False)
+        self.patch = c.patch
+        tokens = (IMAGE_SIDE // c.patch) ** 2
+        self.embed = nn.Linear(3 * c.patch**2, c.width)
+        self.summary = nn.Parameter(torch.zeros(1, 1, c.width))
+        self.position = nn.Parameter(torch.randn(tokens + 1, c.width) * 0.02)
+        self.encoder = _encoder(c, c.image_layers)
+        self.out = nn.Linear(c.width, c.embed)
 
     def forward(self, images: Tensor) -> Tensor:
         """images (B, 64, 64, 3) uint8."""
-        x = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
-        return self.out(self.features(x))
+        b, p, n = images.shape[0], self.patch, IMAGE_SIDE // self.patch
+        x = images.float() / 127.5 - 1.0
+        x = x.view(b, n, p, n, p, 3).permute(0, 1, 3, 2, 4, 5).reshape(b, n * n, 3 * p * p)
+        h = torch.cat([self.summary.expand(b, -1, -1), self.embed(x)], dim=1) + self.position
+        return self.out(self.encoder(h)[:, 0])
 
 
 class ShapesRanker(nn.Module):

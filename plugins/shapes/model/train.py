@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,14 +53,45 @@ def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def train(config: TrainConfig, run: Path, out: Path | None, log: RunLog) -> Path:
-    """Run (or resume) every stage; returns the bundle folder."""
+STAGES = ("transformer", "ranker")  # after the tokenizers, which every stage needs
+
+
+def train(
+    config: TrainConfig,
+    run: Path,
+    out: Path | None,
+    log: RunLog,
+    stages: tuple[str, ...] = STAGES,
+    threads: int = 1,
+) -> Path:
+    """Run (or resume) the stages; returns the bundle folder.
+
+    The transformer and the ranker depend only on the tokenizers: with two threads or
+    more and both stages to do, the ranker trains in a second process on one thread
+    while the transformer takes the rest (one thread each is also faster than two
+    threads for one model of this size)."""
     bundle = run / "bundle"
     bundle.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    torch.set_num_threads(threads)
     tokenizers = stage_tokenizers(config, bundle, log)
-    stage_transformer(config, tokenizers, run, log)
-    stage_ranker(config, tokenizers, run, log)
+    side = None
+    if threads >= 2 and set(stages) == set(STAGES) and not (bundle / RANKER).exists():
+        side = _start_ranker_process(config, run)
+        stages = ("transformer",)
+        torch.set_num_threads(threads - 1)
+    try:
+        if "transformer" in stages:
+            stage_transformer(config, tokenizers, run, log)
+        if "ranker" in stages:
+            stage_ranker(config, tokenizers, run, log)
+        if side is not None and side.wait() != 0:
+            raise RuntimeError(f"the ranker's process failed (exit {side.returncode}): see the log")
+    finally:
+        if side is not None and side.poll() is None:
+            side.terminate()
+    if not all((bundle / name).exists() for name in (TRANSFORMER, RANKER)):
+        return bundle  # another process is still training a stage
     scores = quick_eval(bundle, config.eval_prompts_per_kind * 4, config.seed, ranked=True)
     log("final quick evaluation (ranked)", **scores)
     if out is not None:
@@ -69,6 +101,13 @@ def train(config: TrainConfig, run: Path, out: Path | None, log: RunLog) -> Path
         shutil.copy2(run / "log.txt", out / "training-log.txt")
         log(f"bundle copied to {out}")
     return bundle
+
+
+def _start_ranker_process(config: TrainConfig, run: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "plugins.shapes.model.train", "--config", config.name,
+               "--seed", str(config.seed), "--run", str(run.resolve()), "--threads", "1",
+               "--stages", "ranker"]  # fmt: skip
+    return subprocess.Popen(command, cwd=Path(__file__).resolve().parents[3])
 
 
 def stage_tokenizers(config: TrainConfig, bundle: Path, log: RunLog) -> Tokenizers:
@@ -177,7 +216,7 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
         return
     model_config = RankerConfig(
         text_vocab=tokenizers.text.size, width=config.ranker_width,
-        channels=config.ranker_channels, embed=config.ranker_width,
+        image_layers=config.ranker_image_layers, embed=config.ranker_width,
     )  # fmt: skip
     torch.manual_seed(config.seed + 1)
     model = ShapesRanker(model_config)
@@ -187,11 +226,14 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
     log(f"ranker: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
         f"from step {step} of {config.ranker_steps}")  # fmt: skip
     batches = CaptionedBatches(tokenizers, config.ranker_batch, config.seed + 1, start_step=step,
-                               negatives=config.ranker_negatives)  # fmt: skip
+                               negatives=config.ranker_negatives,
+                               twins=config.ranker_twins)  # fmt: skip
     losses, correct, started = [], [], time.monotonic()
     while step < config.ranker_steps:
         model.train()
         batch = batches.next()
+        used = int(max((batch.text != PAD).sum(1).max(), (batch.negatives != PAD).sum(2).max()))
+        batch.text, batch.negatives = batch.text[:, :used], batch.negatives[..., :used]  # speed
         loss = model.loss(batch.text, batch.images, batch.negatives)
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, config.ranker_steps, config.warmup // 2, config.ranker_lr)
@@ -220,15 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="copy the finished bundle here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="the stages to train, of: %(default)s")  # fmt: skip
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
     config = get_config(args.config, seed=args.seed)
     run = args.run or Path("runs") / config.name
     run.mkdir(parents=True, exist_ok=True)
     log = RunLog(run / "log.txt")
     log(f"training {config.name!r} with seed {config.seed}, {args.threads} threads: "
         + " ".join(sys.argv))  # fmt: skip
-    train(config, run, args.out, log)
+    stages = tuple(args.stages.split(","))
+    if not set(stages) <= set(STAGES):
+        parser.error(f"--stages takes some of: {', '.join(STAGES)}")
+    train(config, run, args.out, log, stages, args.threads)
     return 0
 
 
