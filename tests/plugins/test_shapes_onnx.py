@@ -142,14 +142,3 @@ print(json.dumps({{"torch": "torch" in sys.modules, "images": len(images)}}))
                           timeout=120, env=env, cwd=ROOT)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"torch": False, "images": 1}
-
-
-def test_row_groups_side_by_side_give_the_same_images(exported) -> None:
-    one = OnnxShapesPipeline(exported, prefer_cuda=False, threads=1)
-    two = OnnxShapesPipeline(exported, prefer_cuda=False, threads=1, row_groups=2)
-    for seed in (3, 4):
-        a, b = (
-            one.generate("three yellow hearts", 8, seed),
-            two.generate("three yellow hearts", 8, seed),
-        )
-        assert np.array_equal(a.images, b.images) and np.allclose(a.scores, b.scores, atol=1e-5)

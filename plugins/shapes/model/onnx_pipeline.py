@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +82,8 @@ def pick(log_p: np.ndarray, options: SamplingOptions, rng: np.random.Generator) 
 
 
 class OnnxShapesPipeline:
-    def __init__(
-        self, folder: Path, prefer_cuda: bool = True, threads: int = 0, row_groups: int = 1
-    ) -> None:
-        """`threads` 0 lets ONNX Runtime choose (one per physical core). With `row_groups`
-        > 1 the candidates' rows are split into that many groups whose transformer steps
-        run side by side, one thread each: this model's operators are too small for
-        ONNX Runtime's own threads to pay (they made it slower), whole groups are not."""
+    def __init__(self, folder: Path, prefer_cuda: bool = True, threads: int = 0) -> None:
+        """`threads` 0 lets ONNX Runtime choose (one per physical core)."""
         import onnxruntime as ort
         from safetensors import safe_open
 
@@ -106,9 +100,7 @@ class OnnxShapesPipeline:
             ort.set_default_logger_severity(4)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: CUDA fallback warnings are expected
-        options.intra_op_num_threads = 1 if row_groups > 1 else threads
-        self.row_groups = max(1, row_groups)
-        self._pool = ThreadPoolExecutor(self.row_groups - 1) if self.row_groups > 1 else None
+        options.intra_op_num_threads = threads
         self.sessions: dict[str, Any] = {}
         for name in (PREFIX, STEP, RANKER_TEXT, RANKER_IMAGE):
             path = folder / name
@@ -164,21 +156,19 @@ class OnnxShapesPipeline:
 
         x = w["text_embed.weight"][prompts]
         h, new = self._run(PREFIX, {"x": x})
-        groups = np.array_split(np.arange(len(x)), min(self.row_groups, len(x)))
         heads = c["heads"]
-        caches = []
-        for rows in groups:
-            cache = KVCache(len(rows), c["layers"], heads, c["width"] // heads,
-                            cache_length(c["text_length"], c["n_patches"]))  # fmt: skip
-            cache.append([part[rows[0] : rows[-1] + 1] for part in new])
-            caches.append(cache)
+        cache = KVCache(len(x), c["layers"], heads, c["width"] // heads,
+                        cache_length(c["text_length"], c["n_patches"]))  # fmt: skip
+        cache.append(new)
         backgrounds = choose(self._heads("background_head", h))
         x = w["background_embed.weight"][both(backgrounds)][:, None]
         image = self.tokenizers.image
         patches = np.empty((n, c["n_patches"]), np.int64)
         for p in range(c["n_patches"]):
             position = np.array([c["text_length"] + p], np.int64)
-            h = self._step(x, position, groups, caches, keep=p + 1 < c["n_patches"])
+            h, new = self._run(STEP, {"x": x, "position": position, **cache.inputs()})
+            if p + 1 < c["n_patches"]:  # the last step's keys are never read
+                cache.append(new)
             kind = both(choose(self._heads("kind_head", h)))
             code = np.full_like(kind, n_codes)  # "no code" unless the patch is a mask
             masked = np.flatnonzero(kind[:n] >= it.FIRST_MASK)
@@ -206,23 +196,6 @@ class OnnxShapesPipeline:
             order = np.argsort(-scores, kind="stable")
             images, scores = images[order], scores[order]
         return Generated(images, scores, encoded.unknown)
-
-    def _step(self, x: np.ndarray, position: np.ndarray, groups: list[np.ndarray],
-              caches: list[KVCache], keep: bool) -> np.ndarray:  # fmt: skip
-        """One step for every row, a group per thread; the new keys and values go into
-        each group's cache (unless `keep` is false: the last step's are never read)."""
-
-        def run(i: int) -> tuple[np.ndarray, list]:
-            rows = groups[i]
-            feed = {"x": x[rows[0] : rows[-1] + 1], "position": position, **caches[i].inputs()}
-            return self._run(STEP, feed)
-
-        others = [self._pool.submit(run, i) for i in range(1, len(groups))] if self._pool else []
-        results = [run(0), *(future.result() for future in others)]
-        if keep:
-            for cache, (_, new) in zip(caches, results, strict=True):
-                cache.append(new)
-        return np.concatenate([h for h, _ in results]) if len(results) > 1 else results[0][0]
 
     def _run(self, name: str, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, list]:
         """Run a transformer graph: (last hidden state, new keys then values per layer)."""
