@@ -23,7 +23,6 @@ from PySide6.QtGui import (
     QImage,
     QKeySequence,
     QPalette,
-    QPixmap,
     QShortcut,
 )
 from PySide6.QtWidgets import (
@@ -47,6 +46,7 @@ from studio.core.metadata import ParsedMetadata, read_metadata
 from studio.core.request import RequestError
 from studio.ui.backends_panel import BackendsDialog
 from studio.ui.bridge import EngineBridge
+from studio.ui.candidate_tile import CandidateTile
 from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery import GalleryPanel
 from studio.ui.generation_settings import GenerationSettings
@@ -82,11 +82,7 @@ class MainWindow(QMainWindow):
         self.message.setWordWrap(True)
         self.unknown_label = QLabel()
         self.unknown_label.setWordWrap(True)
-        self.tiles = [QLabel() for _ in range(COLUMNS)]
-        for tile in self.tiles:
-            tile.setFixedSize(TILE, TILE)
-            tile.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            tile.setStyleSheet("background: palette(base); border-radius: 6px;")
+        self.tiles = [CandidateTile(TILE) for _ in range(COLUMNS)]
 
         buttons = QVBoxLayout()
         buttons.addWidget(self.generate_button)
@@ -120,6 +116,8 @@ class MainWindow(QMainWindow):
         self.viewer.reuse_prompt.connect(self.reuse_prompt)
         self.viewer.vary.connect(self.vary)
         self.viewer.delete.connect(self.delete_entry)
+        for tile in self.tiles:
+            tile.opened.connect(self.open_in_viewer)
         self.viewer.export.connect(lambda entry: ExportDialog(self.core, [entry], self).open())
         self.gallery = GalleryPanel(core)
         self.gallery.entry_activated.connect(self.open_in_viewer)
@@ -326,13 +324,13 @@ class MainWindow(QMainWindow):
         side = image.height()  # previews are candidates side by side, each square
         for column, tile in enumerate(self.tiles):
             if (column + 1) * side <= image.width():
-                self._show(tile, image.copy(column * side, 0, side, side))
+                tile.show_image(image.copy(column * side, 0, side, side))
 
     def _on_results(self, job_id: int, entries: tuple) -> None:
         if job_id != self.job_id:
             return
         for tile, entry in zip(self.tiles, entries, strict=False):
-            self._show(tile, QImage(str(entry.path)))
+            tile.show_image(QImage(str(entry.path)), entry)
             tile.setToolTip(f"seed {entry.request.seed} · score {entry.metadata.score or 0:.3f}")
         self.gallery.model.refresh()
         job = self.core.engine.job(job_id)
@@ -379,14 +377,6 @@ class MainWindow(QMainWindow):
     def _on_failed(self, job_id: int, message: str, details: str) -> None:
         if job_id == self.job_id:
             self.message.setText(f"Generation failed: {message}")
-
-    @staticmethod
-    def _show(tile: QLabel, image: QImage) -> None:
-        # Pixel art: scale up without blurring.
-        pixmap = QPixmap.fromImage(image).scaled(
-            TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
-        )
-        tile.setPixmap(pixmap)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}

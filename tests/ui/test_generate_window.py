@@ -273,3 +273,13 @@ def test_a_broken_backend_shows_its_error_and_the_app_keeps_working(
     finally:
         window.close()
         core.close()
+
+
+def test_a_candidate_opens_in_the_viewer_and_drags_out_as_a_file(qtbot, window) -> None:
+    window.prompt.setPlainText("two blue squares")
+    window.generate()
+    tile = window.tiles[0]
+    qtbot.waitUntil(lambda: tile.entry is not None, timeout=10_000)
+    assert [u.toLocalFile() for u in tile.drag_data().urls()] == [str(tile.entry.path)]
+    qtbot.mouseDClick(tile, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is window.viewer and window.viewer.entry == tile.entry
