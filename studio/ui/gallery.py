@@ -161,6 +161,7 @@ class GalleryPanel(QWidget):
         return dialog
 
     def _request_visible(self) -> None:
+        self.model.pixel_ratio = self.view.devicePixelRatioF()
         viewport = self.view.viewport().rect()
         first = self.view.indexAt(viewport.topLeft() + QPoint(4, 4))
         last = self.view.indexAt(viewport.bottomRight() - QPoint(4, 4))

@@ -63,6 +63,7 @@ class GalleryModel(QAbstractListModel):
         self.core = core
         self.page = page
         self.icon_side = icon_side
+        self.pixel_ratio = 1.0  # the screen's device pixels per logical pixel (the view sets it)
         self.memory_thumbnails = memory_thumbnails
         self.query = ""
         self.filters: dict[str, Any] = {}
@@ -166,7 +167,7 @@ class GalleryModel(QAbstractListModel):
 
     def request_thumbnails(self, first: int, last: int) -> None:
         """Make (or read from the disk cache) the thumbnails of rows first..last."""
-        side = self.icon_side
+        side = round(self.icon_side * self.pixel_ratio)  # sharp on high-DPI screens
         for row in range(max(0, first), min(last, len(self._entries) - 1) + 1):
             entry = self._entries[row]
             if entry.id in self._pixmaps or entry.id in self._pending or entry.missing:
@@ -181,7 +182,9 @@ class GalleryModel(QAbstractListModel):
 
     def _on_thumbnail(self, entry_id: int, image: QImage) -> None:
         self._pending.discard(entry_id)
-        self._pixmaps[entry_id] = QPixmap.fromImage(image)
+        pixmap = QPixmap.fromImage(image)
+        pixmap.setDevicePixelRatio(max(image.width(), image.height()) / self.icon_side)
+        self._pixmaps[entry_id] = pixmap
         while len(self._pixmaps) > self.memory_thumbnails:
             self._pixmaps.popitem(last=False)
         row = self._row_of.get(entry_id)

@@ -220,3 +220,15 @@ def test_the_panel_filters_by_backend_and_period(qtbot, core) -> None:
     panel.backend.setCurrentIndex(panel.backend.findData("onnx"))
     qtbot.waitUntil(lambda: panel.model.total() == 1 and panel.model.rowCount() == 1)
     assert panel.model.entry(0).id == old[0]
+
+
+def test_thumbnails_are_sharp_on_high_dpi_screens(qtbot, core) -> None:
+    saved_entries(core, 1)
+    model = GalleryModel(core, icon_side=128)
+    model.fetchMore(QModelIndex())
+    model.pixel_ratio = 2.0  # what a 200 % screen reports
+    with qtbot.waitSignal(model.dataChanged, timeout=10_000):
+        model.request_thumbnails(0, 0)
+    pixmap = model.index(0).data(Qt.ItemDataRole.DecorationRole)
+    assert (pixmap.width(), pixmap.devicePixelRatio()) == (256, 2.0)  # 128 logical pixels
+    assert pixmap.deviceIndependentSize().width() == 128
