@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
 
 from studio.core.app import Core
 from studio.core.backend import ModelInfo
-from studio.core.registry import BackendStatus
 from studio.ui.tasks import run_in_background
 
 
@@ -46,12 +45,10 @@ def read_backends(core: Core) -> list[BackendReport]:
             report.models = list(backend.models())
         except Exception as error:  # a plugin's own fault: shown, never raised
             report.error = str(error)
-        record = core.registry.record(record.id)  # its status after the import
-        report.status = "failed" if record.status is BackendStatus.FAILED else "ready"
+        record = core.registry.record(record.id)  # as it stands after the import
         report.error = report.error or record.error
         report.details = record.traceback
-        if report.error and report.status != "failed":
-            report.status = "failed"
+        report.status = "failed" if report.error else "ready"
         reports.append(report)
     return reports
 

@@ -4,6 +4,7 @@ GUI thread; a failure (read-only folder, disk full) is reported and leaves no fi
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,14 +96,14 @@ class ExportDialog(QDialog):
         try:
             check_template(self.template.text())
         except ValueError as error:
-            self.preview.setText(f"<i>{_escape(str(error))}</i>")
+            self.preview.setText(f"<i>{html.escape(str(error))}</i>")
             self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
             return
         first = self.entries[0] if self.entries else None
         name = render_name(self.template.text(), first.metadata if first else None, index=1,
                            fallback="image")  # fmt: skip
         suffix = SUFFIXES[FORMATS[self.format.currentText()]]
-        self.preview.setText(f"e.g. {_escape(name + suffix)}")
+        self.preview.setText(f"e.g. {html.escape(name + suffix)}")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(self.entries))
 
     def export(self) -> None:
@@ -138,9 +139,5 @@ class ExportDialog(QDialog):
         self.accept()
 
     def _failed(self, error: Exception) -> None:
-        self.status.setText(f"Nothing was exported: {_escape(str(error))}")
+        self.status.setText(f"Nothing was exported: {html.escape(str(error))}")
         self.buttons.setEnabled(True)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

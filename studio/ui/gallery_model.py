@@ -165,6 +165,9 @@ class GalleryModel(QAbstractListModel):
         self._pixmaps.move_to_end(entry.id)
         return pixmap
 
+    def has_thumbnail(self, entry_id: int) -> bool:
+        return entry_id in self._pixmaps
+
     def request_thumbnails(self, first: int, last: int) -> None:
         """Make (or read from the disk cache) the thumbnails of rows first..last."""
         side = round(self.icon_side * self.pixel_ratio)  # sharp on high-DPI screens

@@ -155,7 +155,6 @@ class GenerationSettings(QWidget):
         if backend_id != self.backend_id():
             return  # the user has picked another backend meanwhile
         c = capabilities or DEFAULT_CAPABILITIES
-        self.capabilities = c
         self.negative.setEnabled(c.negative_prompt)
         self.count.setMaximum(c.max_count)
         self.candidates.setMaximum(c.max_candidates)

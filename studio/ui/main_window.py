@@ -47,6 +47,7 @@ from studio.core.request import RequestError
 from studio.ui.backends_panel import BackendsDialog
 from studio.ui.bridge import EngineBridge
 from studio.ui.candidate_tile import CandidateTile
+from studio.ui.drops import dropped_file
 from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery import GalleryPanel
 from studio.ui.generation_settings import GenerationSettings
@@ -417,12 +418,7 @@ def _dark_palette() -> QPalette:
 
 
 def _dropped_image(data: QMimeData) -> Path | None:
-    """The one local image file a drop carries (by name: the reader checks the content)."""
-    urls = data.urls() if data.hasUrls() else []
-    if len(urls) != 1 or not urls[0].isLocalFile():
-        return None
-    path = Path(urls[0].toLocalFile())
-    return path if path.suffix.lower() in IMAGE_SUFFIXES else None
+    return dropped_file(data, IMAGE_SUFFIXES)
 
 
 def process_memory_mb() -> float:

@@ -4,13 +4,15 @@ recent prompts (Ctrl+Up / Ctrl+Down), and takes a dropped text file as the promp
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QKeyEvent, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
+from studio.ui.drops import dropped_file
+
 MAX_RECENT = 50
+TEXT_SUFFIXES = (".txt", ".prompt")
 MAX_DROPPED_TEXT = 100_000  # characters read from a dropped file
 WORD = re.compile(r"[\w'-]+")
 
@@ -61,10 +63,12 @@ class PromptEditor(QPlainTextEdit):
         super().keyPressEvent(event)
 
     def canInsertFromMimeData(self, source: QMimeData) -> bool:
-        return _text_file(source) is not None or super().canInsertFromMimeData(source)
+        return dropped_file(source, TEXT_SUFFIXES) is not None or super().canInsertFromMimeData(
+            source
+        )
 
     def insertFromMimeData(self, source: QMimeData) -> None:
-        path = _text_file(source)
+        path = dropped_file(source, TEXT_SUFFIXES)
         if path is None:
             super().insertFromMimeData(source)
             return
@@ -74,12 +78,3 @@ class PromptEditor(QPlainTextEdit):
         except OSError:
             return  # unreadable: nothing changes
         self.setPlainText(text.strip())
-
-
-def _text_file(source: QMimeData) -> Path | None:
-    """The one local .txt file a drop carries, if that is what it carries."""
-    urls = source.urls() if source.hasUrls() else []
-    if len(urls) != 1 or not urls[0].isLocalFile():
-        return None
-    path = Path(urls[0].toLocalFile())
-    return path if path.suffix.lower() in (".txt", ".prompt") and path.is_file() else None

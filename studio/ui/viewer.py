@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
@@ -87,9 +87,6 @@ class ImageView(QGraphicsView):
         super().resizeEvent(event)
         if self.fitting:
             self.fit()
-
-    def center(self) -> QPointF:
-        return self.mapToScene(self.viewport().rect().center())
 
 
 class Viewer(QWidget):

@@ -33,16 +33,12 @@ from plugins.shapes.model.onnx_pipeline import (
     RANKER_TEXT,
     STEP,
     cache_length,
+    cache_names,
 )
 from plugins.shapes.model.ranker import RankerConfig, ShapesRanker
 from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
 
 OPSET = 17
-
-
-def cache_names(layers: int, kind: str) -> list[str]:
-    """Per-layer KV cache names, keys then values: no stacking, so no copies to unstack."""
-    return [f"{kind}_{part}_{i}" for part in ("k", "v") for i in range(layers)]
 
 
 def _flat(present: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, ...]:

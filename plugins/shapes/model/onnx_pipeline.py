@@ -28,6 +28,11 @@ RANKER_TEXT, RANKER_IMAGE = "ranker-text.onnx", "ranker-image.onnx"
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
 
+def cache_names(layers: int, kind: str) -> list[str]:
+    """Per-layer KV cache names, keys then values: no stacking, so no copies to unstack."""
+    return [f"{kind}_{part}_{i}" for part in ("k", "v") for i in range(layers)]
+
+
 def cache_length(text_length: int, n_patches: int) -> int:
     """Slots in the step graph's KV buffers: the text, the background, the patches but
     the last (whose keys nothing reads)."""
@@ -57,8 +62,7 @@ class KVCache:
         self.used = end
 
     def inputs(self) -> dict[str, np.ndarray]:
-        layers = len(self.keys)
-        names = [f"past_{part}_{i}" for part in ("k", "v") for i in range(layers)]
+        names = cache_names(len(self.keys), "past")
         return {"mask": self.mask} | dict(zip(names, self.keys + self.values, strict=True))
 
 

@@ -68,8 +68,7 @@ def train(
 
     The transformer and the ranker depend only on the tokenizers: with two threads or
     more and both stages to do, the ranker trains in a second process on one thread
-    while the transformer takes the rest (one thread each is also faster than two
-    threads for one model of this size)."""
+    while the transformer takes the rest."""
     bundle = run / "bundle"
     bundle.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
