@@ -28,17 +28,25 @@ def render_array(scene: Scene) -> np.ndarray:
     4 x 4 box average gives each output pixel the share of it that a shape covers.
     Objects never overlap, so each one blends with the background alone.
     """
+    return render_with_objects(scene)[0]
+
+
+def render_with_objects(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """The image, and a (64, 64) map of which object covers most of each pixel: its index
+    in `scene.objects` plus one, 0 where the background does (labels for training)."""
     n = world.CANVAS
     background = np.asarray(world.BACKGROUNDS[scene.background], np.float32)
     image = np.empty((n, n, 3), np.float32)
     image[:] = background
-    for obj in scene.objects:
+    objects = np.zeros((n, n), np.int64)
+    for index, obj in enumerate(scene.objects, 1):
         (x0, y0), coverage = object_coverage(obj.shape, obj.size_px, obj.center)
         colour = np.asarray(world.COLORS[obj.color], np.float32)
         h, w = coverage.shape
         window = image[y0 : y0 + h, x0 : x0 + w]
         window += coverage[..., None] * (colour - background)
-    return np.rint(image).astype(np.uint8)
+        objects[y0 : y0 + h, x0 : x0 + w][coverage >= 0.5] = index
+    return np.rint(image).astype(np.uint8), objects
 
 
 def object_coverage(

@@ -24,6 +24,7 @@ from plugins.shapes.model.onnx_pipeline import (
     cache_length,
 )
 from plugins.shapes.model.pipeline import ShapesPipeline
+from plugins.shapes.model.text_tokens import PAD
 from plugins.shapes.onnx_backend import ShapesOnnxBackend
 from studio.api import Cancelled, GenerationRequest
 
@@ -49,16 +50,18 @@ def test_onnx_logits_match_pytorch(exported) -> None:
     assert onnx.provider == CPU
     model = ShapesPipeline.load(exported).transformer
     ids = onnx.tokenizers.text.encode("a pink diamond to the left of an orange star").ids
-    x = onnx.w["text_embed.weight"][np.repeat(ids[None], 2, 0)]
-    h, new = onnx._run(PREFIX, {"x": x})
+    prompts = onnx.w["text_embed.weight"][np.stack([ids, np.full_like(ids, PAD)])]
+    h, prompt_cache = onnx._run(PREFIX, {"x": prompts})  # once per group of rows
+    rows = np.repeat(prompts, 2, axis=0)  # the prompt twice, then the empty prompt twice
     c = model.config
-    cache = KVCache(2, c.layers, c.heads, c.width // c.heads, cache_length(c.text_length, 64))
-    cache.append(new)
+    cache = KVCache(prompt_cache, len(rows), cache_length(c.n_patches))
     with torch.no_grad():
-        expected, past = model.run(torch.from_numpy(x), 0)
+        expected, past = model.run(torch.from_numpy(rows), 0)
     torch_background = model.background_head(expected[:, -1]).detach().numpy()
-    assert np.abs(onnx._heads("background_head", h) - torch_background).max() < 1e-4
-    step_x = onnx.w["background_embed.weight"][[0, 2]][:, None]
+    onnx_background = np.repeat(onnx._heads("background_head", h), 2, axis=0)
+    assert np.abs(onnx_background - torch_background).max() < 1e-4
+    step_x = onnx.w["background_embed.weight"][[0, 2, 1, 0]][:, None]
+    kinds = [9, 12, 10, 11]
     for step in range(3):  # the cache's buffers fill up step by step, as in sampling
         position = np.array([c.text_length + step], np.int64)
         h, new = onnx._run(STEP, {"x": step_x, "position": position, **cache.inputs()})
@@ -66,11 +69,11 @@ def test_onnx_logits_match_pytorch(exported) -> None:
         with torch.no_grad():
             hidden, past = model.run(torch.from_numpy(step_x), c.text_length + step, past)
             torch_kind = model.kind_head(hidden[:, -1]).numpy()
-            torch_code = model.code_logits(hidden[:, -1], torch.tensor([9, 12])).numpy()
+            torch_code = model.code_logits(hidden[:, -1], torch.tensor(kinds)).numpy()
         assert np.abs(onnx._heads("kind_head", h) - torch_kind).max() < 1e-4
-        code = onnx._heads("code_head", h + onnx.w["code_condition.weight"][[9, 12]])
+        code = onnx._heads("code_head", h + onnx.w["code_condition.weight"][kinds])
         assert np.abs(code - torch_code).max() < 1e-4
-        step_x = onnx.w["kind_embed.weight"][[9, 12]] + onnx.w["code_embed.weight"][[3, 7]]
+        step_x = onnx.w["kind_embed.weight"][kinds] + onnx.w["code_embed.weight"][[3, 7, 1, 0]]
         step_x = step_x[:, None]
 
 

@@ -31,6 +31,8 @@ class TrainConfig:
     ranker_batch: int = 64
     ranker_negatives: int = 3  # hard-negative captions per image
     ranker_twins: int = 1  # scenes drawn for a changed caption, per scene
+    ranker_near_misses: bool = True  # tokenized images, broken a little, as negatives
+    ranker_patch_heads: bool = True  # dense labels: what covers each patch
     ranker_lr: float = 1e-3
     # bookkeeping
     log_every: int = 50

@@ -3,10 +3,12 @@
     .venv/bin/python -m plugins.shapes.model.export_onnx resources/shapes/model
 
 Writes, beside the bundle's safetensors files:
-- `transformer-prefix.onnx`: text embeddings (B, T, d) -> last hidden state, KV cache;
-- `transformer-step.onnx`: one token's embedding, its position and fixed-size KV
-  buffers with a mask of their used slots (one buffer per layer and k/v) -> its hidden
-  state and its own keys and values, which the caller writes into the buffers;
+- `transformer-prefix.onnx`: text embeddings (G, T, d) -> last hidden state, KV cache,
+  run once per distinct prompt (the prompt, and the empty one for guidance);
+- `transformer-step.onnx`: one token's embedding for each of the B = G x n rows (group
+  by group), its position, the G prompts' keys and values, and the image tokens' own so
+  far, slot-major (S, B, heads, head), with an additive mask over those S slots ->
+  its hidden state and its own keys and values, which the caller writes into its buffers;
 - `ranker-text.onnx`, `ranker-image.onnx`: the ranker's two encoders (normalised).
 
 The graphs hold no copy of the weights: each initializer that is a tensor of a
@@ -56,39 +58,52 @@ class Prefix(nn.Module):
 
 
 class Step(nn.Module):
-    """One new token against fixed-size key/value buffers.
+    """One new token per row against the prompts' keys and values and the image tokens'.
 
-    The buffers are inputs only: the graph returns the new token's keys and values and
-    the caller writes them into its buffers in place, so no step copies the cache (a
-    growing, concatenated cache cost as much time as the matrix products)."""
+    The n rows of a group share one prompt, so its keys and values are read once per
+    group, by a matrix product over the group's rows, instead of once per row (reading
+    the cache is what bounds a step). The image tokens' keys and values come slot-major,
+    only the slots used so far: the caller's buffers grow by one contiguous write per
+    step, and nothing reads the unused slots."""
 
     def __init__(self, model: ShapesTransformer) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: Tensor, position: Tensor, mask: Tensor, *cache: Tensor):
-        layers = len(cache) // 2
+        layers = len(cache) // 4
         x = x + self.model.position.index_select(0, position)
         new = []
-        for block, past_k, past_v in zip(
-            self.model.blocks, cache[:layers], cache[layers:], strict=True
-        ):
-            y, k, v = _attend(block.attn, block.ln1(x), past_k, past_v, mask)
+        for i, block in enumerate(self.model.blocks):
+            prompt = cache[i], cache[layers + i]
+            past = cache[2 * layers + i], cache[3 * layers + i]
+            y, k, v = _attend(block.attn, block.ln1(x), prompt, past, mask)
             x = x + y
             x = x + block.mlp(block.ln2(x))
             new.append((k, v))
         return (self.model.ln_out(x)[:, -1], *_flat(new))
 
 
-def _attend(attention, x: Tensor, past_k: Tensor, past_v: Tensor, mask: Tensor):
-    """`Attention.forward` for one token over buffers whose unused slots `mask` hides
-    (additive: 0 or -inf); the token also sees itself."""
+def _attend(attention, x: Tensor, prompt: tuple[Tensor, Tensor], past: tuple[Tensor, Tensor],
+            mask: Tensor):  # fmt: skip
+    """`Attention.forward` for one token per row over its group's prompt (keys transposed
+    and pre-scaled, (G, heads, head, T); values (G, heads, T, head)) and its own earlier
+    tokens (S, B, heads, head) where `mask` (additive: 0 or -inf) allows; the token also
+    sees itself. Returns its keys (pre-scaled) and values, (B, heads, 1, head)."""
     b, _, d = x.shape
-    head = d // attention.heads
-    q, k, v = attention.qkv(x).view(b, 1, 3, attention.heads, head).permute(2, 0, 3, 1, 4)
-    k = k.transpose(-2, -1) * head**-0.5  # the cache's layout: transposed, pre-scaled
-    p = torch.softmax(torch.cat([q @ past_k + mask, q @ k], dim=-1), dim=-1)
-    y = p[..., :-1] @ past_v + p[..., -1:] * v
+    heads, head = attention.heads, d // attention.heads
+    (prompt_k, prompt_v), (past_k, past_v) = prompt, past
+    groups, text = prompt_k.shape[0], prompt_k.shape[-1]
+    q, k, v = attention.qkv(x).view(b, 1, 3, heads, head).permute(2, 0, 3, 1, 4)
+    k = k * head**-0.5
+    by_group = q.reshape(groups, -1, heads, head).transpose(1, 2)  # (G, heads, n, head)
+    to_prompt = (by_group @ prompt_k).transpose(1, 2).reshape(b, heads, 1, text)
+    to_past = q @ past_k.permute(1, 2, 3, 0) + mask
+    to_self = (q * k).sum(-1, keepdim=True)
+    p = torch.softmax(torch.cat([to_prompt, to_past, to_self], dim=-1), dim=-1)
+    from_prompt = p[..., :text].reshape(groups, -1, heads, text).transpose(1, 2) @ prompt_v
+    y = from_prompt.transpose(1, 2).reshape(b, heads, 1, head)
+    y = y + p[..., text:-1] @ past_v.permute(1, 2, 0, 3) + p[..., -1:] * v
     return attention.out(y.transpose(1, 2).reshape(b, 1, d)), k, v
 
 
@@ -108,26 +123,29 @@ def export(bundle: Path) -> list[Path]:
     transformer = load_module(ShapesTransformer, TransformerConfig, bundle / TRANSFORMER)
     ranker = load_module(ShapesRanker, RankerConfig, bundle / RANKER)
     c = transformer.config
-    batch = 2
+    groups, batch = 2, 6  # distinct, so that no size is traced as a constant
     present = cache_names(c.layers, "present")
-    past = cache_names(c.layers, "past")
+    prompt, past = cache_names(c.layers, "prompt"), cache_names(c.layers, "past")
     written = []
     with torch.no_grad():
-        x = torch.randn(batch, c.text_length, c.width)
+        x = torch.randn(groups, c.text_length, c.width)
         axes = {"x": {0: "batch"}, "h": {0: "batch"}}
         axes |= {name: {0: "batch", 3 if "_k_" in name else 2: "length"} for name in present}
         written.append(_export(Prefix(transformer), (x,), bundle / PREFIX, ["x"],
                                ["h", *present], axes, bundle / TRANSFORMER, "model."))  # fmt: skip
         new = cache_names(c.layers, "new")
-        axes = {name: {0: "batch"} for name in ("x", "h", *past, *new)}
-        head, length = c.width // c.heads, cache_length(c.text_length, c.n_patches)
-        cache = [torch.randn(batch, c.heads, head, length)] * c.layers + [
-            torch.randn(batch, c.heads, length, head)
-        ] * c.layers
+        axes = {name: {0: "batch"} for name in ("x", "h", *new)}
+        axes |= {name: {0: "length", 1: "batch"} for name in past}
+        axes["mask"] = {3: "length"}
+        axes |= {name: {0: "groups"} for name in prompt}
+        head, length, t = c.width // c.heads, cache_length(c.n_patches), c.text_length
+        cache = [torch.randn(groups, c.heads, head, t)] * c.layers
+        cache += [torch.randn(groups, c.heads, t, head)] * c.layers
+        cache += [torch.randn(length, batch, c.heads, head)] * (2 * c.layers)
         mask = torch.zeros(1, 1, 1, length)
         inputs = (torch.randn(batch, 1, c.width), torch.tensor([c.text_length]), mask, *cache)
         written.append(_export(Step(transformer), inputs, bundle / STEP,
-                               ["x", "position", "mask", *past], ["h", *new], axes,
+                               ["x", "position", "mask", *prompt, *past], ["h", *new], axes,
                                bundle / TRANSFORMER, "model."))  # fmt: skip
     # nn.TransformerEncoderLayer's fused inference path has no ONNX form: export the
     # layers as plain operators.

@@ -33,37 +33,45 @@ def cache_names(layers: int, kind: str) -> list[str]:
     return [f"{kind}_{part}_{i}" for part in ("k", "v") for i in range(layers)]
 
 
-def cache_length(text_length: int, n_patches: int) -> int:
-    """Slots in the step graph's KV buffers: the text, the background, the patches but
-    the last (whose keys nothing reads)."""
-    return text_length + n_patches
+def cache_length(n_patches: int) -> int:
+    """Slots in the step graph's buffers: the background and the patches but the last
+    (whose keys nothing reads); the prompt's keys and values are separate."""
+    return n_patches
 
 
 class KVCache:
-    """Fixed-size key/value buffers that the step graph reads and numpy writes in place:
-    a step adds one slot per layer instead of copying the whole cache. On CUDA the
-    buffers still travel to the GPU at each step (ONNX Runtime has no slice update)."""
+    """The prompts' keys and values, once per group of rows that share one, and buffers
+    for the image tokens' own, slot by slot: writing a token's keys is one contiguous
+    block, and the slots used so far are a view the step graph takes without a copy.
+    On CUDA the used slots still travel to the GPU at each step (ONNX Runtime has no
+    slice update)."""
 
-    def __init__(self, rows: int, layers: int, heads: int, head: int, length: int) -> None:
-        self.keys = [np.zeros((rows, heads, head, length), np.float32) for _ in range(layers)]
-        self.values = [np.zeros((rows, heads, length, head), np.float32) for _ in range(layers)]
-        self.mask = np.full((1, 1, 1, length), -np.inf, np.float32)
+    def __init__(self, prompts: list[np.ndarray], rows: int, length: int) -> None:
+        """`prompts`: keys then values per layer, as the prefix graph outputs them."""
+        self.prompts = prompts
+        _, heads, _, head = prompts[-1].shape  # a value: (groups, heads, text, head)
+        self.slots = [np.zeros((length, rows, heads, head), np.float32) for _ in prompts]
+        self.mask = np.zeros((1, 1, 1, length), np.float32)
+        self.mask[..., 0] = -np.inf  # until the first slot is used
         self.used = 0
 
     def append(self, new: list[np.ndarray]) -> None:
-        """`new`: keys then values per layer, as the graphs output them."""
-        layers = len(self.keys)
-        end = self.used + new[0].shape[-1]
-        for buffer, keys in zip(self.keys, new[:layers], strict=True):
-            buffer[..., self.used : end] = keys
-        for buffer, values in zip(self.values, new[layers:], strict=True):
-            buffer[:, :, self.used : end] = values
-        self.mask[..., self.used : end] = 0.0
-        self.used = end
+        """`new`: one token's keys then values per layer, as the step graph outputs them."""
+        for buffer, part in zip(self.slots, new, strict=True):
+            buffer[self.used] = part[:, :, 0]
+        self.mask[..., self.used] = 0.0
+        self.used += 1
 
     def inputs(self) -> dict[str, np.ndarray]:
-        names = cache_names(len(self.keys), "past")
-        return {"mask": self.mask} | dict(zip(names, self.keys + self.values, strict=True))
+        """The step graph's cache inputs. With no slot used yet, one masked slot: the
+        graph takes no empty inputs."""
+        layers, used = len(self.slots) // 2, max(self.used, 1)
+        past = [buffer[:used] for buffer in self.slots]
+        return (
+            {"mask": self.mask[..., :used]}
+            | dict(zip(cache_names(layers, "prompt"), self.prompts, strict=True))
+            | dict(zip(cache_names(layers, "past"), past, strict=True))
+        )
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -143,7 +151,7 @@ class OnnxShapesPipeline:
         c, w = self.config, self.w
         n_codes = c["n_codes"]
         guided = options.guidance != 1.0
-        prompts = np.repeat(encoded.ids[None], n, 0)
+        prompts = encoded.ids[None]  # one row per group: the prompt, the empty one to guide
         if guided:
             prompts = np.concatenate([prompts, np.full_like(prompts, PAD)])
 
@@ -158,13 +166,9 @@ class OnnxShapesPipeline:
         def both(x: np.ndarray) -> np.ndarray:
             return np.concatenate([x, x]) if guided else x
 
-        x = w["text_embed.weight"][prompts]
-        h, new = self._run(PREFIX, {"x": x})
-        heads = c["heads"]
-        cache = KVCache(len(x), c["layers"], heads, c["width"] // heads,
-                        cache_length(c["text_length"], c["n_patches"]))  # fmt: skip
-        cache.append(new)
-        backgrounds = choose(self._heads("background_head", h))
+        h, prompt_cache = self._run(PREFIX, {"x": w["text_embed.weight"][prompts]})
+        cache = KVCache(prompt_cache, len(prompts) * n, cache_length(c["n_patches"]))
+        backgrounds = choose(np.repeat(self._heads("background_head", h), n, axis=0))
         x = w["background_embed.weight"][both(backgrounds)][:, None]
         image = self.tokenizers.image
         patches = np.empty((n, c["n_patches"]), np.int64)

@@ -1,8 +1,12 @@
 """A small CLIP-like ranker: text and image embeddings whose cosine says how well they match.
 
 Trained contrastively on the Shapes world with hard negatives on both sides: captions
-with one clause changed, and "twin" scenes drawn for such changed captions, which share
-the batch with the scene they differ from. It ranks the transformer's candidates, best
+with one clause changed, "twin" scenes drawn for such changed captions, which share the
+batch with the scene they differ from, and "near misses": the scene's own image tokens
+with a stray fragment added or a piece taken away, the transformer's typical slips.
+While training, small heads also name what covers each patch (shape, colour, size, an
+object's centre), so the image encoder learns what is where from dense labels rather
+than from the contrastive signal alone. It ranks the transformer's candidates, best
 first.
 """
 
@@ -14,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from plugins.shapes import world
 from plugins.shapes.model.text_tokens import PAD
 
 
@@ -77,12 +82,15 @@ class ImageEncoder(nn.Module):
         self.out = nn.Linear(c.width, c.embed)
 
     def forward(self, images: Tensor) -> Tensor:
-        """images (B, 64, 64, 3) uint8."""
+        return self.out(self.features(images)[:, 0])
+
+    def features(self, images: Tensor) -> Tensor:
+        """images (B, 64, 64, 3) uint8 -> (B, 1 + patches, width): summary token first."""
         b, p, n = images.shape[0], self.patch, IMAGE_SIDE // self.patch
         x = images.float() / 127.5 - 1.0
         x = x.view(b, n, p, n, p, 3).permute(0, 1, 3, 2, 4, 5).reshape(b, n * n, 3 * p * p)
         h = torch.cat([self.summary.expand(b, -1, -1), self.embed(x)], dim=1) + self.position
-        return self.out(self.encoder(h)[:, 0])
+        return self.encoder(h)
 
 
 class ShapesRanker(nn.Module):
@@ -103,22 +111,41 @@ class ShapesRanker(nn.Module):
         """Cosine similarity of one prompt (T,) with each image (B, 64, 64, 3): (B,)."""
         return self.embed_images(images) @ self.embed_text(text[None])[0]
 
-    def loss(self, text: Tensor, images: Tensor, negatives: Tensor) -> Tensor:
+    def loss(
+        self,
+        text: Tensor,
+        images: Tensor,
+        negatives: Tensor,
+        near_misses: Tensor | None = None,
+        heads: PatchHeads | None = None,
+        labels: Tensor | None = None,
+    ) -> Tensor:
         """Contrastive loss for matching (text[i], images[i]) pairs.
 
         Each image is scored against every caption in the batch and its own hard
-        negatives (B, N, T); each caption against every image.
+        negatives (B, N, T); each caption against every image and, where given, the near
+        miss of its own image (near_misses[:M] belong to images[:M]). With `heads`, plus
+        their loss on the patch `labels` (B, 4, patches).
         """
-        b = images.shape[0]
+        b, m = images.shape[0], 0 if near_misses is None else len(near_misses)
         t = self.embed_text(torch.cat([text, negatives.flatten(0, 1)]))
         captions, hard = t[:b], t[b:].view(b, -1, t.shape[-1])
-        v = self.embed_images(images)
+        h = self.image.features(images if not m else torch.cat([images, near_misses]))
+        v = F.normalize(self.image.out(h[:, 0]), dim=-1)
+        v, missed = v[:b], v[b:]
         scale = self.log_scale.clamp(max=4.6).exp()
         per_image = torch.cat([v @ captions.T, (hard @ v[:, :, None])[..., 0]], dim=1) * scale
+        per_caption = scale * captions @ v.T
+        if m:
+            own_miss = torch.full((b,), float("-inf")).index_put(
+                (torch.arange(m),), scale * (captions[:m] * missed).sum(-1)
+            )
+            per_caption = torch.cat([per_caption, own_miss[:, None]], dim=1)
         target = torch.arange(b)
-        return (
-            F.cross_entropy(per_image, target) + F.cross_entropy(scale * captions @ v.T, target)
-        ) / 2
+        loss = (F.cross_entropy(per_image, target) + F.cross_entropy(per_caption, target)) / 2
+        if heads is not None and labels is not None:
+            loss = loss + heads.loss(h[:b, 1:], labels)
+        return loss
 
     @torch.no_grad()
     def hard_negative_accuracy(self, text: Tensor, images: Tensor, negatives: Tensor) -> float:
@@ -131,3 +158,22 @@ class ShapesRanker(nn.Module):
         beaten = own[:, None] > (hard @ v[:, :, None])[..., 0]
         self.train(was_training)
         return float(beaten.all(1).float().mean())
+
+
+PATCH_LABELS = (len(world.SHAPES) + 1, len(world.COLORS) + 1, len(world.SIZES) + 1, 2)
+
+
+class PatchHeads(nn.Module):
+    """Training-only heads on the image encoder's patch tokens: the shape, colour and size
+    of the object covering each patch (0: none) and whether the object's centre lies
+    in it. They are not part of the shipped ranker."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(width, sum(PATCH_LABELS))
+
+    def loss(self, patches: Tensor, labels: Tensor) -> Tensor:
+        """patches (B, P, width), labels (B, 4, P): the mean cross-entropy of the four."""
+        logits = self.head(patches).split(PATCH_LABELS, dim=-1)
+        pairs = zip(logits, labels.unbind(1), strict=True)
+        return sum(F.cross_entropy(x.flatten(0, 1), y.flatten()) for x, y in pairs) / len(logits)

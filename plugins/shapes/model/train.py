@@ -12,6 +12,7 @@ evaluation scores go to stdout and `RUN/log.txt`; the finished bundle is copied 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -29,7 +30,7 @@ from plugins.shapes.model.config import TrainConfig, get_config
 from plugins.shapes.model.data import CaptionedBatches
 from plugins.shapes.model.image_tokens import fit_tokenizer
 from plugins.shapes.model.quick_eval import quick_eval
-from plugins.shapes.model.ranker import RankerConfig, ShapesRanker
+from plugins.shapes.model.ranker import PatchHeads, RankerConfig, ShapesRanker
 from plugins.shapes.model.text_tokens import PAD, TextTokenizer
 from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
 
@@ -219,21 +220,26 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
     )  # fmt: skip
     torch.manual_seed(config.seed + 1)
     model = ShapesRanker(model_config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.ranker_lr, weight_decay=0.01)
+    heads = PatchHeads(config.ranker_width) if config.ranker_patch_heads else None
+    trained = torch.nn.ModuleList([model] + ([heads] if heads else []))  # one checkpoint
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=config.ranker_lr, weight_decay=0.01)
     checkpoint = Checkpoint(run / "ranker.ckpt", config.checkpoint_seconds)
-    step = checkpoint.load(model, optimizer)
+    step = checkpoint.load(trained, optimizer)
     log(f"ranker: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
         f"from step {step} of {config.ranker_steps}")  # fmt: skip
     batches = CaptionedBatches(tokenizers, config.ranker_batch, config.seed + 1, start_step=step,
                                negatives=config.ranker_negatives,
-                               twins=config.ranker_twins)  # fmt: skip
+                               twins=config.ranker_twins,
+                               label_patch=model_config.patch if heads else 0)  # fmt: skip
     losses, correct, started = [], [], time.monotonic()
     while step < config.ranker_steps:
         model.train()
         batch = batches.next()
         used = int(max((batch.text != PAD).sum(1).max(), (batch.negatives != PAD).sum(2).max()))
         batch.text, batch.negatives = batch.text[:, :used], batch.negatives[..., :used]  # speed
-        loss = model.loss(batch.text, batch.images, batch.negatives)
+        near_misses = batch.near_misses if config.ranker_near_misses else None
+        loss = model.loss(batch.text, batch.images, batch.negatives, near_misses, heads,
+                          batch.labels)  # fmt: skip
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, config.ranker_steps, config.warmup // 2, config.ranker_lr)
         optimizer.zero_grad(set_to_none=True)
@@ -250,8 +256,25 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
             }
             log(f"ranker step {step}", **figures, samples_per_s=round(rate, 1))
             losses, correct, started = [], [], time.monotonic()
-        checkpoint.maybe_save(model, optimizer, step, force=step == config.ranker_steps)
+        checkpoint.maybe_save(trained, optimizer, step, force=step == config.ranker_steps)
     save_module(model, model_config, final)
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """FIELD=VALUE strings -> typed overrides of TrainConfig's fields."""
+    types = {field.name: type(field.default) for field in dataclasses.fields(TrainConfig)}
+    overrides: dict[str, object] = {}
+    for item in items:
+        name, _, text = item.partition("=")
+        if name not in types or types[name] not in (int, float, bool, str):
+            raise ValueError(f"cannot set {name!r}: not a plain configuration field")
+        if types[name] is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"{name} takes true or false, not {text!r}")
+            overrides[name] = text.lower() == "true"
+        else:
+            overrides[name] = types[name](text)
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,8 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--stages", default=",".join(STAGES),
                         help="the stages to train, of: %(default)s")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a configuration field, e.g. ranker_steps=600")  # fmt: skip
     args = parser.parse_args(argv)
-    config = get_config(args.config, seed=args.seed)
+    try:
+        config = get_config(args.config, seed=args.seed, **parse_overrides(args.set))
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
     run = args.run or Path("runs") / config.name
     run.mkdir(parents=True, exist_ok=True)
     log = RunLog(run / "log.txt")

@@ -1,0 +1,100 @@
+"""The ranker's training signal: patch labels, near misses, resumable batches, its loss."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from plugins.shapes import world
+from plugins.shapes.model.bundle import Tokenizers
+from plugins.shapes.model.data import CaptionedBatches, near_miss, patch_labels
+from plugins.shapes.model.image_tokens import EMPTY
+from plugins.shapes.model.ranker import PatchHeads, RankerConfig, ShapesRanker
+from plugins.shapes.model.train import parse_overrides
+from plugins.shapes.render import render_array, render_with_objects
+from plugins.shapes.sampler import SceneSampler
+
+torch.set_num_threads(1)
+
+
+def test_patch_labels_name_each_object_where_it_is() -> None:
+    sampler = SceneSampler(3)
+    for _ in range(40):
+        scene = sampler.scene()
+        image, objects = render_with_objects(scene)
+        assert np.array_equal(image, render_array(scene))
+        labels = patch_labels(scene, objects, 8)
+        assert labels.shape == (4, 64)
+        assert labels[3].sum() == len(scene.objects)  # one centre each, never shared
+        for obj in scene.objects:
+            x, y = obj.center
+            at = int(y) // 8 * 8 + int(x) // 8
+            assert labels[:3, at].tolist() == [
+                world.SHAPES.index(obj.shape) + 1,
+                list(world.COLORS).index(obj.color) + 1,
+                list(world.SIZES).index(obj.size) + 1,
+            ]
+        spans = [math.ceil(o.size_px / 8) + 1 for o in scene.objects]  # patches a side
+        assert (labels[0] == 0).sum() >= 64 - sum(s * s for s in spans)  # background
+
+
+def test_a_near_miss_adds_a_fragment_or_takes_a_piece_away() -> None:
+    tokens = np.zeros(64, np.int64)
+    tokens[[9, 10, 17]] = [3, 40, 41]
+    kinds = set()
+    for seed in range(40):
+        broken = near_miss(tokens, random.Random(seed))
+        (changed,) = np.flatnonzero(broken != tokens)  # exactly one patch differs
+        if tokens[changed] == EMPTY:
+            kinds.add("fragment")
+            assert broken[changed] in tokens[[9, 10, 17]]
+        else:
+            kinds.add("hole")
+            assert broken[changed] == EMPTY
+        assert np.array_equal(near_miss(tokens, random.Random(seed)), broken)
+    assert kinds == {"fragment", "hole"}
+
+
+def test_ranker_batches_are_the_same_after_a_resume(micro_bundle) -> None:
+    tokenizers = Tokenizers.load(micro_bundle)
+    options = dict(negatives=2, twins=1, label_patch=8)
+    straight = CaptionedBatches(tokenizers, 6, seed=4, **options)
+    for _ in range(3):
+        expected = straight.next()
+    resumed = CaptionedBatches(tokenizers, 6, seed=4, start_step=2, **options).next()
+    for name in ("text", "images", "negatives", "near_misses", "labels"):
+        assert torch.equal(getattr(resumed, name), getattr(expected, name)), name
+    assert len(expected.near_misses) == 3  # the tokenized half
+
+
+def test_near_misses_and_patch_heads_add_to_the_ranker_loss(micro_bundle) -> None:
+    tokenizers = Tokenizers.load(micro_bundle)
+    batch = CaptionedBatches(tokenizers, 8, seed=1, negatives=2, twins=1, label_patch=8).next()
+    torch.manual_seed(0)
+    ranker = ShapesRanker(RankerConfig(text_vocab=tokenizers.text.size, width=32, image_layers=1))
+    heads = PatchHeads(32)
+    plain = ranker.loss(batch.text, batch.images, batch.negatives)
+    with_misses = ranker.loss(batch.text, batch.images, batch.negatives, batch.near_misses)
+    assert with_misses > plain  # one more candidate per caption in its softmax
+    full = ranker.loss(batch.text, batch.images, batch.negatives, batch.near_misses, heads,
+                       batch.labels)  # fmt: skip
+    assert full > with_misses
+    full.backward()
+    assert heads.head.weight.grad.abs().sum() > 0
+    assert ranker.image.embed.weight.grad.abs().sum() > 0
+
+
+def test_configuration_overrides_are_typed_and_checked() -> None:
+    assert parse_overrides(["ranker_steps=600", "ranker_near_misses=false", "lr=3e-4"]) == {
+        "ranker_steps": 600, "ranker_near_misses": False, "lr": 3e-4,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="not a plain configuration field"):
+        parse_overrides(["patch=4"])
+    with pytest.raises(ValueError, match="true or false"):
+        parse_overrides(["ranker_patch_heads=yes"])
+    with pytest.raises(ValueError, match="not a plain"):
+        parse_overrides(["no_such_field=1"])
