@@ -12,6 +12,7 @@ generating; the gallery open <= 1 s; scrolling stalls <= 50 ms.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import sys
@@ -98,6 +99,7 @@ def main() -> int:
         from studio.ui.gallery import GalleryPanel
         from studio.ui.main_window import MainWindow
 
+        gc.freeze()  # as the app does once its window is shown (studio/ui/app.py)
         heart = Heartbeat()
         heart.start()
         started = time.perf_counter()

@@ -83,7 +83,7 @@ def main() -> None:
         started = time.perf_counter()
         order = rank_all(ranker, tokenizers, data["prompt"], data["images"])
         kept = np.take_along_axis(passed, order[:, :KEPT], axis=1)
-        name = path.parent.name + "/" + path.stem if path.parent != MODEL else "shipped"
+        name = "shipped" if path.resolve() == (MODEL / RANKER).resolve() else str(path.parent)
         columns[name] = kept.mean(1)
         print(f"{name}: ranked {len(order)} prompts in {time.perf_counter() - started:.1f} s")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -265,6 +266,9 @@ class Engine:
             _try_unload(backend)
             raise
         self._loaded = wanted
+        # A model and its libraries stay until unloaded: spare the cycle collector from
+        # walking their objects again at every full collection (each walk stalls the GUI).
+        gc.freeze()
 
     def _unload(self) -> None:
         if self._loaded is None:
@@ -273,6 +277,7 @@ class Engine:
         self._loaded = None
         with contextlib.suppress(BackendUnavailable):
             _try_unload(self.registry.get(backend_id))
+        gc.unfreeze()  # what the model held may be collected now
 
     # -- events ------------------------------------------------------------
 

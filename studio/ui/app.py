@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -31,6 +32,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     apply_theme(core.settings.theme)
     window = MainWindow(core)
     window.show()
+    gc.freeze()  # start-up's objects live on: full collections need not walk them (stalls)
     if args.startup_report:
         QTimer.singleShot(0, lambda: _report_and_quit(app, started))
     try:

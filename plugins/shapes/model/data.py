@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ from plugins.shapes.captions import write_caption
 from plugins.shapes.model.bundle import Tokenizers
 from plugins.shapes.model.image_tokens import EMPTY
 from plugins.shapes.model.negatives import hard_negative
-from plugins.shapes.render import render_with_objects
+from plugins.shapes.render import render_array, render_with_objects
 from plugins.shapes.sampler import LayoutError, SceneSampler
 from plugins.shapes.scene import Scene
 
@@ -40,13 +41,13 @@ class CaptionedBatches:
     miss among the captions and every caption among the images. Each image also gets
     `negatives` changed captions of its own. The first half of the images pass through
     the image tokenizer, as the transformer's samples do, and those get a near miss each:
-    their tokens with a stray fragment added or a piece taken away. `label_patch` > 0
-    adds what covers each patch of that size (`patch_labels`)."""
+    their tokens with one of the transformer's typical mistakes (`near_miss`). `labels`
+    adds what covers each patch (`patch_labels`)."""
 
     def __init__(self, tokenizers: Tokenizers, batch: int, seed: int, start_step: int = 0,
-                 negatives: int = 0, twins: int = 0, label_patch: int = 0) -> None:  # fmt: skip
+                 negatives: int = 0, twins: int = 0, labels: bool = False) -> None:  # fmt: skip
         self.tokenizers, self.batch, self.seed = tokenizers, batch, seed
-        self.negatives, self.twins, self.label_patch = negatives, twins, label_patch
+        self.negatives, self.twins, self.labels = negatives, twins, labels
         self.step = start_step
         self._start_chunk(skip=start_step % CHUNK)
 
@@ -88,61 +89,136 @@ class CaptionedBatches:
         drawn = self._draw_batch()
         text_of = self.tokenizers.text.encode
         text = torch.from_numpy(np.stack([text_of(scene.caption).ids for scene, _ in drawn]))
-        rendered = [render_with_objects(scene) for scene, _ in drawn]
-        images = [image for image, _ in rendered]
-        image_tokens = self.tokenizers.image
         if self.negatives:
-            near_misses, rng = [], random.Random(self.seed * 1_000_003 + self.step)  # resumable
-            for i in range(len(images) // 2):  # the ranker judges tokenizer output too
-                background, tokens = image_tokens.encode(images[i])
-                images[i] = image_tokens.decode(background, tokens)
-                near_misses.append(image_tokens.decode(background, near_miss(tokens, rng)))
-            negatives = np.stack([[text_of(c).ids for c in caps] for _, caps in drawn])
-            labels = None
-            if self.label_patch:
-                labels = torch.from_numpy(np.stack([
-                    patch_labels(scene, objects, self.label_patch)
-                    for (scene, _), (_, objects) in zip(drawn, rendered, strict=True)
-                ]))  # fmt: skip
-            return Batch(text, images=torch.from_numpy(np.stack(images)),
-                         negatives=torch.from_numpy(negatives),
-                         near_misses=torch.from_numpy(np.stack(near_misses)),
-                         labels=labels)  # fmt: skip
+            return self._ranker_batch(text, [scene for scene, _ in drawn],
+                                      [captions for _, captions in drawn])  # fmt: skip
+        image_tokens = self.tokenizers.image
+        images = [render_array(scene) for scene, _ in drawn]
         encoded = [image_tokens.encode(image) for image in images]
         backgrounds = torch.tensor([b for b, _ in encoded])
         patches = torch.from_numpy(np.stack([t for _, t in encoded]))
         return Batch(text, backgrounds=backgrounds, patches=patches)
 
+    def _ranker_batch(self, text: torch.Tensor, scenes: list[Scene],
+                      negatives: list[list[str]]) -> Batch:  # fmt: skip
+        image_tokens, patch = self.tokenizers.image, self.tokenizers.image.patch_h
+        images, owners, labels = [], [], []
+        for scene in scenes:
+            image, objects = render_with_objects(scene)
+            images.append(image)
+            owners.append(patch_owners(objects, len(scene.objects), patch, least=0.0))
+            if self.labels:  # on the tokenizer's grid, which the ranker's patches follow
+                labelled = patch_owners(objects, len(scene.objects), patch, least=1 / 8)
+                labels.append(patch_labels(scene, labelled, patch))
+        near_misses, rng = [], random.Random(self.seed * 1_000_003 + self.step)  # resumable
+        for i in range(len(images) // 2):  # the ranker judges tokenizer output too
+            background, tokens = image_tokens.encode(images[i])
+            images[i] = image_tokens.decode(background, tokens)
+            near_misses.append(image_tokens.decode(background, near_miss(tokens, owners[i], rng)))
+        text_of = self.tokenizers.text.encode
+        return Batch(
+            text,
+            images=torch.from_numpy(np.stack(images)),
+            negatives=torch.from_numpy(np.stack([[text_of(c).ids for c in n] for n in negatives])),
+            near_misses=torch.from_numpy(np.stack(near_misses)),
+            labels=torch.from_numpy(np.stack(labels)) if labels else None,
+        )
 
-def near_miss(tokens: np.ndarray, rng: random.Random) -> np.ndarray:
-    """The image tokens with a stray fragment (a copy of one of its patches in an empty
-    place) or a hole (a patch emptied): what the transformer gets wrong most."""
-    tokens = tokens.copy()
-    filled, empty = np.flatnonzero(tokens != EMPTY), np.flatnonzero(tokens == EMPTY)
+
+def near_miss(tokens: np.ndarray, owners: np.ndarray, rng: random.Random) -> np.ndarray:
+    """The image tokens (a square grid) with one of the transformer's typical mistakes:
+    an object drawn twice, an object cut off by the edge, a stray fragment (a copy of
+    one patch in an empty place) or a hole (a patch emptied). `owners` names the object
+    covering each patch (`patch_owners`), 0 for none."""
+    n = math.isqrt(len(tokens))
+    grid, owned = tokens.reshape(n, n), owners.reshape(n, n)
+    mistakes = [_fragment, _hole] + ([_duplicate, _cut_off] if owners.any() else [])
+    for mistake in rng.sample(mistakes, len(mistakes)):
+        broken = mistake(grid, owned, rng)
+        if broken is not None:
+            return broken.reshape(-1)
+    return tokens.copy()
+
+
+def _fragment(grid: np.ndarray, owned: np.ndarray, rng: random.Random) -> np.ndarray | None:
+    filled, empty = np.argwhere(grid != EMPTY), np.argwhere(grid == EMPTY)
+    if not len(filled) or not len(empty):
+        return None
+    broken = grid.copy()
+    broken[tuple(rng.choice(empty))] = grid[tuple(rng.choice(filled))]
+    return broken
+
+
+def _hole(grid: np.ndarray, owned: np.ndarray, rng: random.Random) -> np.ndarray | None:
+    filled = np.argwhere(grid != EMPTY)
     if not len(filled):
-        return tokens
-    if len(empty) and rng.random() < 0.5:
-        tokens[rng.choice(empty)] = tokens[rng.choice(filled)]
-    else:
-        tokens[rng.choice(filled)] = EMPTY
-    return tokens
+        return None
+    broken = grid.copy()
+    broken[tuple(rng.choice(filled))] = EMPTY
+    return broken
 
 
-def patch_labels(scene: Scene, objects: np.ndarray, patch: int) -> np.ndarray:
-    """(4, patches) labels from the object map `render_with_objects` gives: the shape,
-    colour and size (each 0 for none, else its index + 1) of the object covering the
-    most of each patch, at least an eighth of it, and 1 where an object's centre lies."""
+def _object_patches(owned: np.ndarray, rng: random.Random) -> np.ndarray:
+    return np.argwhere(owned == rng.choice(sorted(set(owned[owned > 0].tolist()))))
+
+
+def _duplicate(grid: np.ndarray, owned: np.ndarray, rng: random.Random) -> np.ndarray | None:
+    """A copy of one object's patches where they land on empty patches only."""
+    cells, n = _object_patches(owned, rng), len(grid)
+    low, high = cells.min(0), cells.max(0)
+    for _ in range(12):
+        shift = np.array([rng.randrange(-low[0], n - high[0]), rng.randrange(-low[1], n - high[1])])
+        target = cells + shift
+        if shift.any() and (grid[tuple(target.T)] == EMPTY).all():
+            broken = grid.copy()
+            broken[tuple(target.T)] = grid[tuple(cells.T)]
+            return broken
+    return None
+
+
+def _cut_off(grid: np.ndarray, owned: np.ndarray, rng: random.Random) -> np.ndarray | None:
+    """One object moved towards an edge until a part of it is past the edge."""
+    cells, n = _object_patches(owned, rng), len(grid)
+    extent = cells.max(0) - cells.min(0) + 1
+    if extent.max() < 2:
+        return None  # too small to show a cut
+    axis, toward_end = rng.randrange(2), rng.random() < 0.5
+    past = max(1, extent[axis] // 2)  # patches beyond the edge
+    shift = np.zeros(2, np.int64)
+    shift[axis] = (
+        (n - 1 - cells[:, axis].max() + past) if toward_end else -(cells[:, axis].min() + past)
+    )
+    broken = grid.copy()
+    broken[tuple(cells.T)] = EMPTY
+    target = cells + shift
+    inside = ((target >= 0) & (target < n)).all(1)
+    broken[tuple(target[inside].T)] = grid[tuple(cells[inside].T)]
+    return broken
+
+
+def patch_owners(objects: np.ndarray, n_objects: int, patch: int, least: float) -> np.ndarray:
+    """Which object covers the most of each patch, if at least the share `least` of it
+    (0: any pixel): its index in the scene plus one (0 for none), from the object map
+    `render_with_objects` gives."""
     n = world.CANVAS // patch
     blocks = objects.reshape(n, patch, n, patch).transpose(0, 2, 1, 3).reshape(n * n, -1)
-    counts = np.stack([(blocks == i).sum(1) for i in range(1, len(scene.objects) + 1)], 1)
-    best = counts.argmax(1)
-    owner = np.where(counts.max(1) * 8 >= patch * patch, best + 1, 0)  # 0: background
+    counts = np.stack([(blocks == i).sum(1) for i in range(n_objects + 1)], 1)
+    counts[:, 0] = 0
+    covered = counts.max(1)
+    return np.where((covered > 0) & (covered >= least * patch * patch), counts.argmax(1), 0)
+
+
+def patch_labels(scene: Scene, owners: np.ndarray, patch: int) -> np.ndarray:
+    """(4, patches) labels: the shape, colour and size of the object covering each patch
+    (`patch_owners`, at least an eighth of it; each 0 for none, else its index + 1) and 1
+    where an object's centre lies."""
+    n = world.CANVAS // patch
     table = np.zeros((4, len(scene.objects) + 1), np.int64)
     for i, obj in enumerate(scene.objects, 1):
         table[0, i] = world.SHAPES.index(obj.shape) + 1
         table[1, i] = list(world.COLORS).index(obj.color) + 1
         table[2, i] = list(world.SIZES).index(obj.size) + 1
-    labels = table[:, owner]
+    labels = table[:, owners]
     labels[3] = 0
     for obj in scene.objects:
         x, y = obj.center

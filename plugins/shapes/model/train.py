@@ -230,7 +230,7 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
     batches = CaptionedBatches(tokenizers, config.ranker_batch, config.seed + 1, start_step=step,
                                negatives=config.ranker_negatives,
                                twins=config.ranker_twins,
-                               label_patch=model_config.patch if heads else 0)  # fmt: skip
+                               labels=heads is not None)  # fmt: skip
     losses, correct, started = [], [], time.monotonic()
     while step < config.ranker_steps:
         model.train()
