@@ -60,15 +60,15 @@ def main() -> int:
         shot(window, "1-empty")
 
         window.prompt.setPlainText(PROMPT)
-        previews = []
-        window.bridge.preview.connect(lambda *_: previews.append(1))
+        def on_preview(*_) -> None:  # after the window's own slot: the preview is shown
+            window.grab().save(str(args.out / "2-generating.png"))  # the last one stays
+
+        window.bridge.preview.connect(on_preview)
         window.generate()
-        while len(previews) < 4:  # half-way down the image: a partial preview shows
-            app.processEvents()
-        window.grab().save(str(args.out / "2-generating.png"))
-        print(f"wrote {args.out / '2-generating.png'}")
         while core.history.count() < 4:
             app.processEvents()
+        window.bridge.preview.disconnect(on_preview)
+        print(f"wrote {args.out / '2-generating.png'}")
         shot(window, "3-results")
 
         from PIL import Image
