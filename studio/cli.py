@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", parents=[common], help="the metadata of an image file")
     info.add_argument("file", type=Path)
     info.set_defaults(run=cmd_info)
+    from studio import cli_models  # its own module: it imports this one
+
+    cli_models.register(commands, common)
     _add_plugin_commands(commands, common)
     return parser
 

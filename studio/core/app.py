@@ -11,6 +11,7 @@ from pathlib import Path
 
 from studio.core.engine import Engine
 from studio.core.history import HistoryStore, ReconcileReport
+from studio.core.models import ModelLibrary
 from studio.core.paths import StudioPaths
 from studio.core.registry import PluginRegistry
 from studio.core.request import GenerationRequest
@@ -52,6 +53,12 @@ class Core:
         if self.log_handler is not None:
             logging.getLogger().removeHandler(self.log_handler)
             self.log_handler.close()
+
+    def models(self) -> ModelLibrary:
+        """The model library as the settings describe it now."""
+        folders = [self.paths.models, *map(Path, self.settings.model_folders)]
+        added = [Path(p) for p in self.settings.model_paths]
+        return ModelLibrary(folders, added, self.paths.model_hashes)
 
     def default_backend(self) -> str:
         """The backend from the settings if installed, else the first installed one."""

@@ -58,3 +58,12 @@ class StudioPaths:
     @property
     def thumbnails(self) -> Path:
         return self.cache / "thumbnails"
+
+    @property
+    def models(self) -> Path:
+        """The default model folder; the settings may name more."""
+        return self.data / "models"
+
+    @property
+    def model_hashes(self) -> Path:
+        return self.cache / "model-hashes.json"

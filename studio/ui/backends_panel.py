@@ -64,7 +64,7 @@ class BackendsDialog(QDialog):
         self.details = QPlainTextEdit(readOnly=True)
         self.details.setPlaceholderText("Select a backend that failed to see why.")
         self.details.setMaximumHeight(140)
-        folders = [str(core.paths.data / "models"), *core.settings.model_folders]
+        folders = [str(core.paths.models), *core.settings.model_folders]
         self.folders = QLabel("Model folders: " + ";  ".join(folders))
         self.folders.setWordWrap(True)
         refresh = QPushButton("Refresh")
