@@ -16,6 +16,8 @@ from studio.core.backend import (
     GenerationContext,
     ModelInfo,
 )
+from studio.core.model_files import ModelFile, ModelFileError, PickleRefused, sniff
+from studio.core.models import ModelLibrary
 from studio.core.request import GenerationRequest, RequestError
 
 __all__ = [
@@ -25,6 +27,11 @@ __all__ = [
     "Capabilities",
     "GenerationContext",
     "GenerationRequest",
+    "ModelFile",
+    "ModelFileError",
     "ModelInfo",
+    "ModelLibrary",
+    "PickleRefused",
     "RequestError",
+    "sniff",
 ]

@@ -150,6 +150,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     core = open_core(args)
     try:
         width, height = args.size or (None, None)
+        if args.model and not args.backend:  # the backend that fits the model's format
+            from studio.core.model_files import ModelFileError
+
+            try:
+                args.backend = core.backend_for_model(args.model)
+            except ModelFileError as error:
+                raise CliError(str(error), EXIT_USAGE) from None
         try:
             request = core.request(
                 args.prompt, negative_prompt=args.negative, count=args.count,

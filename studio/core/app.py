@@ -11,6 +11,7 @@ from pathlib import Path
 
 from studio.core.engine import Engine
 from studio.core.history import HistoryStore, ReconcileReport
+from studio.core.model_files import ModelFileError
 from studio.core.models import ModelLibrary
 from studio.core.paths import StudioPaths
 from studio.core.registry import PluginRegistry
@@ -45,7 +46,9 @@ class Core:
         engine = Engine(registry, history)
         reconciled = engine.background(_reconcile, history)
         thumbnails = ThumbnailCache(paths.thumbnails)
-        return cls(paths, settings, history, registry, engine, thumbnails, reconciled, handler)
+        core = cls(paths, settings, history, registry, engine, thumbnails, reconciled, handler)
+        registry.model_library = core.models
+        return core
 
     def close(self) -> None:
         self.engine.shutdown()
@@ -59,6 +62,19 @@ class Core:
         folders = [self.paths.models, *map(Path, self.settings.model_folders)]
         added = [Path(p) for p in self.settings.model_paths]
         return ModelLibrary(folders, added, self.paths.model_hashes)
+
+    def backend_for_model(self, model: str) -> str:
+        """The first installed backend that loads `model`'s format (a path or a library
+        name); raises ModelFileError saying why there is none."""
+        found = self.models().find(model)
+        for backend_id in self.registry.ids():
+            try:
+                formats = self.registry.get(backend_id).capabilities().formats
+            except Exception:  # a broken plugin is reported elsewhere; try the next
+                continue
+            if found.format in formats:
+                return backend_id
+        raise ModelFileError(f"no installed backend runs {found.format} models ({found.name})")
 
     def default_backend(self) -> str:
         """The backend from the settings if installed, else the first installed one."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -11,6 +12,8 @@ from studio.core.request import GenerationRequest
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
+
+    from studio.core.models import ModelLibrary
 
     ImageLike = Image.Image | np.ndarray
 
@@ -49,6 +52,7 @@ class Capabilities:
     negative_prompt: bool = False
     samplers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)
+    formats: tuple[str, ...] = ()  # model formats on disk it loads (see model_files)
 
     def with_defaults(self, request: GenerationRequest) -> GenerationRequest:
         """`request` with 0 steps or guidance replaced by this backend's defaults, so that
@@ -128,6 +132,9 @@ class Backend(ABC):
 
     #: Shown in the app and the CLI.
     display_name: str = ""
+    #: The user's model library (their model folders and added models), set by Studio
+    #: when it makes the backend; a callable, as the library follows the settings.
+    model_library: Callable[[], ModelLibrary] | None = None
 
     @abstractmethod
     def capabilities(self) -> Capabilities: ...

@@ -36,7 +36,7 @@ class PickleRefused(ModelFileError):
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelFile:
     path: Path
     format: str  # DIFFUSERS | SAFETENSORS | ONNX
     architecture: str  # SD1 | SD2 | SDXL | UNKNOWN
@@ -51,16 +51,16 @@ class ModelInfo:
                 "architecture": self.architecture, "size": self.size}  # fmt: skip
 
 
-def identify(path: Path) -> ModelInfo:
+def identify(path: Path) -> ModelFile:
     """The model at `path`; raises ModelFileError (PickleRefused for pickles) saying why
     it cannot be used."""
     path = Path(path)
     if path.is_dir():
         if (path / "unet" / "model.onnx").is_file():  # ONNX exports may carry an index too
             check_onnx_folder(path)
-            return ModelInfo(path, ONNX, _onnx_architecture(path), _folder_size(path))
+            return ModelFile(path, ONNX, _onnx_architecture(path), _folder_size(path))
         if (path / "model_index.json").is_file():
-            return ModelInfo(path, DIFFUSERS, _diffusers_architecture(path), _folder_size(path))
+            return ModelFile(path, DIFFUSERS, _diffusers_architecture(path), _folder_size(path))
         raise ModelFileError(
             f"{path} is a folder but not a model: expected model_index.json (diffusers) "
             "or unet/model.onnx (ONNX)"
@@ -77,7 +77,7 @@ def identify(path: Path) -> ModelInfo:
     if kind != SAFETENSORS:
         raise ModelFileError(f"{path.name} is not a model file Studio knows ({kind})")
     shapes = safetensors_shapes(path)
-    return ModelInfo(path, SAFETENSORS, architecture_of(shapes), path.stat().st_size)
+    return ModelFile(path, SAFETENSORS, architecture_of(shapes), path.stat().st_size)
 
 
 def sniff(path: Path) -> str:

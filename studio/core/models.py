@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.files import atomic_write_bytes
-from studio.core.model_files import ModelFileError, ModelInfo, identify, sniff
+from studio.core.model_files import ModelFile, ModelFileError, identify, sniff
 
 log = logging.getLogger(__name__)
 SHORT_HASH = 10
@@ -30,7 +30,7 @@ class LibraryEntry:
     """A model found in the library, or a file that looked like one and why it can't be used."""
 
     path: Path
-    info: ModelInfo | None
+    info: ModelFile | None
     error: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -102,7 +102,7 @@ class ModelLibrary:
                 if item.is_dir() or _looks_like_weights(item):
                     yield item
 
-    def find(self, name_or_path: str) -> ModelInfo:
+    def find(self, name_or_path: str) -> ModelFile:
         """A path (identified on the spot), else a library model by name or short hash."""
         path = Path(name_or_path).expanduser()
         if path.exists():
@@ -120,7 +120,7 @@ class ModelLibrary:
             raise ModelFileError(f"{name_or_path!r} names several models: {paths}")
         return matches[0]
 
-    def sha256(self, info: ModelInfo) -> str:
+    def sha256(self, info: ModelFile) -> str:
         if info.path.is_file():
             return self.hashes.sha256(info.path)
         digest = hashlib.sha256()
@@ -128,7 +128,7 @@ class ModelLibrary:
             digest.update(self.hashes.sha256(file).encode())
         return digest.hexdigest()
 
-    def short_hash(self, info: ModelInfo) -> str:
+    def short_hash(self, info: ModelFile) -> str:
         return self.sha256(info)[:SHORT_HASH]
 
 

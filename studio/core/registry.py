@@ -6,13 +6,17 @@ import enum
 import logging
 import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from studio.core.backend import Backend
 
 GROUP = "studio.backends"
+if TYPE_CHECKING:
+    from studio.core.models import ModelLibrary
+
 log = logging.getLogger(__name__)
 
 
@@ -59,6 +63,7 @@ class PluginRegistry:
     def __init__(self, declared: Iterable[EntryPoint] | None = None) -> None:
         self._lock = threading.RLock()
         self._records: dict[str, BackendRecord] = {}
+        self.model_library: Callable[[], ModelLibrary] | None = None  # handed to backends
         for point in entry_points(group=GROUP) if declared is None else declared:
             if point.name in self._records:
                 log.warning("backend %r is declared twice; keeping the first", point.name)
@@ -105,6 +110,8 @@ class PluginRegistry:
             instance = cls()
             if not isinstance(instance, Backend):
                 raise TypeError(f"{record.target} is not a studio Backend")
+            if self.model_library is not None:
+                instance.model_library = self.model_library
         except (Exception, SystemExit) as error:  # a plugin's sys.exit must not end the app
             record.status = BackendStatus.FAILED
             record.error = _one_line(error)

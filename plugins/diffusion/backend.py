@@ -1,0 +1,213 @@
+"""Stable-Diffusion-family models from the user's disk, run by diffusers (PyTorch).
+
+CUDA with fp16 when present, the CPU with fp32 otherwise. The starting noise of each
+image is drawn on the CPU from its own seed (the request's seed + its index), so a seed
+gives the same image on any machine and alone or in a batch. Previews come from the
+latents by a linear map at every step; a cancel stops at the next step, before decoding.
+On CUDA out-of-memory the batch is halved and retried (reported in the log).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from plugins.diffusion.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
+from plugins.diffusion.schedulers import DEFAULT, SAMPLERS, make_scheduler
+from studio.api import (
+    Backend,
+    Candidate,
+    Capabilities,
+    GenerationContext,
+    GenerationRequest,
+    ModelFile,
+    ModelFileError,
+    ModelInfo,
+    PickleRefused,
+    sniff,
+)
+
+log = logging.getLogger(__name__)
+SUPPORTED_FORMATS = ("diffusers",)
+SDXL = "SDXL"
+
+
+class DiffusionBackend(Backend):
+    display_name = "Stable Diffusion (diffusers)"
+
+    def __init__(self) -> None:
+        self._pipeline: Any = None
+        self._model: ModelFile | None = None
+        self._device = "cpu"
+        self._batch: int | None = None  # lowered after an out-of-memory
+
+    # -- what it offers --------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            min_size=64, max_size=2048, size_multiple=8, max_count=16, max_candidates=16,
+            default_steps=25, max_steps=150, default_guidance=7.0, max_guidance=30.0,
+            negative_prompt=True, samplers=tuple(SAMPLERS), devices=("cpu", "cuda"),
+            formats=SUPPORTED_FORMATS,
+        )  # fmt: skip
+
+    def models(self) -> list[ModelInfo]:
+        if self.model_library is None:
+            return []
+        found = []
+        for entry in self.model_library().entries():
+            if entry.info is not None and entry.info.format in SUPPORTED_FORMATS:
+                found.append(_model_info(entry.info))
+        return found
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        """With the short hash, for metadata: computed once per file, then cached."""
+        if self._model is None or self.model_library is None:
+            return super().model_info(model)
+        info = _model_info(self._model)
+        digest = self.model_library().short_hash(self._model)
+        return ModelInfo(**{**vars(info), "hash": digest})
+
+    def device(self) -> str:
+        return self._device
+
+    def sampler_name(self, request: GenerationRequest) -> str:
+        return str(request.options.get("sampler", DEFAULT))
+
+    # -- loading ---------------------------------------------------------------
+
+    def load(self, model: str) -> None:
+        _quiet_offline_libraries()
+        import torch
+
+        found = self._find(model)
+        if found.format not in SUPPORTED_FORMATS:
+            raise ModelFileError(
+                f"{found.name} is a {found.format} model: this backend runs diffusers folders"
+            )
+        self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.float16 if self._device == "cuda" else torch.float32
+        self._pipeline = load_diffusers_folder(found.path, dtype).to(self._device)
+        self._pipeline.set_progress_bar_config(disable=True)
+        self._model, self._batch = found, None
+
+    def _find(self, model: str) -> ModelFile:
+        if self.model_library is None:
+            raise ModelFileError("no model library: Studio did not start this backend")
+        library = self.model_library()
+        if model:
+            return library.find(model)
+        usable = [
+            e.info for e in library.entries() if e.info and e.info.format in SUPPORTED_FORMATS
+        ]
+        if not usable:
+            folders = ", ".join(str(f) for f in library.folders)
+            raise ModelFileError(
+                f"no Stable Diffusion model found: add one, or put it in {folders}"
+            )
+        return usable[0]
+
+    def unload(self) -> None:
+        self._pipeline, self._model = None, None
+        if self._device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # -- generating ------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
+        import torch
+
+        if self._pipeline is None:
+            raise RuntimeError("no model is loaded")
+        pipe = self._pipeline
+        pipe.scheduler = make_scheduler(self.sampler_name(request), pipe.scheduler.config)
+        seeds = [request.seed + i for i in range(request.count)]
+        images: list[Any] = []
+        batch = min(self._batch or len(seeds), len(seeds))
+        while len(images) < len(seeds):
+            chunk = seeds[len(images) : len(images) + batch]
+            try:
+                images += self._run(request, chunk, len(images), len(seeds), ctx)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                if batch == 1:
+                    raise MemoryError(
+                        "out of GPU memory even for one image: try a smaller size"
+                    ) from None
+                batch = self._batch = max(1, batch // 2)
+                log.warning("out of GPU memory: retrying %d images at a time", batch)
+        return [Candidate(image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
+
+    def _run(self, request: GenerationRequest, seeds: list[int], done: int, total: int,
+             ctx: GenerationContext) -> list[Any]:  # fmt: skip
+        import torch
+
+        pipe = self._pipeline
+        steps = request.steps
+        factors = SDXL_FACTORS if self._model and self._model.architecture == SDXL else SD_FACTORS
+        scale = pipe.vae_scale_factor  # image pixels per latent pixel (8 in real models)
+        shape = (pipe.unet.config.in_channels, request.height // scale, request.width // scale)
+        # One CPU generator per image: its starting noise, then any noise its sampler adds
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        noise = torch.stack([torch.randn(shape, generator=g) for g in generators])
+
+        def on_step(_pipe: Any, step: int, _timestep: Any, tensors: dict) -> dict:
+            ctx.progress(done * steps + len(seeds) * (step + 1), total * steps)
+            ctx.preview(latents_to_rgb(tensors["latents"].float().cpu().numpy(), factors))
+            return {}
+
+        ctx.check_cancelled()
+        out = pipe(
+            request.prompt, negative_prompt=request.negative_prompt or None,
+            height=request.height, width=request.width, num_inference_steps=steps,
+            guidance_scale=request.guidance, num_images_per_prompt=len(seeds),
+            latents=noise.to(self._device, pipe.unet.dtype), generator=generators,
+            output_type="np",
+            callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["latents"],
+        )  # fmt: skip
+        return list(out.images)
+
+
+def load_diffusers_folder(folder: Path, dtype: Any) -> Any:
+    """A diffusers folder's pipeline, from safetensors weights only (a part whose
+    weights are pickles is refused before anything reads them), never reaching for the
+    network."""
+    from diffusers import DiffusionPipeline
+
+    for part in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = [f for f in part.iterdir() if f.is_file() and f.suffix != ".json"]
+        pickled = [f for f in files if sniff(f) == "pickle"]
+        if pickled and not any(sniff(f) == "safetensors" for f in files):
+            raise PickleRefused(
+                f"cannot load pickled weights ({part.name}/{pickled[0].name}): a pickle can "
+                f"run code when loaded. Convert it with `studio models convert {pickled[0]}`."
+            )
+    try:
+        return DiffusionPipeline.from_pretrained(
+            folder, dtype=dtype, local_files_only=True, use_safetensors=True,
+            safety_checker=None, requires_safety_checker=False,
+        )  # fmt: skip
+    except (OSError, ValueError) as error:
+        raise ModelFileError(f"cannot load {folder.name}: {error}") from error
+
+
+def _quiet_offline_libraries() -> None:
+    """Nothing is ever fetched; their notices and progress bars go to the log level."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for library in ("TRANSFORMERS", "DIFFUSERS"):
+        os.environ.setdefault(f"{library}_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _model_info(found: ModelFile) -> ModelInfo:
+    return ModelInfo(ref=str(found.path), name=found.name, architecture=found.architecture,
+                     format=found.format, size_bytes=found.size)  # fmt: skip

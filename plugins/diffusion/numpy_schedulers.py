@@ -1,0 +1,120 @@
+"""Samplers in numpy for the ONNX backend, computing what diffusers' schedulers compute
+from the same scheduler configuration (so the two backends make the same images)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ONNX_SAMPLERS = ("Euler", "Euler a", "DDIM")
+
+
+def alphas_cumprod(config: dict[str, Any]) -> np.ndarray:
+    n = config.get("num_train_timesteps", 1000)
+    start, end = config.get("beta_start", 0.0001), config.get("beta_end", 0.02)
+    schedule = config.get("beta_schedule", "linear")
+    if schedule == "scaled_linear":
+        betas = np.linspace(start**0.5, end**0.5, n, dtype=np.float32) ** 2
+    elif schedule == "linear":
+        betas = np.linspace(start, end, n, dtype=np.float32)
+    else:
+        raise ValueError(f"beta schedule {schedule!r} is not supported by the ONNX backend")
+    return np.cumprod(1.0 - betas, dtype=np.float32)
+
+
+def timesteps(config: dict[str, Any], steps: int, default_spacing: str) -> np.ndarray:
+    """The model's timesteps, from the noisiest down, as diffusers spaces them."""
+    n = config.get("num_train_timesteps", 1000)
+    spacing = config.get("timestep_spacing", default_spacing)
+    if spacing == "linspace":
+        return np.linspace(0, n - 1, steps, dtype=np.float64)[::-1].copy()
+    if spacing == "leading":
+        ratio = n // steps
+        return (np.arange(0, steps) * ratio).round()[::-1].astype(np.float64) + config.get(
+            "steps_offset", 0
+        )
+    if spacing == "trailing":
+        return np.round(np.arange(n, 0, -n / steps)).astype(np.float64) - 1
+    raise ValueError(f"timestep spacing {spacing!r} is not supported by the ONNX backend")
+
+
+Denoise = Callable[[np.ndarray, float], np.ndarray]  # (model input, timestep) -> prediction
+
+
+@dataclass
+class Sampler:
+    name: str
+    config: dict[str, Any]
+    steps: int
+
+    def run(self, noise: np.ndarray, denoise: Denoise, rng: np.random.Generator,
+            on_step: Callable[[int, np.ndarray], None]) -> np.ndarray:  # fmt: skip
+        """Latents denoised from `noise`; `on_step(i, latents)` after each step."""
+        if self.name == "DDIM":
+            return self._ddim(noise, denoise, on_step)
+        return self._euler(noise, denoise, rng, on_step, ancestral=self.name == "Euler a")
+
+    def _prediction(self, eps: np.ndarray, x: np.ndarray, sigma: float) -> np.ndarray:
+        """The denoised image the model's output implies, at noise level `sigma`."""
+        kind = self.config.get("prediction_type", "epsilon")
+        if kind == "epsilon":
+            return x - sigma * eps
+        if kind == "v_prediction":
+            return eps * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)
+        raise ValueError(f"prediction type {kind!r} is not supported by the ONNX backend")
+
+    def _euler(self, noise, denoise, rng, on_step, ancestral: bool) -> np.ndarray:
+        cumprod = alphas_cumprod(self.config)
+        t = timesteps(self.config, self.steps, "linspace")
+        all_sigmas = ((1 - cumprod) / cumprod) ** 0.5
+        sigmas = np.interp(t, np.arange(len(all_sigmas)), all_sigmas)
+        sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
+        spacing = self.config.get("timestep_spacing", "linspace")
+        top = float(sigmas.max())
+        x = noise * (top if spacing in ("linspace", "trailing") else (top**2 + 1) ** 0.5)
+        for i, timestep in enumerate(t.astype(np.float32)):
+            sigma, following = float(sigmas[i]), float(sigmas[i + 1])
+            eps = denoise((x / (sigma**2 + 1) ** 0.5).astype(np.float32), float(timestep))
+            derivative = (x - self._prediction(eps, x, sigma)) / sigma
+            if ancestral:
+                up = (following**2 * (sigma**2 - following**2) / sigma**2) ** 0.5
+                down = (following**2 - up**2) ** 0.5
+                x = x + derivative * (down - sigma)
+                x = x + rng.standard_normal(x.shape, dtype=np.float32) * up
+            else:
+                x = x + derivative * (following - sigma)
+            x = x.astype(np.float32)
+            on_step(i, x)
+        return x
+
+    def _ddim(self, noise, denoise, on_step) -> np.ndarray:
+        """Deterministic DDIM (eta 0); unset options take DDIMScheduler's defaults, as
+        diffusers does when it makes one from another scheduler's configuration."""
+        cumprod = alphas_cumprod(self.config)
+        t = np.round(timesteps(self.config, self.steps, "leading")).astype(np.int64)
+        ratio = self.config.get("num_train_timesteps", 1000) // self.steps
+        final = 1.0 if self.config.get("set_alpha_to_one", True) else float(cumprod[0])
+        clip = (
+            self.config.get("clip_sample_range", 1.0)
+            if self.config.get("clip_sample", True)
+            else None
+        )
+        x = noise.astype(np.float32)
+        for i, timestep in enumerate(t):
+            eps = denoise(x, float(timestep))
+            alpha = float(cumprod[timestep])
+            previous = timestep - ratio
+            alpha_prev = float(cumprod[previous]) if previous >= 0 else final
+            if self.config.get("prediction_type", "epsilon") == "v_prediction":
+                original = alpha**0.5 * x - (1 - alpha) ** 0.5 * eps
+                eps = alpha**0.5 * eps + (1 - alpha) ** 0.5 * x
+            else:
+                original = (x - (1 - alpha) ** 0.5 * eps) / alpha**0.5
+            if clip is not None:
+                original = np.clip(original, -clip, clip)
+            x = (alpha_prev**0.5 * original + (1 - alpha_prev) ** 0.5 * eps).astype(np.float32)
+            on_step(i, x)
+        return x

@@ -1,0 +1,185 @@
+"""The Stable-Diffusion backend on a tiny pipeline built here with random weights."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_sd import build_tiny_sd
+
+from plugins.diffusion.backend import DiffusionBackend
+from plugins.diffusion.schedulers import SAMPLERS
+from studio.api import Cancelled, GenerationRequest, ModelFileError, ModelLibrary
+
+torch.set_num_threads(1)
+
+
+class Context:
+    def __init__(self, cancel_at: int | None = None) -> None:
+        self.steps: list[tuple[int, int]] = []
+        self.previews: list[np.ndarray] = []
+        self.cancel_at = cancel_at
+        self._cancelled = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    device = "cpu"
+
+    def check_cancelled(self) -> None:
+        if self.cancelled:
+            raise Cancelled
+
+    def progress(self, step: int, total: int) -> None:
+        self.steps.append((step, total))
+        if self.cancel_at is not None and step >= self.cancel_at:
+            self._cancelled.set()
+        self.check_cancelled()
+
+    def preview(self, image) -> None:
+        self.previews.append(np.asarray(image))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    build_tiny_sd(folder / "tiny")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def backend(models, tmp_path_factory) -> DiffusionBackend:
+    cache = tmp_path_factory.mktemp("cache") / "hashes.json"
+    backend = DiffusionBackend()
+    backend.model_library = lambda: ModelLibrary([models], [], cache)
+    backend.load("")  # the first model in the library
+    return backend
+
+
+def request(**fields) -> GenerationRequest:
+    defaults = {"prompt": "a red cat", "backend": "diffusion", "seed": 5, "count": 2,
+                "candidates": 2, "steps": 3, "guidance": 5.0}  # fmt: skip
+    return GenerationRequest(**{**defaults, **fields})
+
+
+@pytest.mark.parametrize("sampler", ["Euler", "Euler a"])  # the second adds noise each step
+def test_each_image_has_its_own_seed_alone_or_in_a_batch(backend, sampler) -> None:
+    options = {"sampler": sampler}
+    batch = backend.generate(request(options=options), Context())
+    again = backend.generate(request(options=options), Context())
+    alone = backend.generate(request(seed=6, count=1, candidates=1, options=options), Context())
+    assert [c.seed for c in batch] == [5, 6]
+    assert batch[0].image.shape == (64, 64, 3)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(batch, again, strict=True))
+    assert np.allclose(alone[0].image, batch[1].image, atol=1e-5)
+    assert not np.allclose(batch[0].image, batch[1].image)
+
+
+def test_same_images_as_diffusers_called_directly(backend) -> None:
+    ours = backend.generate(request(count=1, candidates=1, negative_prompt="blurry"), Context())
+    pipe = backend._pipeline
+    noise = torch.randn((1, 4, 32, 32), generator=torch.Generator().manual_seed(5))
+    direct = pipe("a red cat", negative_prompt="blurry", height=64, width=64,
+                  num_inference_steps=3, guidance_scale=5.0, latents=noise,
+                  generator=torch.Generator().manual_seed(0), output_type="np").images  # fmt: skip
+    assert np.allclose(ours[0].image, direct[0], atol=1e-6)
+
+
+def test_every_sampler_runs_and_is_recorded(backend) -> None:
+    images = {}
+    for name in SAMPLERS:
+        r = request(count=1, candidates=1, options={"sampler": name})
+        images[name] = backend.generate(r, Context())[0].image
+        assert backend.sampler_name(r) == name
+        assert np.isfinite(images[name]).all()
+    assert not np.allclose(images["Euler"], images["DDIM"])
+
+
+def test_progress_previews_and_cancel_before_decoding(backend, monkeypatch) -> None:
+    ctx = Context()
+    backend.generate(request(steps=4), ctx)
+    assert ctx.steps == [(2, 8), (4, 8), (6, 8), (8, 8)]  # two images a step
+    assert ctx.previews[0].shape == (32, 64, 3)  # latents side by side (this VAE: 1/2)
+    decoded = []
+    vae = backend._pipeline.vae
+    real_decode = vae.decode
+    monkeypatch.setattr(vae, "decode", lambda *a, **k: decoded.append(1) or real_decode(*a, **k))
+    with pytest.raises(Cancelled):
+        backend.generate(request(steps=10), Context(cancel_at=4))
+    assert decoded == []
+
+
+def test_out_of_memory_retries_smaller_batches_with_the_same_images(backend, monkeypatch) -> None:
+    expected = backend.generate(request(count=3, candidates=3), Context())
+    pipe = backend._pipeline
+    real_call = type(pipe).__call__
+    batches = []
+
+    def call(self, *args, **kwargs):
+        batches.append(kwargs["num_images_per_prompt"])
+        if kwargs["num_images_per_prompt"] > 1:  # as a small GPU would
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", call)
+    try:
+        got = backend.generate(request(count=3, candidates=3), Context())
+    finally:
+        backend._batch = None
+    assert batches == [3, 1, 1, 1]
+    assert all(np.allclose(a.image, b.image, atol=1e-5) for a, b in zip(got, expected, strict=True))
+
+
+def test_models_listed_with_hash_and_pickled_folders_refused(backend, models, tmp_path) -> None:
+    (listed,) = backend.models()
+    assert (listed.name, listed.format, listed.architecture) == ("tiny", "diffusers", "unknown")
+    info = backend.model_info(listed.ref)
+    assert len(info.hash) == 10
+    pickled = tmp_path / "pickled"
+    shutil.copytree(models / "tiny", pickled)
+    weights = pickled / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.unlink()
+    marker = tmp_path / "payload-ran"
+    (weights.with_suffix(".bin")).write_bytes(pickle.dumps(_Payload(marker)))
+    other = DiffusionBackend()
+    other.model_library = lambda: ModelLibrary([], [], tmp_path / "h.json")
+    with pytest.raises(ModelFileError, match="cannot load pickled"):
+        other.load(str(pickled))
+    assert not marker.exists()
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_cli_picks_the_backend_from_the_model_and_records_its_hash(
+    models, tmp_path, monkeypatch, capsys
+) -> None:
+    import json
+
+    from studio.cli import EXIT_OK, EXIT_USAGE, main
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    shutil.copytree(models / "tiny", tmp_path / "home" / "data" / "models" / "tiny")
+    args = ["generate", "a blue dog", "--model", "tiny", "--steps", "2", "--count", "1",
+            "--candidates", "1", "--seed", "9", "--json"]  # fmt: skip
+    assert main(args) == EXIT_OK
+    (image,) = json.loads(capsys.readouterr().out)["images"]
+    assert image["backend"] == "diffusion"
+    assert main(["history", "show", str(image["id"]), "--json"]) == EXIT_OK
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["sampler"], shown["request"]["guidance"], shown["seed"]) == ("Euler", 7.0, 9)
+    assert len(shown["model_hash"]) == 10
+    assert shown["model"] == str(tmp_path / "home" / "data" / "models" / "tiny")
+    assert main(["generate", "x", "--model", "nothing-like-it"]) == EXIT_USAGE
+    assert "no model named" in capsys.readouterr().err
