@@ -1,8 +1,9 @@
 """Stable-Diffusion-family models from the user's disk, run by diffusers (PyTorch).
 
 CUDA with fp16 when present, the CPU with fp32 otherwise. The starting noise of each
-image is drawn on the CPU from its own seed (the request's seed + its index), so a seed
-gives the same image on any machine and alone or in a batch. Previews come from the
+image is drawn on the CPU from its own seed (the request's seed + its index, `noise`),
+so a seed gives the same image on any machine, alone or in a batch, and from the ONNX
+backend. Previews come from the
 latents by a linear map at every step; a cancel stops at the next step, before decoding.
 On CUDA out-of-memory the batch is halved and retried (reported in the log).
 """
@@ -14,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from plugins.diffusion import library
+from plugins.diffusion.noise import initial_noise
 from plugins.diffusion.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from plugins.diffusion.schedulers import DEFAULT, SAMPLERS, make_scheduler
 from studio.api import (
@@ -54,21 +57,13 @@ class DiffusionBackend(Backend):
         )  # fmt: skip
 
     def models(self) -> list[ModelInfo]:
-        if self.model_library is None:
-            return []
-        found = []
-        for entry in self.model_library().entries():
-            if entry.info is not None and entry.info.format in SUPPORTED_FORMATS:
-                found.append(_model_info(entry.info))
-        return found
+        return library.listed(self.model_library, SUPPORTED_FORMATS)
 
     def model_info(self, model: str) -> ModelInfo | None:
         """With the short hash, for metadata: computed once per file, then cached."""
-        if self._model is None or self.model_library is None:
+        if self._model is None:
             return super().model_info(model)
-        info = _model_info(self._model)
-        digest = self.model_library().short_hash(self._model)
-        return ModelInfo(**{**vars(info), "hash": digest})
+        return library.describe(self._model, self.model_library)
 
     def device(self) -> str:
         return self._device
@@ -79,35 +74,15 @@ class DiffusionBackend(Backend):
     # -- loading ---------------------------------------------------------------
 
     def load(self, model: str) -> None:
-        _quiet_offline_libraries()
+        quiet_offline_libraries()
         import torch
 
-        found = self._find(model)
-        if found.format not in SUPPORTED_FORMATS:
-            raise ModelFileError(
-                f"{found.name} is a {found.format} model: this backend runs diffusers folders"
-            )
+        found = library.find(self.model_library, model, SUPPORTED_FORMATS)
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.float16 if self._device == "cuda" else torch.float32
         self._pipeline = load_diffusers_folder(found.path, dtype).to(self._device)
         self._pipeline.set_progress_bar_config(disable=True)
         self._model, self._batch = found, None
-
-    def _find(self, model: str) -> ModelFile:
-        if self.model_library is None:
-            raise ModelFileError("no model library: Studio did not start this backend")
-        library = self.model_library()
-        if model:
-            return library.find(model)
-        usable = [
-            e.info for e in library.entries() if e.info and e.info.format in SUPPORTED_FORMATS
-        ]
-        if not usable:
-            folders = ", ".join(str(f) for f in library.folders)
-            raise ModelFileError(
-                f"no Stable Diffusion model found: add one, or put it in {folders}"
-            )
-        return usable[0]
 
     def unload(self) -> None:
         self._pipeline, self._model = None, None
@@ -151,9 +126,8 @@ class DiffusionBackend(Backend):
         factors = SDXL_FACTORS if self._model and self._model.architecture == SDXL else SD_FACTORS
         scale = pipe.vae_scale_factor  # image pixels per latent pixel (8 in real models)
         shape = (pipe.unet.config.in_channels, request.height // scale, request.width // scale)
-        # One CPU generator per image: its starting noise, then any noise its sampler adds
-        generators = [torch.Generator().manual_seed(s) for s in seeds]
-        noise = torch.stack([torch.randn(shape, generator=g) for g in generators])
+        noise = torch.from_numpy(initial_noise(seeds, shape))  # as the ONNX backend's
+        generators = [torch.Generator().manual_seed(s) for s in seeds]  # ancestral samplers'
 
         def on_step(_pipe: Any, step: int, _timestep: Any, tensors: dict) -> dict:
             ctx.progress(done * steps + len(seeds) * (step + 1), total * steps)
@@ -195,19 +169,14 @@ def load_diffusers_folder(folder: Path, dtype: Any) -> Any:
         raise ModelFileError(f"cannot load {folder.name}: {error}") from error
 
 
-def _quiet_offline_libraries() -> None:
+def quiet_offline_libraries() -> None:
     """Nothing is ever fetched; their notices and progress bars go to the log level."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    for library in ("TRANSFORMERS", "DIFFUSERS"):
-        os.environ.setdefault(f"{library}_VERBOSITY", "error")
+    for name in ("TRANSFORMERS", "DIFFUSERS"):
+        os.environ.setdefault(f"{name}_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import diffusers
     import transformers
 
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
-
-
-def _model_info(found: ModelFile) -> ModelInfo:
-    return ModelInfo(ref=str(found.path), name=found.name, architecture=found.architecture,
-                     format=found.format, size_bytes=found.size)  # fmt: skip

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 ONNX_SAMPLERS = ("Euler", "Euler a", "DDIM")
+_UNSUPPORTED = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
+                "rescale_betas_zero_snr", "thresholding", "trained_betas")  # fmt: skip
 
 
 def alphas_cumprod(config: dict[str, Any]) -> np.ndarray:
@@ -53,6 +55,12 @@ class Sampler:
     def run(self, noise: np.ndarray, denoise: Denoise, rng: np.random.Generator,
             on_step: Callable[[int, np.ndarray], None]) -> np.ndarray:  # fmt: skip
         """Latents denoised from `noise`; `on_step(i, latents)` after each step."""
+        unsupported = [k for k in _UNSUPPORTED if self.config.get(k)]
+        if self.config.get("interpolation_type", "linear") != "linear":
+            unsupported.append("interpolation_type")
+        if unsupported:
+            raise ValueError(f"the ONNX backend does not support this model's scheduler "
+                             f"settings: {', '.join(unsupported)}")  # fmt: skip
         if self.name == "DDIM":
             return self._ddim(noise, denoise, on_step)
         return self._euler(noise, denoise, rng, on_step, ancestral=self.name == "Euler a")

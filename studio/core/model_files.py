@@ -175,8 +175,16 @@ def _diffusers_architecture(folder: Path) -> str:
 
 
 def _onnx_architecture(folder: Path) -> str:
+    """Studio's exports name it in their index; other exports keep diffusers' configs."""
     index = folder / "model_index.json"
-    return _diffusers_architecture(folder) if index.is_file() else UNKNOWN
+    if not index.is_file():
+        return UNKNOWN
+    named = _read_json(index).get("architecture")
+    if named in (SD1, SD2, SDXL):
+        return str(named)
+    return (
+        _diffusers_architecture(folder) if (folder / "unet" / "config.json").is_file() else UNKNOWN
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:

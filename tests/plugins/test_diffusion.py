@@ -13,6 +13,7 @@ import torch
 from tiny_sd import build_tiny_sd
 
 from plugins.diffusion.backend import DiffusionBackend
+from plugins.diffusion.noise import initial_noise
 from plugins.diffusion.schedulers import SAMPLERS
 from studio.api import Cancelled, GenerationRequest, ModelFileError, ModelLibrary
 
@@ -84,7 +85,7 @@ def test_each_image_has_its_own_seed_alone_or_in_a_batch(backend, sampler) -> No
 def test_same_images_as_diffusers_called_directly(backend) -> None:
     ours = backend.generate(request(count=1, candidates=1, negative_prompt="blurry"), Context())
     pipe = backend._pipeline
-    noise = torch.randn((1, 4, 32, 32), generator=torch.Generator().manual_seed(5))
+    noise = torch.from_numpy(initial_noise([5], (4, 32, 32)))
     direct = pipe("a red cat", negative_prompt="blurry", height=64, width=64,
                   num_inference_steps=3, guidance_scale=5.0, latents=noise,
                   generator=torch.Generator().manual_seed(0), output_type="np").images  # fmt: skip

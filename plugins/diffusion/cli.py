@@ -1,0 +1,45 @@
+"""`studio sd-export-onnx MODEL OUT`: a Stable-Diffusion model as an ONNX folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    export = commands.add_parser(
+        "sd-export-onnx", parents=[common],
+        help="export a Stable-Diffusion model (library name or path) to an ONNX folder",
+    )  # fmt: skip
+    export.add_argument("model")
+    export.add_argument("out", type=Path)
+    export.set_defaults(run=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from plugins.diffusion.backend import load_diffusers_folder, quiet_offline_libraries
+    from studio.cli import EXIT_OK, EXIT_USAGE, CliError, emit, open_core
+    from studio.core.model_files import ModelFileError
+
+    core = open_core(args)
+    try:
+        try:
+            found = core.models().find(args.model)
+            if found.format != "diffusers":
+                raise ModelFileError(f"{found.name} is not a diffusers folder ({found.format})")
+            if args.out.exists():
+                raise ModelFileError(f"{args.out} exists: not overwritten")
+        except ModelFileError as error:
+            raise CliError(str(error), EXIT_USAGE) from None
+        quiet_offline_libraries()
+        import torch
+
+        from plugins.diffusion.export_onnx import export
+
+        pipeline = load_diffusers_folder(found.path, torch.float32)
+        out = export(pipeline, args.out, found.architecture)
+        emit(args, {"written": str(out)}, f"wrote {out}")
+        return EXIT_OK
+    finally:
+        core.close()

@@ -1,0 +1,110 @@
+"""Export a Stable-Diffusion model to an ONNX folder that the ONNX backend runs.
+
+    studio sd-export-onnx MODEL OUT
+
+MODEL is a library name or a path. OUT gets `text_encoder/`, `unet/` and `vae_decoder/`
+(each `model.onnx` with its weights as external data beside it, inside the folder),
+`tokenizer/`, `scheduler/` and a `model_index.json` naming the architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+OPSET = 17
+
+
+def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
+    """Write the ONNX folder for a diffusers StableDiffusionPipeline loaded in fp32 on
+    the CPU."""
+    if out.exists():
+        raise FileExistsError(f"{out} exists: not overwritten")
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    text_length = pipeline.tokenizer.model_max_length
+    width = pipeline.text_encoder.config.hidden_size
+    channels = pipeline.unet.config.in_channels
+    with torch.no_grad():
+        _export(
+            _TextEncoder(pipeline.text_encoder), (torch.zeros(1, text_length, dtype=torch.int64),),
+            staging / "text_encoder", ["input_ids"], ["last_hidden_state"],
+            {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}},
+        )  # fmt: skip
+        _export(
+            _UNet(pipeline.unet),
+            (torch.randn(2, channels, 8, 8), torch.tensor([10.0, 10.0]),
+             torch.randn(2, text_length, width)),
+            staging / "unet", ["sample", "timestep", "encoder_hidden_states"], ["noise_pred"],
+            {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
+             "encoder_hidden_states": {0: "batch"},
+             "noise_pred": {0: "batch", 2: "height", 3: "width"}},
+        )  # fmt: skip
+        _export(
+            _VaeDecoder(pipeline.vae), (torch.randn(1, channels, 8, 8),),
+            staging / "vae_decoder", ["latent_sample"], ["sample"],
+            {"latent_sample": {0: "batch", 2: "height", 3: "width"},
+             "sample": {0: "batch", 2: "height", 3: "width"}},
+        )  # fmt: skip
+    pipeline.tokenizer.save_pretrained(staging / "tokenizer")
+    pipeline.scheduler.save_pretrained(staging / "scheduler")
+    index = {
+        "_class_name": "OnnxStableDiffusionPipeline",
+        "architecture": architecture,
+        "vae_scaling_factor": pipeline.vae.config.scaling_factor,
+        "vae_scale_factor": pipeline.vae_scale_factor,
+        "text_encoder_uses_attention_mask": bool(
+            getattr(pipeline.text_encoder.config, "use_attention_mask", False)
+        ),
+    }
+    (staging / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    staging.rename(out)  # a folder appears whole or not at all
+    return out
+
+
+class _TextEncoder(torch.nn.Module):
+    def __init__(self, encoder: Any) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids, return_dict=False)[0]
+
+
+class _UNet(torch.nn.Module):
+    def __init__(self, unet: Any) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, encoder_hidden_states) -> torch.Tensor:
+        return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+
+
+class _VaeDecoder(torch.nn.Module):
+    def __init__(self, vae: Any) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, latent_sample: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(latent_sample, return_dict=False)[0]
+
+
+def _export(module: Any, inputs: tuple, folder: Path, input_names: list[str],
+            output_names: list[str], axes: dict) -> None:  # fmt: skip
+    """One graph as folder/model.onnx, its weights in folder/model.onnx.data."""
+    import onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    graph = folder / "model.onnx"
+    torch.onnx.export(module.eval(), inputs, str(graph), input_names=input_names,
+                      output_names=output_names, dynamic_axes=axes, opset_version=OPSET,
+                      dynamo=False)  # fmt: skip
+    model = onnx.load(str(graph))  # re-saved with every weight in one external file
+    for stray in folder.iterdir():
+        stray.unlink()
+    onnx.save_model(model, str(graph), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="model.onnx.data", size_threshold=0)  # fmt: skip

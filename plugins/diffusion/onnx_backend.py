@@ -1,0 +1,165 @@
+"""Stable-Diffusion ONNX folders run by ONNX Runtime, with no torch anywhere on this path.
+
+Tokenizer from the `tokenizers` library, text encoder, UNet and VAE decoder as ONNX
+graphs, the sampling loop in numpy (`numpy_schedulers`). The CUDA execution provider is
+used only when the session really got it. The starting noise is the PyTorch backend's
+(`noise`), so the deterministic samplers give that backend's images; "Euler a" adds
+numpy noise at each step, so its images differ from PyTorch's (still one per seed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plugins.diffusion import library
+from plugins.diffusion.noise import initial_noise
+from plugins.diffusion.numpy_schedulers import ONNX_SAMPLERS, Sampler
+from plugins.diffusion.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
+from studio.api import (
+    Backend,
+    Candidate,
+    Capabilities,
+    GenerationContext,
+    GenerationRequest,
+    ModelFile,
+    ModelFileError,
+    ModelInfo,
+)
+
+log = logging.getLogger(__name__)
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+PARTS = ("text_encoder", "unet", "vae_decoder")
+FORMATS = ("onnx",)
+
+
+class OnnxDiffusion:
+    """An exported folder, loaded: sessions, tokenizer, scheduler configuration."""
+
+    def __init__(self, folder: Path, threads: int = 0, prefer_cuda: bool = True) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.index = _json(folder / "model_index.json")
+        self.scheduler = _json(folder / "scheduler" / "scheduler_config.json")
+        settings = _json(folder / "tokenizer" / "tokenizer_config.json")
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer" / "tokenizer.json"))
+        length = int(settings.get("model_max_length", 77))
+        pad = str(settings.get("pad_token", "<|endoftext|>"))
+        self.tokenizer.enable_truncation(length)
+        self.tokenizer.enable_padding(length=length, pad_id=self.tokenizer.token_to_id(pad),
+                                      pad_token=pad)  # fmt: skip
+        available = ort.get_available_providers()
+        wanted = [CUDA, CPU] if prefer_cuda and CUDA in available else [CPU]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self.sessions = {
+            part: ort.InferenceSession(str(folder / part / "model.onnx"), options, providers=wanted)
+            for part in PARTS
+        }
+        self.provider = self.sessions["unet"].get_providers()[0]  # what it really got
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        ids = np.array([e.ids for e in self.tokenizer.encode_batch(texts)], np.int64)
+        return self.sessions["text_encoder"].run(None, {"input_ids": ids})[0]
+
+    def unet(self, sample: np.ndarray, timestep: float, context: np.ndarray) -> np.ndarray:
+        t = np.full(len(sample), timestep, np.float32)
+        inputs = {"sample": sample, "timestep": t, "encoder_hidden_states": context}
+        return self.sessions["unet"].run(None, inputs)[0]
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Latents -> (B, H, W, 3) float images in [0, 1]."""
+        scaled = (latents / self.index["vae_scaling_factor"]).astype(np.float32)
+        images = self.sessions["vae_decoder"].run(None, {"latent_sample": scaled})[0]
+        return np.clip(images / 2 + 0.5, 0, 1).transpose(0, 2, 3, 1)
+
+
+class DiffusionOnnxBackend(Backend):
+    display_name = "Stable Diffusion (ONNX Runtime)"
+
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
+        self._model: ModelFile | None = None
+        self._runtime: OnnxDiffusion | None = None
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            min_size=64, max_size=2048, size_multiple=8, max_count=16, max_candidates=16,
+            default_steps=25, max_steps=150, default_guidance=7.0, max_guidance=30.0,
+            negative_prompt=True, samplers=ONNX_SAMPLERS, devices=("cpu", "cuda"),
+            formats=FORMATS,
+        )  # fmt: skip
+
+    def models(self) -> list[ModelInfo]:
+        return library.listed(self.model_library, FORMATS)
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        if self._model is None:
+            return super().model_info(model)
+        return library.describe(self._model, self.model_library)
+
+    def device(self) -> str:
+        if self._runtime is None:
+            return "cpu"
+        return f"{'cuda' if self._runtime.provider == CUDA else 'cpu'} ({self._runtime.provider})"
+
+    def sampler_name(self, request: GenerationRequest) -> str:
+        return str(request.options.get("sampler", ONNX_SAMPLERS[0]))
+
+    def load(self, model: str) -> None:
+        found = library.find(self.model_library, model, FORMATS)
+        self._runtime = OnnxDiffusion(found.path, self.threads)
+        self._model = found
+
+    def unload(self) -> None:
+        self._runtime, self._model = None, None
+
+    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
+        runtime = self._runtime
+        if runtime is None:
+            raise RuntimeError("no model is loaded")
+        name = self.sampler_name(request)
+        if name not in ONNX_SAMPLERS:
+            raise ValueError(f"sampler {name!r} is not available with ONNX (use {ONNX_SAMPLERS})")
+        seeds = [request.seed + i for i in range(request.count)]
+        scale = int(runtime.index.get("vae_scale_factor", 8))
+        channels = 4
+        noise = initial_noise(seeds, (channels, request.height // scale, request.width // scale))
+        guided = request.guidance > 1.0
+        context = runtime.encode([request.prompt])
+        if guided:
+            context = np.concatenate([runtime.encode([request.negative_prompt]), context])
+        context = np.repeat(context, len(seeds), axis=0)  # (uncond x n, cond x n)
+        factors = SDXL_FACTORS if runtime.index.get("architecture") == "SDXL" else SD_FACTORS
+
+        def denoise(x: np.ndarray, timestep: float) -> np.ndarray:
+            ctx.check_cancelled()
+            if not guided:
+                return runtime.unet(x, timestep, context)
+            uncond, cond = np.split(runtime.unet(np.concatenate([x, x]), timestep, context), 2)
+            return uncond + request.guidance * (cond - uncond)
+
+        def on_step(i: int, latents: np.ndarray) -> None:
+            ctx.progress(i + 1, request.steps)
+            ctx.preview(latents_to_rgb(latents, factors))
+
+        sampler = Sampler(name, runtime.scheduler, request.steps)
+        rng = np.random.default_rng(seeds)  # the ancestral sampler's noise
+        latents = sampler.run(noise, denoise, rng, on_step)
+        ctx.check_cancelled()
+        images = runtime.decode(latents)
+        return [Candidate(image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelFileError(f"cannot read {path.parent.name}/{path.name}: {error}") from error
+    return data if isinstance(data, dict) else {}

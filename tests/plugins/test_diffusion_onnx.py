@@ -1,0 +1,116 @@
+"""Stable-Diffusion models exported to ONNX, run with ONNX Runtime and numpy only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_diffusion import Context, request
+from tiny_sd import build_tiny_sd
+
+from plugins.diffusion.backend import DiffusionBackend, load_diffusers_folder
+from plugins.diffusion.export_onnx import export
+from plugins.diffusion.onnx_backend import DiffusionOnnxBackend
+from studio.api import Cancelled, ModelLibrary
+from studio.core.model_files import identify
+
+ROOT = Path(__file__).resolve().parents[2]
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    build_tiny_sd(folder / "tiny")
+    export(load_diffusers_folder(folder / "tiny", torch.float32), folder / "tiny-onnx")
+    cache = tmp_path_factory.mktemp("cache") / "hashes.json"
+    return lambda: ModelLibrary([folder], [], cache)
+
+
+@pytest.fixture(scope="module")
+def backends(library):
+    torch_backend, onnx_backend = DiffusionBackend(), DiffusionOnnxBackend(threads=1)
+    for backend, model in ((torch_backend, "tiny"), (onnx_backend, "tiny-onnx")):
+        backend.model_library = library
+        backend.load(model)
+    return torch_backend, onnx_backend
+
+
+def test_export_is_an_onnx_folder_the_library_lists(library, backends) -> None:
+    (listed,) = backends[1].models()
+    assert (listed.name, listed.format) == ("tiny-onnx", "onnx")
+    assert identify(Path(listed.ref)).format == "onnx"
+    assert backends[1].device() == "cpu (CPUExecutionProvider)"
+
+
+@pytest.mark.parametrize("sampler", ["Euler", "DDIM"])
+@pytest.mark.parametrize("guidance", [5.0, 1.0])
+def test_same_images_as_the_pytorch_backend(backends, sampler, guidance) -> None:
+    r = request(options={"sampler": sampler}, guidance=guidance, negative_prompt="blurry")
+    ours = backends[1].generate(r, Context())
+    theirs = backends[0].generate(r, Context())
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.seed == b.seed
+        assert np.abs(a.image - b.image).max() < 2e-3
+
+
+def test_ancestral_sampling_is_deterministic_and_cancel_stops(backends) -> None:
+    r = request(options={"sampler": "Euler a"})
+    first, again = backends[1].generate(r, Context()), backends[1].generate(r, Context())
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
+    ctx = Context(cancel_at=2)
+    with pytest.raises(Cancelled):
+        backends[1].generate(request(steps=6), ctx)
+    assert ctx.steps[-1] == (2, 6) and len(ctx.previews) == 1  # stopped at step 2
+    with pytest.raises(ValueError, match="not available with ONNX"):
+        backends[1].generate(request(options={"sampler": "LCM"}), Context())
+
+
+def test_the_onnx_backend_never_imports_torch(library, tmp_path) -> None:
+    folder = library().folders[0] / "tiny-onnx"
+    script = f"""
+import sys
+from pathlib import Path
+from plugins.diffusion.onnx_backend import DiffusionOnnxBackend
+from studio.api import GenerationRequest, ModelLibrary
+backend = DiffusionOnnxBackend(threads=1)
+backend.model_library = lambda: ModelLibrary([], [], Path({str(tmp_path / "h.json")!r}))
+backend.load({str(folder)!r})
+class Ctx:
+    cancelled = False
+    device = "cpu"
+    def check_cancelled(self): pass
+    def progress(self, step, total): pass
+    def preview(self, image): pass
+request = GenerationRequest("a red cat", backend="diffusion-onnx", seed=1, count=1,
+                            candidates=1, steps=2, guidance=3.0)
+(image,) = backend.generate(request, Ctx())
+assert image.image.shape == (64, 64, 3)
+assert "torch" not in sys.modules, "torch was imported"
+print("ok")
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)  # fmt: skip
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_export_command(library, tmp_path, monkeypatch, capsys) -> None:
+    from studio.cli import EXIT_OK, EXIT_USAGE, main
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    tiny = library().folders[0] / "tiny"
+    out = tmp_path / "exported"
+    assert main(["sd-export-onnx", str(tiny), str(out), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == {"written": str(out)}
+    assert identify(out).format == "onnx"
+    assert main(["sd-export-onnx", str(tiny), str(out)]) == EXIT_USAGE
+    assert "not overwritten" in capsys.readouterr().err
+    assert main(["sd-export-onnx", str(out), str(tmp_path / "again")]) == EXIT_USAGE
+    assert "not a diffusers folder (onnx)" in capsys.readouterr().err
