@@ -47,30 +47,21 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_add(args: argparse.Namespace) -> int:
-    from studio.core.model_files import ModelFileError, identify
+    from studio.core.model_files import ModelFileError
 
-    path = args.path.expanduser().resolve()
-    if not path.exists():
-        raise CliError(f"no such file or folder: {path}", EXIT_USAGE)
     core = open_core(args)
     try:
-        settings = core.settings
         try:
-            info = identify(path)
+            found = core.add_model(args.path)
         except ModelFileError as error:
-            if not path.is_dir():
-                raise CliError(str(error), EXIT_USAGE) from None
-            info = None  # a folder of models, not a model
-        target = settings.model_paths if info else settings.model_folders
-        if str(path) not in target:
-            target.append(str(path))
-            settings.save(core.paths.settings_file)
-        if info is None:
-            found = [e for e in core.models().entries() if e.path.parent == path]
-            emit(args, {"folder": str(path), "models": len(found)},
-                 f"added the folder {path} ({len(found)} models in it)")  # fmt: skip
+            raise CliError(str(error), EXIT_USAGE) from None
+        if found is None:
+            folder = args.path.expanduser().resolve()
+            count = sum(1 for e in core.models().entries() if e.path.parent == folder)
+            emit(args, {"folder": str(folder), "models": count},
+                 f"added the folder {folder} ({count} models in it)")  # fmt: skip
         else:
-            emit(args, info.to_json(), f"added {info.name}: {info.architecture}, {info.format}")
+            emit(args, found.to_json(), f"added {found.name}: {found.architecture}, {found.format}")
         return EXIT_OK
     finally:
         core.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from studio.core.engine import Engine
 from studio.core.history import HistoryStore, ReconcileReport
-from studio.core.model_files import ModelFileError
+from studio.core.model_files import ModelFile, ModelFileError, identify
 from studio.core.models import ModelLibrary
 from studio.core.paths import StudioPaths
 from studio.core.registry import PluginRegistry
@@ -62,6 +62,25 @@ class Core:
         folders = [self.paths.models, *map(Path, self.settings.model_folders)]
         added = [Path(p) for p in self.settings.model_paths]
         return ModelLibrary(folders, added, self.paths.model_hashes)
+
+    def add_model(self, path: Path) -> ModelFile | None:
+        """Add a model (a file or a model folder), or a folder of models (returns None),
+        to the library, and save the settings. Raises ModelFileError saying why not
+        (a pickle, a broken file)."""
+        path = path.expanduser().resolve()
+        if not path.exists():
+            raise ModelFileError(f"no such file or folder: {path}")
+        try:
+            found: ModelFile | None = identify(path)
+        except ModelFileError:
+            if not path.is_dir() or (path / "model_index.json").exists():
+                raise
+            found = None  # a folder of models
+        listed = self.settings.model_paths if found else self.settings.model_folders
+        if str(path) not in listed:
+            listed.append(str(path))
+            self.settings.save(self.paths.settings_file)
+        return found
 
     def backend_for_model(self, model: str) -> str:
         """The first installed backend that loads `model`'s format (a path or a library

@@ -1,13 +1,17 @@
 """The backends panel: each installed backend, its status (not loaded yet, ready, failed
-with its error), its device and its models, and where model folders are looked for.
-Reading a backend imports its code, so it happens off the GUI thread."""
+with its error), its device and its models, and where model folders are looked for;
+models and model folders are added here. Reading a backend imports its code and adding a
+model reads its file, so both happen off the GUI thread."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QDialog,
+    QFileDialog,
+    QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
@@ -19,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.app import Core
 from studio.core.backend import ModelInfo
+from studio.core.model_files import ModelFile
 from studio.ui.tasks import run_in_background
 
 
@@ -64,21 +69,56 @@ class BackendsDialog(QDialog):
         self.details = QPlainTextEdit(readOnly=True)
         self.details.setPlaceholderText("Select a backend that failed to see why.")
         self.details.setMaximumHeight(140)
-        folders = [str(core.paths.models), *core.settings.model_folders]
-        self.folders = QLabel("Model folders: " + ";  ".join(folders))
+        self.folders = QLabel()
         self.folders.setWordWrap(True)
         refresh = QPushButton("Refresh")
+        add_model = QPushButton("Add model…")
+        add_model.setToolTip("A .safetensors checkpoint (pickles are refused)")
+        add_folder = QPushButton("Add folder…")
+        add_folder.setToolTip("A diffusers or ONNX model folder, or a folder of models")
+        buttons = QHBoxLayout()
+        for button in (add_model, add_folder):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(refresh)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.details)
         layout.addWidget(self.folders)
-        layout.addWidget(refresh)
+        layout.addLayout(buttons)
         refresh.clicked.connect(self.refresh)
+        add_model.clicked.connect(lambda: self._pick(folder=False))
+        add_folder.clicked.connect(lambda: self._pick(folder=True))
         self.tree.currentItemChanged.connect(self._show_details)
         self.reports: list[BackendReport] = []
         self.refresh()
 
+    def _pick(self, folder: bool) -> None:
+        if folder:
+            chosen = QFileDialog.getExistingDirectory(self, "Add a model folder")
+        else:
+            kinds = "Checkpoints (*.safetensors);;All files (*)"
+            chosen, _ = QFileDialog.getOpenFileName(self, "Add a model", "", kinds)
+        if chosen:
+            self.add(Path(chosen))
+
+    def add(self, path: Path) -> None:
+        """Add a model or a folder of models; a refused one says why, below the list."""
+        self.details.setPlainText(f"Reading {path}…")
+        run_in_background(
+            self.core.engine, self, lambda: self.core.add_model(path),
+            lambda found: self._added(path, found),
+            lambda error: self.details.setPlainText(f"Not added: {error}"),
+        )  # fmt: skip
+
+    def _added(self, path: Path, found: ModelFile | None) -> None:
+        what = f"the folder {path}" if found is None else f"{found.name} ({found.architecture})"
+        self.details.setPlainText(f"Added {what}.")
+        self.refresh()
+
     def refresh(self) -> None:
+        folders = [str(self.core.paths.models), *self.core.settings.model_folders]
+        self.folders.setText("Model folders: " + ";  ".join(folders))
         self.tree.clear()
         self.tree.addTopLevelItem(QTreeWidgetItem(["Reading the installed backends…"]))
         run_in_background(self.core.engine, self, lambda: read_backends(self.core), self._show)

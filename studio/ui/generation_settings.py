@@ -1,8 +1,10 @@
-"""The generation settings beside the prompt: backend, negative prompt, images and
-candidates, seed (locked or random, reuse the last one), size, steps, guidance.
+"""The generation settings beside the prompt: backend and model, negative prompt, images
+and candidates, seed (locked or random, reuse the last one), size, steps, guidance and
+sampler.
 
-The controls follow the chosen backend's capabilities (read off the GUI thread: the
-first read imports the plugin's code); what it cannot do is disabled, not hidden.
+The controls follow the chosen backend's capabilities and models (read off the GUI
+thread: the first read imports the plugin's code; listing models reads the model
+folders); what it cannot do is disabled, not hidden.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.app import Core
-from studio.core.backend import Capabilities
+from studio.core.backend import Capabilities, ModelInfo
 from studio.core.request import SEED_RANGE, random_seed
 from studio.ui.tasks import run_in_background
 
@@ -38,6 +40,11 @@ class GenerationSettings(QWidget):
         for record in core.registry.records():
             self.backend.addItem(record.id, record.id)
         self.backend.setCurrentIndex(max(0, self.backend.findData(core.default_backend())))
+        self.model = QComboBox()
+        self.model.setToolTip("the backend's models: its own, or those in your model folders")
+        self._wanted_model = s.model  # chosen once the backend's models are listed
+        self.sampler = QComboBox()
+        self._wanted_sampler = s.sampler
         self.negative = QLineEdit()
         self.negative.setPlaceholderText("what to leave out")
         self.count = _spin(1, 64, s.count, "images shown")
@@ -72,6 +79,7 @@ class GenerationSettings(QWidget):
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Backend", self.backend)
+        form.addRow("Model", self.model)
         form.addRow("Negative", self.negative)
         form.addRow("Images", self.count)
         form.addRow("Candidates", self.candidates)
@@ -79,9 +87,12 @@ class GenerationSettings(QWidget):
         form.addRow("Size", size_row)
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
+        form.addRow("Sampler", self.sampler)
 
         self._last_seed: int | None = None
         self.backend.currentIndexChanged.connect(self._read_capabilities)
+        self.model.activated.connect(lambda _: self._choose_model())
+        self.sampler.activated.connect(lambda _: self._choose_sampler())
         self.count.valueChanged.connect(lambda n: self.candidates.setMinimum(n))
         self.reuse_seed.clicked.connect(self._reuse_last_seed)
         self._read_capabilities()
@@ -97,8 +108,11 @@ class GenerationSettings(QWidget):
         if seed is None:
             seed = random_seed()
             self.seed.setText(str(seed))  # shown, so it can be locked afterwards
+        sampler = self.sampler.currentText() if self.sampler.isEnabled() else ""
         return {
             "backend": self.backend_id(),
+            "model": self.model.currentData() or "",
+            "options": {"sampler": sampler} if sampler else {},
             "negative_prompt": self.negative.text() if self.negative.isEnabled() else "",
             "count": self.count.value(),
             "candidates": max(self.count.value(), self.candidates.value()),
@@ -113,6 +127,7 @@ class GenerationSettings(QWidget):
         """Keep these settings as the defaults of the next session."""
         s = self.core.settings
         s.backend, s.count = self.backend_id(), self.count.value()
+        s.model, s.sampler = self.model.currentData() or "", self.sampler.currentText()
         s.candidates = self.candidates.value()
         s.width, s.height = self.width_box.value(), self.height_box.value()
         s.steps, s.guidance = self.steps.value(), self.guidance.value()
@@ -124,9 +139,13 @@ class GenerationSettings(QWidget):
 
     def apply_request(self, request) -> None:
         """Take every setting of an earlier request (reuse settings)."""
+        self._wanted_model = request.model
+        self._wanted_sampler = str(request.options.get("sampler", ""))
         index = self.backend.findData(request.backend)
         if index >= 0:
             self.backend.setCurrentIndex(index)
+        _choose(self.model, self._wanted_model, by_data=True)
+        _choose(self.sampler, self._wanted_sampler)
         self.negative.setText(request.negative_prompt)
         self.count.setValue(request.count)
         self.candidates.setValue(max(request.count, request.candidates))
@@ -144,17 +163,31 @@ class GenerationSettings(QWidget):
         if not backend_id:
             return
 
+        def read() -> tuple[Capabilities, list[ModelInfo]]:
+            backend = self.core.registry.get(backend_id)
+            return backend.capabilities(), backend.models()
+
         run_in_background(  # the first call imports the plugin: never on the GUI thread
-            self.core.engine, self,
-            lambda: self.core.registry.get(backend_id).capabilities(),
-            lambda capabilities: self._apply_capabilities(backend_id, capabilities),
-            lambda _error: self._apply_capabilities(backend_id, None),  # generating says why
+            self.core.engine, self, read,
+            lambda found: self._apply_capabilities(backend_id, *found),
+            lambda _error: self._apply_capabilities(backend_id, None, []),  # generating says why
         )  # fmt: skip
 
-    def _apply_capabilities(self, backend_id: str, capabilities: Capabilities | None) -> None:
+    def _apply_capabilities(self, backend_id: str, capabilities: Capabilities | None,
+                            models: list[ModelInfo]) -> None:  # fmt: skip
         if backend_id != self.backend_id():
             return  # the user has picked another backend meanwhile
+        self.model.clear()
+        for model in models:
+            label = f"{model.name} ({model.architecture})" if model.architecture else model.name
+            self.model.addItem(label, model.ref)
+        self.model.setEnabled(bool(models))
+        _choose(self.model, self._wanted_model, by_data=True)
         c = capabilities or DEFAULT_CAPABILITIES
+        self.sampler.clear()
+        self.sampler.addItems(list(c.samplers))
+        self.sampler.setEnabled(bool(c.samplers))
+        _choose(self.sampler, self._wanted_sampler)
         self.negative.setEnabled(c.negative_prompt)
         self.count.setMaximum(c.max_count)
         self.candidates.setMaximum(c.max_candidates)
@@ -168,10 +201,23 @@ class GenerationSettings(QWidget):
         self.guidance.setMaximum(c.max_guidance)
         self.guidance.setEnabled(c.max_guidance > 0)
 
+    def _choose_model(self) -> None:  # the user's pick, kept across refreshes
+        self._wanted_model = self.model.currentData() or ""
+
+    def _choose_sampler(self) -> None:
+        self._wanted_sampler = self.sampler.currentText()
+
     def _reuse_last_seed(self) -> None:
         if self._last_seed is not None:
             self.seed.setText(str(self._last_seed))
             self.seed_lock.setChecked(True)
+
+
+def _choose(box: QComboBox, wanted: str, by_data: bool = False) -> None:
+    """Select `wanted` if the box has it (else keep the first item)."""
+    index = box.findData(wanted) if by_data else box.findText(wanted)
+    if wanted and index >= 0:
+        box.setCurrentIndex(index)
 
 
 def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from studio.core.app import Core
+from studio.core.settings import Settings
 from studio.ui.backends_panel import BackendsDialog
 
 
@@ -26,5 +27,36 @@ def test_ready_and_failed_backends_are_shown_with_their_errors(qtbot, install_pl
         dialog.tree.setCurrentItem(dialog.tree.topLevelItem(broken))
         assert "Traceback" in dialog.details.toPlainText()
         assert str(core.paths.data / "models") in dialog.folders.text()
+    finally:
+        core.close()
+
+
+def test_models_and_folders_are_added_and_pickles_refused(qtbot, install_plugins, tmp_path):
+    import pickle
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    install_plugins()
+    core = Core.open(tmp_path / "home")
+    try:
+        dialog = BackendsDialog(core)
+        qtbot.addWidget(dialog)
+        checkpoint = tmp_path / "dream.safetensors"
+        save_file({"w": np.zeros(2, np.float32)}, str(checkpoint))
+        dialog.add(checkpoint)
+        qtbot.waitUntil(lambda: "Added dream" in dialog.details.toPlainText(), timeout=5_000)
+        pickled = tmp_path / "old.ckpt"
+        pickled.write_bytes(pickle.dumps({"w": 1}))
+        dialog.add(pickled)
+        qtbot.waitUntil(lambda: "Not added" in dialog.details.toPlainText(), timeout=5_000)
+        assert "pickled" in dialog.details.toPlainText()
+        collection = tmp_path / "collection"
+        collection.mkdir()
+        dialog.add(collection)
+        qtbot.waitUntil(lambda: str(collection) in dialog.folders.text(), timeout=5_000)
+        assert core.settings.model_paths == [str(checkpoint)]
+        saved = Settings.load(core.paths.settings_file)
+        assert saved.model_folders == [str(collection)]
     finally:
         core.close()

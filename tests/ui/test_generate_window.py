@@ -78,6 +78,8 @@ def test_settings_follow_the_backend_and_go_into_the_request(qtbot, window) -> N
     qtbot.waitUntil(lambda: window.core.history.count() == 4, timeout=10_000)
     request = window.core.history.list()[0].request
     assert (request.negative_prompt, request.steps, request.backend) == ("blurry", 7, "fake")
+    assert (request.model, request.options) == ("tiny", {"sampler": "fake"})
+    assert panel.model.currentText() == "Tiny fake" and panel.sampler.isEnabled()
     assert window.core.engine.job(window.job_id).request.seed == 1234
     assert window.core.settings.steps == 7  # remembered for the next session
     panel.seed_lock.setChecked(False)
