@@ -60,6 +60,7 @@ def main() -> int:
         shot(window, "1-empty")
 
         window.prompt.setPlainText(PROMPT)
+
         def on_preview(*_) -> None:  # after the window's own slot: the preview is shown
             window.grab().save(str(args.out / "2-generating.png"))  # the last one stays
 

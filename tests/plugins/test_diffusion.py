@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_sd import build_tiny_sd
 
 from plugins.diffusion.backend import DiffusionBackend
 from plugins.diffusion.noise import initial_noise
+from plugins.diffusion.random_model import build_random_sd
 from plugins.diffusion.schedulers import SAMPLERS
 from studio.api import Cancelled, GenerationRequest, ModelFileError, ModelLibrary
 
@@ -50,7 +50,7 @@ class Context:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("models")
-    build_tiny_sd(folder / "tiny")
+    build_random_sd(folder / "tiny")
     return folder
 
 

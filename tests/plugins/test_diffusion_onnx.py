@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 from test_diffusion import Context, request
-from tiny_sd import build_tiny_sd
 
 from plugins.diffusion.backend import DiffusionBackend, load_diffusers_folder
 from plugins.diffusion.export_onnx import export
 from plugins.diffusion.onnx_backend import DiffusionOnnxBackend
+from plugins.diffusion.random_model import build_random_sd
 from studio.api import Cancelled, ModelLibrary
 from studio.core.model_files import identify
 
@@ -27,7 +27,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
-    build_tiny_sd(folder / "tiny")
+    build_random_sd(folder / "tiny")
     export(load_diffusers_folder(folder / "tiny", torch.float32), folder / "tiny-onnx")
     cache = tmp_path_factory.mktemp("cache") / "hashes.json"
     return lambda: ModelLibrary([folder], [], cache)

@@ -1,5 +1,6 @@
-"""A tiny Stable-Diffusion pipeline with random weights, built here (nothing downloaded):
-small UNet, VAE and CLIP text encoder, and a CLIP tokenizer over a small vocabulary."""
+"""Stable-Diffusion pipelines with random weights, built here (nothing downloaded): a
+UNet, VAE and CLIP text encoder at a chosen scale, and a CLIP tokenizer over a small
+vocabulary. For tests (`tiny`) and benchmarks (`bench`); they draw noise, not pictures."""
 
 from __future__ import annotations
 
@@ -34,8 +35,16 @@ def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {token: i for i, token in enumerate(vocab)}, merges
 
 
-def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
-    """Save a tiny StableDiffusionPipeline (safetensors weights) in `folder`."""
+SCALES = {
+    # UNet widths and blocks, text width and layers, VAE widths (its scale: 2^(len - 1))
+    "tiny": {"unet": (16, 32), "layers": 1, "text": 32, "text_layers": 2, "vae": (8, 16)},
+    "bench": {"unet": (64, 128, 256), "layers": 2, "text": 256, "text_layers": 4,
+              "vae": (32, 64, 128)},
+}  # fmt: skip
+
+
+def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny") -> Path:
+    """Save a random StableDiffusionPipeline (safetensors weights) in `folder`."""
     import torch
     from diffusers import (
         AutoencoderKL,
@@ -48,19 +57,24 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     vocab, merges = tiny_vocabulary()
     tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
     torch.manual_seed(seed)
+    c = SCALES[scale]
+    depth = len(c["unet"])
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-        attention_head_dim=4, norm_num_groups=8,
+        sample_size=32 // 2 ** (len(c["vae"]) - 1), in_channels=4, out_channels=4,
+        layers_per_block=c["layers"], block_out_channels=c["unet"],
+        down_block_types=("CrossAttnDownBlock2D",) * (depth - 1) + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (depth - 1),
+        cross_attention_dim=c["text"], attention_head_dim=4, norm_num_groups=8,
     )  # fmt: skip
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=8, sample_size=16,
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=c["vae"],
+        down_block_types=("DownEncoderBlock2D",) * len(c["vae"]),
+        up_block_types=("UpDecoderBlock2D",) * len(c["vae"]), norm_num_groups=8,
+        sample_size=32,
     )  # fmt: skip
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        vocab_size=len(tokenizer), hidden_size=c["text"], intermediate_size=2 * c["text"],
+        num_hidden_layers=c["text_layers"],
         num_attention_heads=4, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     ))  # fmt: skip
