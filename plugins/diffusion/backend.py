@@ -165,8 +165,11 @@ def load_diffusers_folder(folder: Path, dtype: Any) -> Any:
             folder, dtype=dtype, local_files_only=True, use_safetensors=True,
             safety_checker=None, requires_safety_checker=False,
         )  # fmt: skip
-    except (OSError, ValueError) as error:
-        raise ModelFileError(f"cannot load {folder.name}: {error}") from error
+    except MemoryError:
+        raise
+    except Exception as error:  # missing parts, wrong shapes, broken safetensors: say which
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"cannot load {folder.name}: {reason}") from error
 
 
 def quiet_offline_libraries() -> None:

@@ -191,9 +191,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ModelFileError(f"cannot read {path.name}: {error}") from error
+        where = f"{path.parent.name}/{path.name}"
+        raise ModelFileError(f"cannot read {where}: {error.__class__.__name__}") from error
     if not isinstance(data, dict):
-        raise ModelFileError(f"{path.name} is not a JSON object")
+        raise ModelFileError(f"{path.parent.name}/{path.name} is not a JSON object")
     return data
 
 

@@ -184,3 +184,27 @@ def test_cli_picks_the_backend_from_the_model_and_records_its_hash(
     assert shown["model"] == str(tmp_path / "home" / "data" / "models" / "tiny")
     assert main(["generate", "x", "--model", "nothing-like-it"]) == EXIT_USAGE
     assert "no model named" in capsys.readouterr().err
+
+
+def test_damaged_folders_get_clear_errors(models, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    loader = DiffusionBackend()
+    loader.model_library = lambda: ModelLibrary([], [], tmp_path / "h.json")
+    wrong = tmp_path / "wrong-shapes"
+    shutil.copytree(models / "tiny", wrong)
+    weights = wrong / "unet" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    tensors["conv_in.weight"] = torch.zeros(3, 3)  # not what the configuration says
+    save_file(tensors, weights)
+    with pytest.raises(ModelFileError, match="cannot load wrong-shapes"):
+        loader.load(str(wrong))
+    truncated = tmp_path / "truncated"
+    shutil.copytree(models / "tiny", truncated)
+    weights = truncated / "vae" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ModelFileError, match="cannot load truncated"):
+        loader.load(str(truncated))
+    (truncated / "unet" / "config.json").unlink()
+    with pytest.raises(ModelFileError, match="cannot read unet/config.json"):
+        loader.load(str(truncated))
