@@ -19,6 +19,7 @@ from plugins.diffusion import library
 from plugins.diffusion.noise import initial_noise
 from plugins.diffusion.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from plugins.diffusion.schedulers import DEFAULT, SAMPLERS, make_scheduler
+from plugins.diffusion.single_file import load_single_file
 from studio.api import (
     Backend,
     Candidate,
@@ -33,7 +34,7 @@ from studio.api import (
 )
 
 log = logging.getLogger(__name__)
-SUPPORTED_FORMATS = ("diffusers",)
+SUPPORTED_FORMATS = ("diffusers", "safetensors")
 SDXL = "SDXL"
 
 
@@ -45,6 +46,7 @@ class DiffusionBackend(Backend):
         self._model: ModelFile | None = None
         self._device = "cpu"
         self._batch: int | None = None  # lowered after an out-of-memory
+        self._scheduler_config: Any = None
 
     # -- what it offers --------------------------------------------------------
 
@@ -80,7 +82,12 @@ class DiffusionBackend(Backend):
         found = library.find(self.model_library, model, SUPPORTED_FORMATS)
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.float16 if self._device == "cuda" else torch.float32
-        self._pipeline = load_diffusers_folder(found.path, dtype).to(self._device)
+        if found.format == "safetensors":
+            pipeline = load_single_file(found.path, found.architecture, dtype)
+        else:
+            pipeline = load_diffusers_folder(found.path, dtype)
+        self._pipeline = pipeline.to(self._device)
+        self._scheduler_config = pipeline.scheduler.config  # the model's own, never drifted
         self._pipeline.set_progress_bar_config(disable=True)
         self._model, self._batch = found, None
 
@@ -99,7 +106,9 @@ class DiffusionBackend(Backend):
         if self._pipeline is None:
             raise RuntimeError("no model is loaded")
         pipe = self._pipeline
-        pipe.scheduler = make_scheduler(self.sampler_name(request), pipe.scheduler.config)
+        # from the model's own configuration: one sampler's settings (Karras sigmas, say)
+        # must not carry over to the next
+        pipe.scheduler = make_scheduler(self.sampler_name(request), self._scheduler_config)
         seeds = [request.seed + i for i in range(request.count)]
         images: list[Any] = []
         batch = min(self._batch or len(seeds), len(seeds))

@@ -4,17 +4,18 @@ vocabulary. For tests (`tiny`) and benchmarks (`bench`); they draw noise, not pi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 WORDS = ("a", "red", "blue", "green", "cat", "dog", "house", "tree", "on", "the", "blurry")
 
 
 def byte_characters() -> list[str]:
-    """The 256 printable characters byte-level BPE stands its bytes for (GPT-2's map)."""
+    """The 256 characters byte-level BPE stands its bytes for (GPT-2's and CLIP's map), in
+    CLIP's vocabulary order: the printable bytes as themselves, then the others."""
     printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    extra = (b for b in range(256) if b not in printable)
-    mapping = {b: chr(b) for b in printable} | {b: chr(256 + i) for i, b in enumerate(extra)}
-    return [mapping[b] for b in range(256)]
+    extra = [b for b in range(256) if b not in printable]
+    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(extra))]
 
 
 def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -88,3 +89,108 @@ def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny") -> Path:
     )  # fmt: skip
     pipeline.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def save_single_file(folder: Path, path: Path) -> Path:
+    """Save the diffusers folder's weights as one original-layout (LDM) safetensors file,
+    the layout other tools write: UNet under `model.diffusion_model.`, VAE under
+    `first_stage_model.`, text encoder under `cond_stage_model.transformer.`."""
+    from safetensors.torch import load_file, save_file
+
+    unet_config = json.loads((folder / "unet" / "config.json").read_text())
+    tensors = {}
+    unet = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
+    for name, value in unet.items():
+        tensors["model.diffusion_model." + _ldm_unet_name(name, unet_config)] = value
+    vae_blocks = len(json.loads((folder / "vae" / "config.json").read_text())["block_out_channels"])
+    for name, value in load_file(folder / "vae" / "diffusion_pytorch_model.safetensors").items():
+        ldm = _ldm_vae_name(name, vae_blocks)
+        if ".mid.attn_1." in ldm and value.ndim == 2:
+            value = value[:, :, None, None]  # the original keeps attention as 1x1 convolutions
+        tensors["first_stage_model." + ldm] = value
+    for name, value in load_file(folder / "text_encoder" / "model.safetensors").items():
+        name = name if name.startswith("text_model.") else "text_model." + name  # transformers 5
+        tensors["cond_stage_model.transformer." + name] = value
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    return path
+
+
+_RESNET = {
+    "norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+    "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection",
+}  # fmt: skip
+
+
+def _resnet(rest: str) -> str:
+    part, _, tail = rest.partition(".")
+    return f"{_RESNET[part]}.{tail}"
+
+
+def _ldm_unet_name(name: str, config: dict) -> str:
+    layers = config["layers_per_block"]
+    fixed = {
+        "time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+        "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2",
+    }  # fmt: skip
+    for ours, theirs in fixed.items():
+        if name.startswith(ours + "."):
+            return theirs + name[len(ours) :]
+    parts = name.split(".")
+    if parts[0] == "down_blocks":
+        block = int(parts[1])
+        if parts[2] == "downsamplers":
+            return f"input_blocks.{(block + 1) * (layers + 1)}.0.op." + ".".join(parts[5:])
+        index = 1 + block * (layers + 1) + int(parts[3])
+        rest = ".".join(parts[4:])
+        return (f"input_blocks.{index}.0.{_resnet(rest)}" if parts[2] == "resnets"
+                else f"input_blocks.{index}.1.{rest}")  # fmt: skip
+    if parts[0] == "mid_block":
+        rest = ".".join(parts[3:])
+        if parts[1] == "attentions":
+            return f"middle_block.1.{rest}"
+        return f"middle_block.{2 * int(parts[2])}.{_resnet(rest)}"
+    if parts[0] == "up_blocks":
+        block = int(parts[1])
+        base = block * (layers + 1)
+        if parts[2] == "upsamplers":
+            has_attention = config["up_block_types"][block].startswith("CrossAttn")
+            return (f"output_blocks.{base + layers}.{2 if has_attention else 1}.conv."
+                    + ".".join(parts[5:]))  # fmt: skip
+        index = base + int(parts[3])
+        rest = ".".join(parts[4:])
+        return (f"output_blocks.{index}.0.{_resnet(rest)}" if parts[2] == "resnets"
+                else f"output_blocks.{index}.1.{rest}")  # fmt: skip
+    raise ValueError(f"unexpected UNet weight {name}")
+
+
+_VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v",
+                  "to_out.0": "proj_out"}  # fmt: skip
+
+
+def _ldm_vae_name(name: str, blocks: int) -> str:
+    parts = name.split(".")
+    side = parts[0]
+    if side in ("quant_conv", "post_quant_conv"):
+        return name
+    if parts[1] in ("conv_in", "conv_out"):
+        return name
+    if parts[1] == "conv_norm_out":
+        return f"{side}.norm_out." + ".".join(parts[2:])
+    if parts[1] == "mid_block":
+        if parts[2] == "attentions":
+            inner = ".".join(parts[4:])
+            for ours, theirs in _VAE_ATTENTION.items():
+                if inner.startswith(ours + "."):
+                    return f"{side}.mid.attn_1.{theirs}{inner[len(ours) :]}"
+        return f"{side}.mid.block_{int(parts[3]) + 1}." + _vae_resnet(".".join(parts[4:]))
+    block = int(parts[2])
+    level = block if parts[1] == "down_blocks" else blocks - 1 - block  # up blocks reversed
+    kind = "down" if parts[1] == "down_blocks" else "up"
+    if parts[3] in ("downsamplers", "upsamplers"):
+        sampler = "downsample" if kind == "down" else "upsample"
+        return f"{side}.{kind}.{level}.{sampler}.conv." + ".".join(parts[6:])
+    return f"{side}.{kind}.{level}.block.{parts[4]}." + _vae_resnet(".".join(parts[5:]))
+
+
+def _vae_resnet(rest: str) -> str:
+    return rest.replace("conv_shortcut", "nin_shortcut")
