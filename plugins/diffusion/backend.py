@@ -109,6 +109,7 @@ class DiffusionBackend(Backend):
         # from the model's own configuration: one sampler's settings (Karras sigmas, say)
         # must not carry over to the next
         pipe.scheduler = make_scheduler(self.sampler_name(request), self._scheduler_config)
+        _memory_options(pipe, request.options)
         seeds = [request.seed + i for i in range(request.count)]
         images: list[Any] = []
         batch = min(self._batch or len(seeds), len(seeds))
@@ -179,6 +180,23 @@ def load_diffusers_folder(folder: Path, dtype: Any) -> Any:
     except Exception as error:  # missing parts, wrong shapes, broken safetensors: say which
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelFileError(f"cannot load {folder.name}: {reason}") from error
+
+
+MEMORY_OPTIONS = ("attention_slicing", "vae_tiling")
+
+
+def _memory_options(pipe: Any, options: dict[str, Any]) -> None:
+    """Request options for small GPUs, each on or off for this request: attention in
+    slices (the same images, a little slower) and the VAE decoding in tiles (blended at
+    their seams: large images fit, the pixels change slightly)."""
+    if options.get("attention_slicing"):
+        pipe.enable_attention_slicing()
+    else:
+        pipe.disable_attention_slicing()
+    if options.get("vae_tiling"):
+        pipe.vae.enable_tiling()
+    else:
+        pipe.vae.disable_tiling()
 
 
 def quiet_offline_libraries() -> None:

@@ -22,6 +22,10 @@ OPSET = 17
 def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
     """Write the ONNX folder for a diffusers StableDiffusionPipeline loaded in fp32 on
     the CPU."""
+    if type(pipeline).__name__ != "StableDiffusionPipeline":  # one text encoder, no extras
+        raise ValueError(
+            f"only SD 1.x / 2.x pipelines export to ONNX, not {type(pipeline).__name__}"
+        )
     if out.exists():
         raise FileExistsError(f"{out} exists: not overwritten")
     staging = out.with_name(out.name + ".partial")

@@ -104,6 +104,17 @@ def test_every_sampler_runs_and_is_recorded(backend) -> None:
     assert np.array_equal(again, images["Euler"])  # no sampler's settings carried over
 
 
+def test_memory_options_apply_per_request(backend) -> None:
+    plain = backend.generate(request(), Context())
+    sliced = backend.generate(request(options={"attention_slicing": True}), Context())
+    assert all(np.allclose(a.image, b.image, atol=1e-5) for a, b in zip(plain, sliced, strict=True))
+    tiled = backend.generate(request(options={"vae_tiling": True}), Context())  # blends tiles
+    assert tiled[0].image.shape == plain[0].image.shape and np.isfinite(tiled[0].image).all()
+    assert backend._pipeline.vae.use_tiling
+    backend.generate(request(count=1, candidates=1), Context())
+    assert not backend._pipeline.vae.use_tiling  # per request, not sticky
+
+
 def test_progress_previews_and_cancel_before_decoding(backend, monkeypatch) -> None:
     ctx = Context()
     backend.generate(request(steps=4), ctx)
