@@ -18,17 +18,14 @@ from typing import Any
 from plugins.diffusion import library
 from plugins.diffusion.noise import initial_noise
 from plugins.diffusion.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
-from plugins.diffusion.schedulers import DEFAULT, SAMPLERS, make_scheduler
+from plugins.diffusion.schedulers import SAMPLERS, make_scheduler
 from plugins.diffusion.single_file import load_single_file
 from studio.api import (
-    Backend,
     Candidate,
-    Capabilities,
     GenerationContext,
     GenerationRequest,
     ModelFile,
     ModelFileError,
-    ModelInfo,
     PickleRefused,
     sniff,
 )
@@ -38,8 +35,10 @@ SUPPORTED_FORMATS = ("diffusers", "safetensors")
 SDXL = "SDXL"
 
 
-class DiffusionBackend(Backend):
+class DiffusionBackend(library.LibraryBackend):
     display_name = "Stable Diffusion (diffusers)"
+    formats = SUPPORTED_FORMATS
+    samplers = tuple(SAMPLERS)
 
     def __init__(self) -> None:
         self._pipeline: Any = None
@@ -50,28 +49,8 @@ class DiffusionBackend(Backend):
 
     # -- what it offers --------------------------------------------------------
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(
-            min_size=64, max_size=2048, size_multiple=8, max_count=16, max_candidates=16,
-            default_steps=25, max_steps=150, default_guidance=7.0, max_guidance=30.0,
-            negative_prompt=True, samplers=tuple(SAMPLERS), devices=("cpu", "cuda"),
-            formats=SUPPORTED_FORMATS,
-        )  # fmt: skip
-
-    def models(self) -> list[ModelInfo]:
-        return library.listed(self.model_library, SUPPORTED_FORMATS)
-
-    def model_info(self, model: str) -> ModelInfo | None:
-        """With the short hash, for metadata: computed once per file, then cached."""
-        if self._model is None:
-            return super().model_info(model)
-        return library.describe(self._model, self.model_library)
-
     def device(self) -> str:
         return self._device
-
-    def sampler_name(self, request: GenerationRequest) -> str:
-        return str(request.options.get("sampler", DEFAULT))
 
     # -- loading ---------------------------------------------------------------
 
@@ -79,7 +58,7 @@ class DiffusionBackend(Backend):
         quiet_offline_libraries()
         import torch
 
-        found = library.find(self.model_library, model, SUPPORTED_FORMATS)
+        found = library.find(self.model_library, model, self.formats)
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.float16 if self._device == "cuda" else torch.float32
         if found.format == "safetensors":

@@ -1,10 +1,18 @@
-"""The models of the user's library that a backend of this plugin loads, by format."""
+"""The models of the user's library that a backend of this plugin loads, by format, and
+what the two backends (PyTorch, ONNX Runtime) share."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from studio.api import ModelFile, ModelFileError, ModelInfo, ModelLibrary
+from studio.api import (
+    Backend,
+    Capabilities,
+    ModelFile,
+    ModelFileError,
+    ModelInfo,
+    ModelLibrary,
+)
 
 Library = Callable[[], ModelLibrary] | None
 
@@ -40,3 +48,31 @@ def describe(found: ModelFile, library: Library = None) -> ModelInfo:
     digest = library().short_hash(found) if library is not None else ""
     return ModelInfo(ref=str(found.path), name=found.name, architecture=found.architecture,
                      format=found.format, size_bytes=found.size, hash=digest)  # fmt: skip
+
+
+class LibraryBackend(Backend):
+    """A backend of the user's models of some `formats`, run with some `samplers`."""
+
+    formats: tuple[str, ...] = ()
+    samplers: tuple[str, ...] = ()
+    _model: ModelFile | None = None  # the loaded one
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            min_size=64, max_size=2048, size_multiple=8, max_count=16, max_candidates=16,
+            default_steps=25, max_steps=150, default_guidance=7.0, max_guidance=30.0,
+            negative_prompt=True, samplers=self.samplers, devices=("cpu", "cuda"),
+            formats=self.formats,
+        )  # fmt: skip
+
+    def models(self) -> list[ModelInfo]:
+        return listed(self.model_library, self.formats)
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        """With the short hash, for metadata: computed once per file, then cached."""
+        if self._model is None:
+            return super().model_info(model)
+        return describe(self._model, self.model_library)
+
+    def sampler_name(self, request) -> str:
+        return str(request.options.get("sampler", self.samplers[0]))

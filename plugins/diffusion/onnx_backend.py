@@ -21,14 +21,11 @@ from plugins.diffusion.noise import initial_noise
 from plugins.diffusion.numpy_schedulers import ONNX_SAMPLERS, Sampler
 from plugins.diffusion.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from studio.api import (
-    Backend,
     Candidate,
-    Capabilities,
     GenerationContext,
     GenerationRequest,
     ModelFile,
     ModelFileError,
-    ModelInfo,
 )
 
 log = logging.getLogger(__name__)
@@ -80,40 +77,23 @@ class OnnxDiffusion:
         return np.clip(images / 2 + 0.5, 0, 1).transpose(0, 2, 3, 1)
 
 
-class DiffusionOnnxBackend(Backend):
+class DiffusionOnnxBackend(library.LibraryBackend):
     display_name = "Stable Diffusion (ONNX Runtime)"
+    formats = FORMATS
+    samplers = ONNX_SAMPLERS
 
     def __init__(self, threads: int = 0) -> None:
         self.threads = threads
         self._model: ModelFile | None = None
         self._runtime: OnnxDiffusion | None = None
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(
-            min_size=64, max_size=2048, size_multiple=8, max_count=16, max_candidates=16,
-            default_steps=25, max_steps=150, default_guidance=7.0, max_guidance=30.0,
-            negative_prompt=True, samplers=ONNX_SAMPLERS, devices=("cpu", "cuda"),
-            formats=FORMATS,
-        )  # fmt: skip
-
-    def models(self) -> list[ModelInfo]:
-        return library.listed(self.model_library, FORMATS)
-
-    def model_info(self, model: str) -> ModelInfo | None:
-        if self._model is None:
-            return super().model_info(model)
-        return library.describe(self._model, self.model_library)
-
     def device(self) -> str:
         if self._runtime is None:
             return "cpu"
         return f"{'cuda' if self._runtime.provider == CUDA else 'cpu'} ({self._runtime.provider})"
 
-    def sampler_name(self, request: GenerationRequest) -> str:
-        return str(request.options.get("sampler", ONNX_SAMPLERS[0]))
-
     def load(self, model: str) -> None:
-        found = library.find(self.model_library, model, FORMATS)
+        found = library.find(self.model_library, model, self.formats)
         self._runtime = OnnxDiffusion(found.path, self.threads)
         self._model = found
 

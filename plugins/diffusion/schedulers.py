@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-DEFAULT = "Euler"
-# name -> (diffusers class, settings over the model's configuration)
+# name -> (diffusers class, settings over the model's configuration); the first: default
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Euler": ("EulerDiscreteScheduler", {}),
     "Euler a": ("EulerAncestralDiscreteScheduler", {}),
