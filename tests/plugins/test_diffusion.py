@@ -256,3 +256,15 @@ def test_shipped_sd1_configuration_is_complete() -> None:
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
     assert tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
     assert len(tokenizer) == 49408
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_runs_fp16_with_the_same_seeds(models, tmp_path) -> None:
+    gpu = DiffusionBackend()
+    gpu.model_library = lambda: ModelLibrary([models], [], tmp_path / "h.json")
+    gpu.load("tiny")
+    assert gpu.device() == "cuda" and gpu._pipeline.unet.dtype == torch.float16
+    first, again = gpu.generate(request(), Context()), gpu.generate(request(), Context())
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
+    assert all(np.isfinite(c.image).all() for c in first)
