@@ -38,7 +38,7 @@ def capabilities(devices: tuple[str, ...]) -> Capabilities:
     """What the built-in model does, whichever runtime runs it."""
     return Capabilities(
         fixed_sizes=((64, 64),), max_count=16, max_candidates=64, default_guidance=DEFAULT_GUIDANCE,
-        max_guidance=10.0, samplers=("top-k",), devices=devices,
+        max_guidance=10.0, samplers=("top-k",), devices=devices, ranks=True,
     )  # fmt: skip
 
 

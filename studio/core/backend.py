@@ -53,6 +53,7 @@ class Capabilities:
     samplers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)
     formats: tuple[str, ...] = ()  # model formats on disk it loads (see model_files)
+    ranks: bool = False  # samples `candidates` and keeps the best `count`
 
     def with_defaults(self, request: GenerationRequest) -> GenerationRequest:
         """`request` with 0 steps or guidance replaced by this backend's defaults, so that
@@ -62,6 +63,8 @@ class Capabilities:
             changes["steps"] = self.default_steps
         if request.guidance == 0 and self.default_guidance:
             changes["guidance"] = self.default_guidance
+        if not self.ranks and request.candidates != request.count:
+            changes["candidates"] = request.count  # it makes what it shows, no more
         return request.replace(**changes) if changes else request
 
     def problems(self, request: GenerationRequest) -> list[str]:

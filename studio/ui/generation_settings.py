@@ -115,7 +115,9 @@ class GenerationSettings(QWidget):
             "options": {"sampler": sampler} if sampler else {},
             "negative_prompt": self.negative.text() if self.negative.isEnabled() else "",
             "count": self.count.value(),
-            "candidates": max(self.count.value(), self.candidates.value()),
+            "candidates": max(self.count.value(), self.candidates.value())
+            if self.candidates.isEnabled()
+            else self.count.value(),
             "seed": seed % SEED_RANGE,
             "width": self.width_box.value(),
             "height": self.height_box.value(),
@@ -191,6 +193,7 @@ class GenerationSettings(QWidget):
         self.negative.setEnabled(c.negative_prompt)
         self.count.setMaximum(c.max_count)
         self.candidates.setMaximum(c.max_candidates)
+        self.candidates.setEnabled(c.ranks)
         sizes = c.fixed_sizes or ((c.min_size, c.min_size), (c.max_size, c.max_size))
         for box, axis in ((self.width_box, 0), (self.height_box, 1)):
             box.setRange(min(s[axis] for s in sizes), max(s[axis] for s in sizes))

@@ -323,13 +323,20 @@ class MainWindow(QMainWindow):
         if job_id != self.job_id:
             return
         side = image.height()  # previews are candidates side by side, each square
+        self._show_tiles(image.width() // side)
         for column, tile in enumerate(self.tiles):
             if (column + 1) * side <= image.width():
                 tile.show_image(image.copy(column * side, 0, side, side))
 
+    def _show_tiles(self, count: int) -> None:
+        """As many tiles as the job has images (up to the row's width)."""
+        for column, tile in enumerate(self.tiles):
+            tile.setVisible(column < max(1, count))
+
     def _on_results(self, job_id: int, entries: tuple) -> None:
         if job_id != self.job_id:
             return
+        self._show_tiles(len(entries))
         for tile, entry in zip(self.tiles, entries, strict=False):
             tile.show_image(QImage(str(entry.path)), entry)
             tile.setToolTip(f"seed {entry.request.seed} · score {entry.metadata.score or 0:.3f}")

@@ -81,3 +81,11 @@ def test_capabilities_check_sizes_and_features() -> None:
     ]
     fixed = Capabilities(fixed_sizes=((64, 64),))
     assert "use 64x64" in fixed.problems(GenerationRequest("x", width=32, height=32))[0]
+
+
+def test_defaults_fill_what_ran_and_only_rankers_sample_more_than_they_show() -> None:
+    request = GenerationRequest("a cat", count=2, candidates=8)
+    plain = Capabilities(default_steps=25, default_guidance=7.0).with_defaults(request)
+    assert (plain.steps, plain.guidance, plain.candidates) == (25, 7.0, 2)
+    ranking = Capabilities(ranks=True).with_defaults(request)
+    assert ranking.candidates == 8

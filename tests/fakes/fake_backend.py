@@ -41,7 +41,7 @@ class FakeBackend(Backend):
         return Capabilities(
             min_size=8, max_size=256, size_multiple=8, max_count=16, max_candidates=64,
             default_steps=4, max_steps=100, max_guidance=20.0, negative_prompt=True,
-            samplers=("fake",),
+            samplers=("fake",), ranks=True,
         )  # fmt: skip
 
     def models(self) -> list[ModelInfo]:
