@@ -130,7 +130,10 @@ def _size(text: str) -> tuple[int, int]:
 def open_core(args: argparse.Namespace):  # -> Core, imported late: keeps --help instant
     from studio.core.app import Core
 
-    return Core.open(args.data_dir)
+    core = Core.open(args.data_dir)
+    if core.recovery is not None:
+        print(f"studio: {core.recovery.message()}", file=sys.stderr)
+    return core
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from studio.core.engine import Engine
 from studio.core.history import HistoryStore, ReconcileReport
+from studio.core.history_recovery import Recovery, open_history
 from studio.core.model_files import ModelFile, ModelFileError, identify
 from studio.core.models import ModelLibrary
 from studio.core.paths import StudioPaths
@@ -35,18 +36,20 @@ class Core:
     thumbnails: ThumbnailCache
     reconciled: Future[ReconcileReport]  # rows and files brought in step, in the background
     log_handler: logging.Handler | None = None
+    recovery: Recovery | None = None  # the history database was damaged and rebuilt
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str] | None = None) -> Core:
         paths = StudioPaths.resolve(data_dir).ensure()
         handler = start_logging(paths.logs)
-        history = HistoryStore(paths.data)
+        history, recovery = open_history(paths.data)
         registry = PluginRegistry()
         settings = Settings.load(paths.settings_file)
         engine = Engine(registry, history)
         reconciled = engine.background(_reconcile, history)
         thumbnails = ThumbnailCache(paths.thumbnails)
-        core = cls(paths, settings, history, registry, engine, thumbnails, reconciled, handler)
+        core = cls(paths, settings, history, registry, engine, thumbnails, reconciled, handler,
+                   recovery)  # fmt: skip
         registry.model_library = core.models
         return core
 

@@ -289,6 +289,18 @@ class HistoryStore:
 
     # -- reading ----------------------------------------------------------------------
 
+    def damage(self) -> str | None:
+        """What SQLite's quick check finds wrong with the database, or None (about 85 ms
+        at 100,000 entries)."""
+        found = [row[0] for row in self._conn().execute("PRAGMA quick_check")]
+        return None if found == ["ok"] else "; ".join(found[:3])
+
+    def id_of(self, relative_path: str) -> int | None:
+        """The entry whose file is at `relative_path` (under the data folder), if any."""
+        row = self._conn().execute("SELECT id FROM images WHERE path = ?", (relative_path,))
+        found = row.fetchone()
+        return int(found[0]) if found else None
+
     def get(self, entry_id: int) -> HistoryEntry | None:
         """The entry with this id, or None."""
         sql = f"SELECT {_ENTRY_COLUMNS} FROM images WHERE id = ?"

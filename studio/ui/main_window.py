@@ -158,6 +158,15 @@ class MainWindow(QMainWindow):
         self.bridge.queue_changed.connect(lambda *_: self._show_summary())
         self._restore_layout()
         self._show_summary()
+        if core.recovery is not None:  # said once the window is up, without blocking it
+            self.message.setText(core.recovery.message())
+            QTimer.singleShot(0, self._tell_recovery)
+
+    def _tell_recovery(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "History recovered",
+                          self.core.recovery.message(), parent=self)  # fmt: skip
+        box.open()
+        self.recovery_box = box
 
     # -- images dropped in: read their settings -----------------------------------------
 
