@@ -9,11 +9,16 @@ import sys
 import time
 from collections.abc import Sequence
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QLockFile, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from studio.core.app import Core
+from studio.core.paths import StudioPaths
 from studio.ui.main_window import MainWindow, apply_theme
+
+LOCK_FILE = "studio.lock"
+EXIT_ALREADY_RUNNING = 3
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -28,6 +33,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     app = QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Studio")
+    paths = StudioPaths.resolve(args.data_dir).ensure()
+    lock = QLockFile(str(paths.data / LOCK_FILE))
+    lock.setStaleLockTime(0)  # stale only when its process is gone (e.g. after a crash)
+    if not lock.tryLock(200):
+        _already_running(paths)
+        return EXIT_ALREADY_RUNNING
     core = Core.open(args.data_dir)
     apply_theme(core.settings.theme)
     window = MainWindow(core)
@@ -39,6 +50,16 @@ def run(argv: Sequence[str] | None = None) -> int:
         return app.exec()
     finally:
         core.close()
+        lock.unlock()
+
+
+def _already_running(paths: StudioPaths) -> None:
+    """Two windows on one history would each reconcile and write it: one at a time."""
+    text = (f"Studio is already running with the history in {paths.data}. Use that window, "
+            "or start this one with --data-dir for another history.")  # fmt: skip
+    print(f"studio: {text}", file=sys.stderr)
+    if QGuiApplication.platformName() != "offscreen":  # no screen, nobody to click
+        QMessageBox.warning(None, "Studio is already running", text)
 
 
 def _report_and_quit(app: QApplication, started: float) -> None:
