@@ -33,6 +33,7 @@ from studio.core.registry import BackendUnavailable, PluginRegistry
 from studio.core.request import GenerationRequest, RequestError
 
 log = logging.getLogger(__name__)
+KEEP_FINISHED = 200  # finished jobs the engine still answers `job(id)` for
 Listener = Callable[[Event], None]
 T = TypeVar("T")
 
@@ -91,6 +92,7 @@ class Engine:
         self._listeners: list[Listener] = []
         self._queue: deque[Job] = deque()
         self._jobs: dict[int, Job] = {}
+        self._finished: deque[int] = deque()  # ids, oldest first: kept up to KEEP_FINISHED
         self._running: Job | None = None
         self._loaded: tuple[str, str] | None = None  # (backend id, model) in memory
         self._wake = threading.Condition()
@@ -158,7 +160,7 @@ class Engine:
         return self._running
 
     def forget(self, job_id: int) -> None:
-        """Drop a finished job from memory."""
+        """Drop a finished job from memory now (the oldest go by themselves)."""
         with self._wake:
             job = self._jobs.get(job_id)
             if job is not None and job.state.finished:
@@ -288,6 +290,10 @@ class Engine:
     def _finish(self, job: Job, state: JobState) -> None:
         self._set_state(job, state)
         job.mark_finished()
+        with self._wake:  # a long session does not pile up finished jobs
+            self._finished.append(job.id)
+            while len(self._finished) > KEEP_FINISHED:
+                self._jobs.pop(self._finished.popleft(), None)
 
     def _fail(self, job: Job, error: BaseException) -> None:
         job.error = _message(error)
