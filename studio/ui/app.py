@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from studio.core.app import Core
 from studio.core.paths import StudioPaths
+from studio.ui.crash_hooks import UncaughtErrors
 from studio.ui.main_window import MainWindow, apply_theme
 
 LOCK_FILE = "studio.lock"
@@ -42,6 +43,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     core = Core.open(args.data_dir)
     apply_theme(core.settings.theme)
     window = MainWindow(core)
+    uncaught = UncaughtErrors()
+    uncaught.caught.connect(window.show_uncaught)
+    uncaught.install()
     window.show()
     gc.freeze()  # start-up's objects live on: full collections need not walk them (stalls)
     if args.startup_report:
@@ -49,6 +53,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         return app.exec()
     finally:
+        uncaught.uninstall()
         core.close()
         lock.unlock()
 

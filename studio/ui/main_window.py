@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.app import Core
+from studio.core.app import LOG_FILE, Core
 from studio.core.history import HistoryEntry
 from studio.core.metadata import ParsedMetadata, read_metadata
 from studio.core.request import RequestError
@@ -161,6 +161,12 @@ class MainWindow(QMainWindow):
         if core.recovery is not None:  # said once the window is up, without blocking it
             self.message.setText(core.recovery.message())
             QTimer.singleShot(0, self._tell_recovery)
+
+    def show_uncaught(self, where: str, message: str) -> None:
+        """An exception nobody caught (see crash_hooks): said, and the window goes on."""
+        log_file = self.core.paths.logs / LOG_FILE
+        self.message.setText(f"Something went wrong in {where}: {message}. Studio carries "
+                             f"on; the details are in {log_file}.")  # fmt: skip
 
     def _tell_recovery(self) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, "History recovered",
