@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     backends = commands.add_parser("backends", parents=[common], help="installed backends")
     backends.set_defaults(run=cmd_backends)
 
+    report = commands.add_parser(
+        "report", parents=[common], help="a zip of the log, versions and backends, to report a bug"
+    )
+    report.add_argument("--out", type=Path, default=Path("studio-report.zip"))
+    report.add_argument("--with-prompts", action="store_true",
+                        help="keep prompts in the log (left out unless you say so)")  # fmt: skip
+    report.set_defaults(run=cmd_report)
+
     info = commands.add_parser("info", parents=[common], help="the metadata of an image file")
     info.add_argument("file", type=Path)
     info.set_defaults(run=cmd_info)
@@ -389,6 +397,21 @@ def cmd_backends(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         core.close()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from studio.core.problem_report import write_report
+
+    core = open_core(args)
+    try:
+        out = write_report(core, args.out.expanduser().resolve(), args.with_prompts)
+    except OSError as error:
+        raise CliError(f"cannot write {args.out}: {error.strerror or error}") from None
+    finally:
+        core.close()
+    note = "" if args.with_prompts else " (prompts left out)"
+    emit(args, {"written": str(out)}, f"wrote {out}{note}")
+    return EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:

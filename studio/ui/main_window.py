@@ -28,6 +28,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
+    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -43,6 +44,7 @@ from PySide6.QtWidgets import (
 from studio.core.app import LOG_FILE, Core
 from studio.core.history import HistoryEntry
 from studio.core.metadata import ParsedMetadata, read_metadata
+from studio.core.problem_report import write_report
 from studio.core.request import RequestError
 from studio.ui.backends_panel import BackendsDialog
 from studio.ui.bridge import EngineBridge
@@ -162,6 +164,26 @@ class MainWindow(QMainWindow):
             self.message.setText(core.recovery.message())
             QTimer.singleShot(0, self._tell_recovery)
 
+    def report_problem(self) -> None:
+        """Save the log, versions and backends in a zip; prompts only if the user says so."""
+        suggested = str(Path.home() / "studio-report.zip")
+        out, _ = QFileDialog.getSaveFileName(
+            self, "Save a problem report", suggested, "Zip (*.zip)"
+        )
+        if not out:
+            return
+        answer = QMessageBox.question(
+            self, "Include prompts?",
+            "The log may mention your prompts. Keep them in the report? (No replaces them "
+            "with [prompt].)", defaultButton=QMessageBox.StandardButton.No,
+        )  # fmt: skip
+        with_prompts = answer == QMessageBox.StandardButton.Yes
+        run_in_background(
+            self.core.engine, self, lambda: write_report(self.core, Path(out), with_prompts),
+            lambda path: self.message.setText(f"Problem report saved: {path}"),
+            lambda error: self.message.setText(f"Cannot save the report: {error}"),
+        )  # fmt: skip
+
     def show_uncaught(self, where: str, message: str) -> None:
         """An exception nobody caught (see crash_hooks): said, and the window goes on."""
         log_file = self.core.paths.logs / LOG_FILE
@@ -241,6 +263,8 @@ class MainWindow(QMainWindow):
             action.setChecked(name == self.core.settings.theme)
             action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
             group.addAction(action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&Report a problem…").triggered.connect(self.report_problem)
         backends = view.addAction("&Backends…")
         backends.triggered.connect(lambda: BackendsDialog(self.core, self).open())
         find = view.addAction("&Search history")
