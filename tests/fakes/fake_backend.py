@@ -1,7 +1,8 @@
 """A scriptable backend for driving the engine in tests. Never shipped.
 
 Behaviour comes from the request's options (so it works in a subprocess too):
-`fail_at` (raise at that step), `fail_load`, `nan` (return NaN images), `too_few`.
+`fail_at` (raise at that step), `oom_at` (MemoryError at that step), `fail_load`,
+`nan` (return NaN images), `too_few`; the model `huge` runs out of memory loading.
 Tests in the same process may also set `GATE` to pause each step until released.
 """
 
@@ -22,6 +23,8 @@ from studio.api import (
 
 GATE: threading.Event | None = None  # when set by a test, each step waits for it
 STEP_STARTED = threading.Event()  # set when a step begins (for tests that cancel mid-step)
+LOAD_GATE: threading.Event | None = None  # when set by a test, loading waits for it
+LOADING = threading.Event()  # set when a load begins
 CALLS: list[str] = []
 
 
@@ -53,6 +56,11 @@ class FakeBackend(Backend):
 
     def load(self, model: str) -> None:
         CALLS.append(f"load {model}")
+        LOADING.set()
+        if LOAD_GATE is not None:
+            LOAD_GATE.wait(10)
+        if model == "huge":
+            raise MemoryError("out of memory loading 'huge' (simulated)")
         if model not in ("", "tiny"):
             raise FileNotFoundError(f"no model named {model!r}")
         self.loaded = model or "tiny"
@@ -73,6 +81,8 @@ class FakeBackend(Backend):
                 GATE.wait(10)
             if options.get("fail_at") == step:
                 raise RuntimeError(f"boom at step {step}")
+            if options.get("oom_at") == step:
+                raise MemoryError(f"out of memory at step {step} (simulated)")
             ctx.preview(solid_image(request.seed + step, request.width, request.height))
             ctx.progress(step + 1, steps)
         if options.get("nan"):
