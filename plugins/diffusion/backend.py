@@ -65,6 +65,7 @@ class DiffusionBackend(library.LibraryBackend):
             pipeline = load_single_file(found.path, found.architecture, dtype)
         else:
             pipeline = load_diffusers_folder(found.path, dtype)
+        _check_finite(pipeline, found.name)
         self._pipeline = pipeline.to(self._device)
         self._scheduler_config = pipeline.scheduler.config  # the model's own, never drifted
         self._pipeline.set_progress_bar_config(disable=True)
@@ -159,6 +160,19 @@ def load_diffusers_folder(folder: Path, dtype: Any) -> Any:
     except Exception as error:  # missing parts, wrong shapes, broken safetensors: say which
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelFileError(f"cannot load {folder.name}: {reason}") from error
+
+
+def _check_finite(pipeline: Any, name: str) -> None:
+    """Weights holding NaN or infinities would make black images: refuse the model."""
+    import torch
+
+    for part, module in pipeline.components.items():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        for weight, tensor in module.named_parameters():
+            if not torch.isfinite(tensor).all():
+                raise ModelFileError(f"{name}: {part} weight {weight} holds NaN or infinite "
+                                     "values (a damaged or broken model)")  # fmt: skip
 
 
 MEMORY_OPTIONS = ("attention_slicing", "vae_tiling", "cpu_offload")

@@ -218,6 +218,14 @@ def test_damaged_folders_get_clear_errors(models, tmp_path) -> None:
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(ModelFileError, match="cannot load truncated"):
         loader.load(str(truncated))
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(models / "tiny", poisoned)
+    weights = poisoned / "unet" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    tensors["conv_out.bias"][0] = float("nan")
+    save_file(tensors, weights)
+    with pytest.raises(ModelFileError, match=r"unet weight conv_out\.bias holds NaN"):
+        loader.load(str(poisoned))
     (truncated / "unet" / "config.json").unlink()
     with pytest.raises(ModelFileError, match=r"cannot read unet/config\.json"):
         loader.load(str(truncated))
