@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pickle
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from contexts import Context
 
 from plugins.diffusion.backend import DiffusionBackend
 from plugins.diffusion.noise import initial_noise
@@ -18,33 +18,6 @@ from plugins.diffusion.schedulers import SAMPLERS
 from studio.api import Cancelled, GenerationRequest, ModelFileError, ModelLibrary
 
 torch.set_num_threads(1)
-
-
-class Context:
-    def __init__(self, cancel_at: int | None = None) -> None:
-        self.steps: list[tuple[int, int]] = []
-        self.previews: list[np.ndarray] = []
-        self.cancel_at = cancel_at
-        self._cancelled = threading.Event()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    device = "cpu"
-
-    def check_cancelled(self) -> None:
-        if self.cancelled:
-            raise Cancelled
-
-    def progress(self, step: int, total: int) -> None:
-        self.steps.append((step, total))
-        if self.cancel_at is not None and step >= self.cancel_at:
-            self._cancelled.set()
-        self.check_cancelled()
-
-    def preview(self, image) -> None:
-        self.previews.append(np.asarray(image))
 
 
 @pytest.fixture(scope="module")

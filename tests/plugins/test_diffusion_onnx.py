@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_diffusion import Context, request
+from contexts import Context
+from test_diffusion import request
 
 from plugins.diffusion.backend import DiffusionBackend, load_diffusers_folder
 from plugins.diffusion.export_onnx import export

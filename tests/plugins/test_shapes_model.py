@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import threading
 
 import numpy as np
 import pytest
 import torch
+from contexts import Context
 from safetensors.numpy import load_file
 
 from plugins.shapes.backend import ShapesBackend
@@ -30,37 +30,6 @@ from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfi
 from plugins.shapes.render import render_array
 from plugins.shapes.sampler import SceneSampler
 from studio.api import Cancelled, GenerationRequest
-
-
-class Context:
-    """A GenerationContext that records what the backend reports."""
-
-    def __init__(self, cancel_at: int | None = None) -> None:
-        self.steps: list[tuple[int, int]] = []
-        self.previews: list[np.ndarray] = []
-        self.cancel_at = cancel_at
-        self._cancelled = threading.Event()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    @property
-    def device(self) -> str:
-        return "cpu"
-
-    def check_cancelled(self) -> None:
-        if self.cancelled:
-            raise Cancelled
-
-    def progress(self, step: int, total: int) -> None:
-        self.steps.append((step, total))
-        if self.cancel_at is not None and step >= self.cancel_at:
-            self._cancelled.set()
-        self.check_cancelled()
-
-    def preview(self, image) -> None:
-        self.previews.append(np.asarray(image))
 
 
 @pytest.fixture(scope="module")

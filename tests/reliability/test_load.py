@@ -7,33 +7,14 @@ import gc
 import os
 import threading
 import tracemalloc
-from pathlib import Path
 
 import pytest
 
-from studio.core.engine import KEEP_FINISHED, Engine
-from studio.core.history import HistoryStore
+from studio.core.engine import KEEP_FINISHED
 from studio.core.jobs import JobState
-from studio.core.registry import PluginRegistry
 from studio.core.request import GenerationRequest
 
 WAIT = 30
-
-
-@pytest.fixture
-def engine(install_plugins, tmp_path: Path):
-    install_plugins()
-    import fake_backend
-
-    fake_backend.GATE = None
-    history = HistoryStore(tmp_path / "data")
-    engine = Engine(PluginRegistry(), history, preview_interval=0.0)
-    yield engine, fake_backend
-    if fake_backend.GATE is not None:
-        fake_backend.GATE.set()
-    fake_backend.GATE = None
-    engine.shutdown()
-    history.close()
 
 
 def request(**fields) -> GenerationRequest:
