@@ -5,6 +5,7 @@ model reads its file, so both happen off the GUI thread."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,12 @@ class BackendReport:
 
 
 def read_backends(core: Core) -> list[BackendReport]:
-    """What every backend says of itself (imports each plugin: call off the GUI thread)."""
+    """What every backend says of itself, with the short hash of each library model, and
+    the files of the model folders that cannot be used, with why (imports each plugin and
+    hashes new model files: call off the GUI thread)."""
+    library = core.models()
+    hashes = {str(e.info.path): library.short_hash(e.info)
+              for e in library.entries() if e.info is not None}  # fmt: skip
     reports = []
     for record in core.registry.records():
         report = BackendReport(record.id)
@@ -47,7 +53,9 @@ def read_backends(core: Core) -> list[BackendReport]:
             backend = core.registry.get(record.id)
             report.name = backend.display_name or record.id
             report.device = backend.device()
-            report.models = list(backend.models())
+            report.models = [m if m.hash or m.ref not in hashes
+                             else dataclasses.replace(m, hash=hashes[m.ref])
+                             for m in backend.models()]  # fmt: skip
         except Exception as error:  # a plugin's own fault: shown, never raised
             report.error = str(error)
         record = core.registry.record(record.id)  # as it stands after the import
@@ -55,6 +63,13 @@ def read_backends(core: Core) -> list[BackendReport]:
         report.details = record.traceback
         report.status = "failed" if report.error else "ready"
         reports.append(report)
+    refused = [e for e in library.entries() if e.info is None]
+    if refused:
+        reports.append(BackendReport(
+            "", name="Model files that cannot be used", status=f"{len(refused)} refused",
+            error="select this line to see why",
+            details="\n\n".join(f"{e.path}\n  {e.error}" for e in refused),
+        ))  # fmt: skip
     return reports
 
 
@@ -65,7 +80,9 @@ class BackendsDialog(QDialog):
         self.setWindowTitle("Backends")
         self.resize(720, 480)
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Backend / model", "Status", "Device", "Format", "Size", "Hash"])
+        self.tree.setHeaderLabels(
+            ["Backend / model", "Status", "Device", "Architecture", "Format", "Size", "Hash"]
+        )
         self.details = QPlainTextEdit(readOnly=True)
         self.details.setPlaceholderText("Select a backend that failed to see why.")
         self.details.setMaximumHeight(140)
@@ -127,14 +144,14 @@ class BackendsDialog(QDialog):
         self.reports = reports
         self.tree.clear()
         for report in reports:
-            status = report.status + (f": {report.error}" if report.error else "")
-            item = QTreeWidgetItem([f"{report.name or report.id} ({report.id})", status,
-                                    report.device])  # fmt: skip
+            status = report.status + (f": {_short(report.error)}" if report.error else "")
+            label = f"{report.name or report.id} ({report.id})" if report.id else report.name
+            item = QTreeWidgetItem([label, status, report.device])
             item.setToolTip(1, report.error)
             for model in report.models:
                 size = f"{model.size_bytes / 1e6:,.1f} MB" if model.size_bytes else ""
-                item.addChild(QTreeWidgetItem([model.name or model.ref, "", "", model.format,
-                                               size, model.hash]))  # fmt: skip
+                item.addChild(QTreeWidgetItem([model.name or model.ref, "", "", model.architecture,
+                                               model.format, size, model.hash]))  # fmt: skip
             self.tree.addTopLevelItem(item)
             item.setExpanded(True)
         for column in range(self.tree.columnCount()):
@@ -145,3 +162,9 @@ class BackendsDialog(QDialog):
         if 0 <= index < len(self.reports):
             report = self.reports[index]
             self.details.setPlainText(report.details or report.error or "No problem reported.")
+
+
+def _short(text: str, limit: int = 70) -> str:
+    """One line of at most `limit` characters (the whole text is in the tooltip)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"

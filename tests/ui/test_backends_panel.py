@@ -53,8 +53,12 @@ def test_models_and_folders_are_added_and_pickles_refused(qtbot, install_plugins
         assert "pickled" in dialog.details.toPlainText()
         collection = tmp_path / "collection"
         collection.mkdir()
+        (collection / "old-too.pt").write_bytes(pickle.dumps({"w": 2}))
         dialog.add(collection)
         qtbot.waitUntil(lambda: str(collection) in dialog.folders.text(), timeout=5_000)
+        qtbot.waitUntil(lambda: any(not r.id for r in dialog.reports), timeout=5_000)
+        (refused,) = [r for r in dialog.reports if not r.id]
+        assert "old-too.pt" in refused.details and "pickled" in refused.details
         assert core.settings.model_paths == [str(checkpoint)]
         saved = Settings.load(core.paths.settings_file)
         assert saved.model_folders == [str(collection)]
