@@ -52,6 +52,8 @@ class OnnxDiffusion:
                                       pad_token=pad)  # fmt: skip
         available = ort.get_available_providers()
         wanted = [CUDA, CPU] if prefer_cuda and CUDA in available else [CPU]
+        if CUDA in wanted:  # a CUDA build on a machine without its libraries: no noise
+            ort.set_default_logger_severity(4)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
