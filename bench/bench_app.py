@@ -133,6 +133,10 @@ def main() -> int:
         window = MainWindow(core)
         window.show()
         window.prompt.setPlainText(PROMPT)
+        settle_until = time.monotonic() + 1.0  # the window's first paint and layout are
+        while time.monotonic() < settle_until:  # start-up, not generation: let them pass
+            app.processEvents()
+            time.sleep(0.005)
         for job in range(args.jobs):
             heart.start()
             began = time.perf_counter()
