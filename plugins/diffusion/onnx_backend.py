@@ -3,8 +3,9 @@
 Tokenizer from the `tokenizers` library, text encoder, UNet and VAE decoder as ONNX
 graphs, the sampling loop in numpy (`numpy_schedulers`). The CUDA execution provider is
 used only when the session really got it. The starting noise is the PyTorch backend's
-(`noise`), so the deterministic samplers give that backend's images; "Euler a" adds
-numpy noise at each step, so its images differ from PyTorch's (still one per seed).
+(`noise`), so the deterministic samplers (Euler, DPM++ 2M Karras, DDIM) give that
+backend's images; "Euler a" adds numpy noise at each step, so its images differ from
+PyTorch's (still one per seed).
 """
 
 from __future__ import annotations

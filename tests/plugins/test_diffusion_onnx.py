@@ -50,7 +50,7 @@ def test_export_is_an_onnx_folder_the_library_lists(library, backends) -> None:
     assert backends[1].device() == "cpu (CPUExecutionProvider)"
 
 
-@pytest.mark.parametrize("sampler", ["Euler", "DDIM"])
+@pytest.mark.parametrize("sampler", ["Euler", "DDIM", "DPM++ 2M Karras"])
 @pytest.mark.parametrize("guidance", [5.0, 1.0])
 def test_same_images_as_the_pytorch_backend(backends, sampler, guidance) -> None:
     r = request(options={"sampler": sampler}, guidance=guidance, negative_prompt="blurry")
