@@ -9,7 +9,7 @@ folders); what it cannot do is disabled, not hidden.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRegularExpression
+from PySide6.QtCore import QRegularExpression, Qt
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QComboBox,
@@ -181,8 +181,9 @@ class GenerationSettings(QWidget):
             return  # the user has picked another backend meanwhile
         self.model.clear()
         for model in models:
-            label = f"{model.name} ({model.architecture})" if model.architecture else model.name
-            self.model.addItem(label, model.ref)
+            self.model.addItem(model.name or model.ref, model.ref)
+            details = ", ".join(x for x in (model.architecture, model.format, model.hash) if x)
+            self.model.setItemData(self.model.count() - 1, details, Qt.ItemDataRole.ToolTipRole)
         self.model.setEnabled(bool(models))
         _choose(self.model, self._wanted_model, by_data=True)
         c = capabilities or DEFAULT_CAPABILITIES
