@@ -19,7 +19,7 @@ from plugins.diffusion import library
 from plugins.diffusion.noise import initial_noise
 from plugins.diffusion.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from plugins.diffusion.schedulers import SAMPLERS, make_scheduler
-from plugins.diffusion.single_file import load_single_file
+from plugins.diffusion.single_file import CONFIG_FOLDERS, load_single_file
 from studio.api import (
     Candidate,
     GenerationContext,
@@ -39,6 +39,10 @@ class DiffusionBackend(library.LibraryBackend):
     display_name = "Stable Diffusion (diffusers)"
     formats = SUPPORTED_FORMATS
     samplers = tuple(SAMPLERS)
+
+    def loads(self, found: ModelFile) -> bool:
+        """Single files only of the architectures whose configuration ships."""
+        return found.format != "safetensors" or found.architecture in CONFIG_FOLDERS
 
     def __init__(self) -> None:
         self._pipeline: Any = None

@@ -17,11 +17,13 @@ from studio.api import (
 Library = Callable[[], ModelLibrary] | None
 
 
-def listed(library: Library, formats: tuple[str, ...]) -> list[ModelInfo]:
+def listed(library: Library, formats: tuple[str, ...],
+           loads: Callable[[ModelFile], bool] = lambda _: True) -> list[ModelInfo]:  # fmt: skip
+    """The library's models of these formats that `loads` accepts."""
     if library is None:
         return []
     return [describe(e.info) for e in library().entries()
-            if e.info is not None and e.info.format in formats]  # fmt: skip
+            if e.info is not None and e.info.format in formats and loads(e.info)]  # fmt: skip
 
 
 def find(library: Library, model: str, formats: tuple[str, ...]) -> ModelFile:
@@ -66,7 +68,12 @@ class LibraryBackend(Backend):
         )  # fmt: skip
 
     def models(self) -> list[ModelInfo]:
-        return listed(self.model_library, self.formats)
+        return listed(self.model_library, self.formats, self.loads)
+
+    def loads(self, found: ModelFile) -> bool:
+        """Whether this backend can load a model of its formats (some architectures of a
+        format may not be supported yet)."""
+        return True
 
     def model_info(self, model: str) -> ModelInfo | None:
         """With the short hash, for metadata: computed once per file, then cached."""

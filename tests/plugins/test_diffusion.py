@@ -214,8 +214,11 @@ def test_single_file_checkpoints_load_and_make_the_same_images(backend, models, 
     loader.model_library = lambda: ModelLibrary([], [], tmp_path / "h.json")
     with pytest.raises(ModelFileError, match="single-file unknown checkpoints are not supported"):
         loader.load(str(checkpoint))
+    loader.model_library = lambda: ModelLibrary([tmp_path], [], tmp_path / "h.json")
+    assert loader.models() == []  # listed only once its architecture can load
     # the tiny model's own configuration stands in for a shipped one
     monkeypatch.setitem(single_file.CONFIG_FOLDERS, "unknown", models / "tiny")
+    assert [m.name for m in loader.models()] == ["tiny-single"]
     loader.load(str(checkpoint))
     ours = loader.generate(request(), Context())
     theirs = backend.generate(request(), Context())
