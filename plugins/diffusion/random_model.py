@@ -91,6 +91,57 @@ def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny") -> Path:
     return folder
 
 
+def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny random StableDiffusionXLPipeline: two text encoders (the second with a
+    projection), a UNet with SDXL's added text and time conditioning."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
+    vocab, merges = tiny_vocabulary()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    torch.manual_seed(seed)
+    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    time_dim = 8  # SDXL adds 6 size numbers (original size, crop, target) to the pooled text
+    unet = UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+        use_linear_projection=True, cross_attention_dim=64, norm_num_groups=8,
+        addition_embed_type="text_time", addition_time_embed_dim=time_dim,
+        projection_class_embeddings_input_dim=32 + 6 * time_dim,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=8, sample_size=32, scaling_factor=0.13025,
+    )  # fmt: skip
+    pipeline = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=CLIPTextModel(CLIPTextConfig(**text)),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text, projection_dim=32)),
+        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
+        scheduler=EulerDiscreteScheduler(
+            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+            num_train_timesteps=1000, steps_offset=1, timestep_spacing="leading",
+        ),
+    )  # fmt: skip
+    pipeline.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def save_single_file(folder: Path, path: Path) -> Path:
     """Save the diffusers folder's weights as one original-layout (LDM) safetensors file,
     the layout other tools write: UNet under `model.diffusion_model.`, VAE under

@@ -252,3 +252,21 @@ def test_cuda_runs_fp16_with_the_same_seeds(models, tmp_path) -> None:
     first, again = gpu.generate(request(), Context()), gpu.generate(request(), Context())
     assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
     assert all(np.isfinite(c.image).all() for c in first)
+
+
+def test_sdxl_folders_generate_with_the_same_seed_rules(tmp_path) -> None:
+    from plugins.diffusion.random_model import build_random_sdxl
+
+    folder = build_random_sdxl(tmp_path / "models" / "tiny-xl")
+    xl = DiffusionBackend()
+    xl.model_library = lambda: ModelLibrary([tmp_path / "models"], [], tmp_path / "h.json")
+    (listed,) = xl.models()
+    assert (listed.name, listed.architecture) == ("tiny-xl", "SDXL")
+    xl.load("tiny-xl")
+    assert type(xl._pipeline).__name__ == "StableDiffusionXLPipeline"
+    ctx = Context()
+    batch = xl.generate(request(negative_prompt="blurry"), ctx)
+    alone = xl.generate(request(seed=6, count=1, candidates=1, negative_prompt="blurry"), Context())
+    assert batch[0].image.shape == (64, 64, 3) and len(ctx.previews) == 3
+    assert np.allclose(alone[0].image, batch[1].image, atol=1e-5)
+    assert folder.is_dir()
