@@ -44,19 +44,51 @@ SCALES = {
 }  # fmt: skip
 
 
+def _tokenizer():
+    from transformers import CLIPTokenizer
+
+    vocab, merges = tiny_vocabulary()
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def _text_config(tokenizer, width: int, layers: int, **extra):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
+        num_hidden_layers=layers, num_attention_heads=4, max_position_embeddings=77,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, **extra,
+    )  # fmt: skip
+
+
+def _vae(widths: tuple[int, ...], scaling: float):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=widths,
+        down_block_types=("DownEncoderBlock2D",) * len(widths),
+        up_block_types=("UpDecoderBlock2D",) * len(widths), norm_num_groups=8,
+        sample_size=32, scaling_factor=scaling,
+    )  # fmt: skip
+
+
+def _scheduler(**extra):
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        num_train_timesteps=1000, steps_offset=1, **extra,
+    )  # fmt: skip
+
+
 def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny") -> Path:
     """Save a random StableDiffusionPipeline (safetensors weights) in `folder`."""
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
 
-    vocab, merges = tiny_vocabulary()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    tokenizer = _tokenizer()
     torch.manual_seed(seed)
     c = SCALES[scale]
     depth = len(c["unet"])
@@ -67,25 +99,12 @@ def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny") -> Path:
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (depth - 1),
         cross_attention_dim=c["text"], attention_head_dim=4, norm_num_groups=8,
     )  # fmt: skip
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=c["vae"],
-        down_block_types=("DownEncoderBlock2D",) * len(c["vae"]),
-        up_block_types=("UpDecoderBlock2D",) * len(c["vae"]), norm_num_groups=8,
-        sample_size=32,
-    )  # fmt: skip
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=c["text"], intermediate_size=2 * c["text"],
-        num_hidden_layers=c["text_layers"],
-        num_attention_heads=4, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    ))  # fmt: skip
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        num_train_timesteps=1000, steps_offset=1,
-    )  # fmt: skip
+    vae = _vae(c["vae"], 0.18215)
+    text_encoder = CLIPTextModel(_text_config(tokenizer, c["text"], c["text_layers"]))
     pipeline = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=_scheduler(), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
     )  # fmt: skip
     pipeline.save_pretrained(folder, safe_serialization=True)
     return folder
@@ -95,26 +114,11 @@ def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
     """Save a tiny random StableDiffusionXLPipeline: two text encoders (the second with a
     projection), a UNet with SDXL's added text and time conditioning."""
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import (
-        CLIPTextConfig,
-        CLIPTextModel,
-        CLIPTextModelWithProjection,
-        CLIPTokenizer,
-    )
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    vocab, merges = tiny_vocabulary()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    tokenizer = _tokenizer()
     torch.manual_seed(seed)
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id)  # fmt: skip
     time_dim = 8  # SDXL adds 6 size numbers (original size, crop, target) to the pooled text
     unet = UNet2DConditionModel(
         sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
@@ -124,19 +128,13 @@ def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
         addition_embed_type="text_time", addition_time_embed_dim=time_dim,
         projection_class_embeddings_input_dim=32 + 6 * time_dim,
     )  # fmt: skip
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=8, sample_size=32, scaling_factor=0.13025,
-    )  # fmt: skip
     pipeline = StableDiffusionXLPipeline(
-        vae=vae, text_encoder=CLIPTextModel(CLIPTextConfig(**text)),
-        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text, projection_dim=32)),
-        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
-        scheduler=EulerDiscreteScheduler(
-            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-            num_train_timesteps=1000, steps_offset=1, timestep_spacing="leading",
+        vae=_vae((8, 16), 0.13025), text_encoder=CLIPTextModel(_text_config(tokenizer, 32, 2)),
+        text_encoder_2=CLIPTextModelWithProjection(
+            _text_config(tokenizer, 32, 2, projection_dim=32)
         ),
+        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
+        scheduler=_scheduler(timestep_spacing="leading"),
     )  # fmt: skip
     pipeline.save_pretrained(folder, safe_serialization=True)
     return folder
