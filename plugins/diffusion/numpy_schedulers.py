@@ -55,7 +55,8 @@ class Sampler:
     def run(self, noise: np.ndarray, denoise: Denoise, rng: np.random.Generator,
             on_step: Callable[[int, np.ndarray], None]) -> np.ndarray:  # fmt: skip
         """Latents denoised from `noise`; `on_step(i, latents)` after each step."""
-        unsupported = [k for k in _UNSUPPORTED if self.config.get(k) and k != "use_karras_sigmas"]
+        implied = {"use_karras_sigmas"} if self.name == "DPM++ 2M Karras" else set()
+        unsupported = [k for k in _UNSUPPORTED if self.config.get(k) and k not in implied]
         if self.config.get("interpolation_type", "linear") != "linear":
             unsupported.append("interpolation_type")
         if unsupported:

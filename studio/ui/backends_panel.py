@@ -44,8 +44,9 @@ def read_backends(core: Core) -> list[BackendReport]:
     the files of the model folders that cannot be used, with why (imports each plugin and
     hashes new model files: call off the GUI thread)."""
     library = core.models()
+    entries = library.entries()  # read once: each entry's files are opened to identify it
     hashes = {str(e.info.path): library.short_hash(e.info)
-              for e in library.entries() if e.info is not None}  # fmt: skip
+              for e in entries if e.info is not None}  # fmt: skip
     reports = []
     for record in core.registry.records():
         report = BackendReport(record.id)
@@ -63,7 +64,7 @@ def read_backends(core: Core) -> list[BackendReport]:
         report.details = record.traceback
         report.status = "failed" if report.error else "ready"
         reports.append(report)
-    refused = [e for e in library.entries() if e.info is None]
+    refused = [e for e in entries if e.info is None]
     if refused:
         reports.append(BackendReport(
             "", name="Model files that cannot be used", status=f"{len(refused)} refused",

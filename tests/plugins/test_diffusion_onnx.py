@@ -115,3 +115,18 @@ def test_export_command(library, tmp_path, monkeypatch, capsys) -> None:
     assert "not overwritten" in capsys.readouterr().err
     assert main(["sd-export-onnx", str(out), str(tmp_path / "again")]) == EXIT_USAGE
     assert "not a diffusers folder (onnx)" in capsys.readouterr().err
+
+
+def test_scheduler_settings_the_numpy_loop_lacks_are_refused() -> None:
+    import numpy as np
+
+    from plugins.diffusion.numpy_schedulers import Sampler
+
+    config = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
+              "use_karras_sigmas": True}  # fmt: skip
+    noise = np.zeros((1, 4, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="use_karras_sigmas"):  # Euler would ignore them
+        Sampler("Euler", config, 3).run(noise, lambda x, t: x, None, lambda i, x: None)
+    done = Sampler("DPM++ 2M Karras", config, 3).run(noise, lambda x, t: np.zeros_like(x), None,
+                                                     lambda i, x: None)  # fmt: skip
+    assert done.shape == noise.shape
