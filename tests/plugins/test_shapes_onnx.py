@@ -21,7 +21,6 @@ from plugins.shapes.model.onnx_pipeline import (
     STEP,
     KVCache,
     OnnxShapesPipeline,
-    cache_length,
 )
 from plugins.shapes.model.pipeline import ShapesPipeline
 from plugins.shapes.model.text_tokens import PAD
@@ -54,7 +53,7 @@ def test_onnx_logits_match_pytorch(exported) -> None:
     h, prompt_cache = onnx._run(PREFIX, {"x": prompts})  # once per group of rows
     rows = np.repeat(prompts, 2, axis=0)  # the prompt twice, then the empty prompt twice
     c = model.config
-    cache = KVCache(prompt_cache, len(rows), cache_length(c.n_patches))
+    cache = KVCache(prompt_cache, len(rows), c.n_patches)
     with torch.no_grad():
         expected, past = model.run(torch.from_numpy(rows), 0)
     torch_background = model.background_head(expected[:, -1]).detach().numpy()

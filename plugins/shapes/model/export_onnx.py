@@ -34,7 +34,6 @@ from plugins.shapes.model.onnx_pipeline import (
     RANKER_IMAGE,
     RANKER_TEXT,
     STEP,
-    cache_length,
     cache_names,
 )
 from plugins.shapes.model.ranker import RankerConfig, ShapesRanker
@@ -138,7 +137,7 @@ def export(bundle: Path) -> list[Path]:
         axes |= {name: {0: "length", 1: "batch"} for name in past}
         axes["mask"] = {3: "length"}
         axes |= {name: {0: "groups"} for name in prompt}
-        head, length, t = c.width // c.heads, cache_length(c.n_patches), c.text_length
+        head, length, t = c.width // c.heads, c.n_patches, c.text_length
         cache = [torch.randn(groups, c.heads, head, t)] * c.layers
         cache += [torch.randn(groups, c.heads, t, head)] * c.layers
         cache += [torch.randn(length, batch, c.heads, head)] * (2 * c.layers)

@@ -33,12 +33,6 @@ def cache_names(layers: int, kind: str) -> list[str]:
     return [f"{kind}_{part}_{i}" for part in ("k", "v") for i in range(layers)]
 
 
-def cache_length(n_patches: int) -> int:
-    """Slots in the step graph's buffers: the background and the patches but the last
-    (whose keys nothing reads); the prompt's keys and values are separate."""
-    return n_patches
-
-
 class KVCache:
     """The prompts' keys and values, once per group of rows that share one, and buffers
     for the image tokens' own, slot by slot: writing a token's keys is one contiguous
@@ -167,7 +161,8 @@ class OnnxShapesPipeline:
             return np.concatenate([x, x]) if guided else x
 
         h, prompt_cache = self._run(PREFIX, {"x": w["text_embed.weight"][prompts]})
-        cache = KVCache(prompt_cache, len(prompts) * n, cache_length(c["n_patches"]))
+        # slots: the background and the patches but the last (whose keys nothing reads)
+        cache = KVCache(prompt_cache, len(prompts) * n, c["n_patches"])
         backgrounds = choose(np.repeat(self._heads("background_head", h), n, axis=0))
         x = w["background_embed.weight"][both(backgrounds)][:, None]
         image = self.tokenizers.image
