@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             table.append((f"list 200, {name}", statistics.median(t), p95(t), "<= 10 ms median"))
         t = timed(store.count, repeat=20)
         table.append(("count() of all rows", statistics.median(t), p95(t), "-"))
+        t = timed(store.damage, repeat=5)  # run at every start (history_recovery)
+        table.append(("quick check for damage (at start)", statistics.median(t), p95(t), "-"))
 
         first = timed(store.reconcile)[0]
         again = timed(store.reconcile)[0]
