@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -22,10 +23,17 @@ from plugins.shapes.model.bundle import (
 )
 from plugins.shapes.model.common import NoKnownWords
 from plugins.shapes.model.config import get_config
+from plugins.shapes.model.data import transformer_batches
 from plugins.shapes.model.image_tokens import FIRST_MASK
 from plugins.shapes.model.pipeline import ShapesPipeline
 from plugins.shapes.model.text_tokens import PAD, UNK, TextTokenizer
-from plugins.shapes.model.train import RunLog, stage_tokenizers, stage_transformer, train
+from plugins.shapes.model.train import (
+    RunLog,
+    Schedule,
+    stage_tokenizers,
+    stage_transformer,
+    train,
+)
 from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
 from plugins.shapes.render import render_array
 from plugins.shapes.sampler import SceneSampler
@@ -135,6 +143,32 @@ def test_two_threads_train_the_ranker_side_by_side_to_the_same_weights(micro_bun
     for name in (TRANSFORMER, RANKER):  # one thread each, as the fixture's single process
         side_by_side, alone = load_file(run / "bundle" / name), load_file(micro_bundle / name)
         assert all(np.array_equal(side_by_side[k], alone[k]) for k in alone), name
+
+
+def test_data_workers_replay_and_a_time_budget(micro_bundle, tmp_path) -> None:
+    """The GPU configuration's path, on the CPU: scenes from two worker processes (each
+    its own stream), every fresh batch replayed once, and a wall-time budget that ends
+    the run and its learning-rate decay before the step count would."""
+    tokenizers = Tokenizers.load(micro_bundle)
+    alone = transformer_batches(tokenizers, 4, seed=3)
+    parallel = transformer_batches(tokenizers, 4, seed=3, workers=2)
+    first, second = next(parallel), next(parallel)  # worker 0's, then worker 1's
+    assert not torch.equal(first[2], second[2])
+    assert torch.equal(first[2], next(transformer_batches(tokenizers, 4, seed=3 * 1009))[2])
+    assert not torch.equal(next(alone)[2], first[2])
+
+    schedule = Schedule(steps=10**6, warmup=0, peak=1.0, seconds=0.5)
+    assert not schedule.done(1) and schedule.lr(1) == pytest.approx(1.0, abs=1e-3)
+    time.sleep(0.5)
+    assert schedule.done(1) and schedule.lr(1) == pytest.approx(0.1)
+
+    config = get_config("micro", steps=10**6, replay=1, log_every=4, warmup=2, eval_every=10**9)
+    run = tmp_path / "run"
+    (run / "bundle").mkdir(parents=True)
+    stage_transformer(config, tokenizers, run, RunLog(run / "log.txt"), workers=2, minutes=0.1)
+    log = (run / "log.txt").read_text()
+    assert "with 2 data workers" in log and "transformer step 4 " in log
+    assert (run / "bundle" / TRANSFORMER).exists()
 
 
 def test_damaged_weights_get_a_clear_error(micro_bundle, tmp_path) -> None:

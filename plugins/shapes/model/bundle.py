@@ -47,7 +47,7 @@ def save_module(module, config, path: Path) -> None:  # torch objects: typed loo
     """A torch module's weights and its config (as metadata) into one safetensors file."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     save_file(tensors, str(path), metadata={"config": json.dumps(config.to_dict())})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,6 +124,41 @@ class CaptionedBatches:
             near_misses=torch.from_numpy(np.stack(near_misses)),
             labels=torch.from_numpy(np.stack(labels)) if labels else None,
         )
+
+
+TokenBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # text, backgrounds, patches
+
+
+def transformer_batches(tokenizers: Tokenizers, batch: int, seed: int, start_step: int = 0,
+                        workers: int = 0) -> Iterator[TokenBatch]:  # fmt: skip
+    """The transformer's batches, endlessly. With `workers` processes each renders its own
+    stream (seeded `seed * 1009 + worker`) and the batches come round-robin, for a trainer
+    faster than one core renders; with none, `CaptionedBatches` runs in this process."""
+    if workers == 0:
+        yield from _WorkerStream(tokenizers, batch, seed, start_step)
+        return
+    loader = torch.utils.data.DataLoader(
+        _WorkerStream(tokenizers, batch, seed, start_step), batch_size=None,
+        num_workers=workers, prefetch_factor=4, pin_memory=torch.cuda.is_available(),
+    )  # fmt: skip
+    yield from loader
+
+
+class _WorkerStream(torch.utils.data.IterableDataset):
+    def __init__(self, tokenizers: Tokenizers, batch: int, seed: int, start_step: int) -> None:
+        self.tokenizers, self.batch = tokenizers, batch
+        self.seed, self.start_step = seed, start_step
+
+    def __iter__(self) -> Iterator[TokenBatch]:
+        info = torch.utils.data.get_worker_info()
+        seed, start = self.seed, self.start_step
+        if info is not None:
+            seed, start = seed * 1009 + info.id, start // info.num_workers
+            torch.set_num_threads(1)
+        batches = CaptionedBatches(self.tokenizers, self.batch, seed, start_step=start)
+        while True:
+            drawn = batches.next()
+            yield drawn.text, drawn.backgrounds, drawn.patches
 
 
 def near_miss(tokens: np.ndarray, owners: np.ndarray, rng: random.Random) -> np.ndarray:

@@ -16,10 +16,13 @@ import dataclasses
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,7 @@ import torch
 
 from plugins.shapes.model.bundle import RANKER, TRANSFORMER, Tokenizers, load_module, save_module
 from plugins.shapes.model.config import TrainConfig, get_config
-from plugins.shapes.model.data import CaptionedBatches
+from plugins.shapes.model.data import CaptionedBatches, transformer_batches
 from plugins.shapes.model.image_tokens import fit_tokenizer
 from plugins.shapes.model.quick_eval import quick_eval
 from plugins.shapes.model.ranker import PatchHeads, RankerConfig, ShapesRanker
@@ -64,6 +67,9 @@ def train(
     log: RunLog,
     stages: tuple[str, ...] = STAGES,
     threads: int = 1,
+    device: str = "cpu",
+    workers: int = 0,
+    minutes: float | None = None,
 ) -> Path:
     """Run (or resume) the stages; returns the bundle folder.
 
@@ -82,7 +88,7 @@ def train(
         torch.set_num_threads(threads - 1)
     try:
         if "transformer" in stages:
-            stage_transformer(config, tokenizers, run, log)
+            stage_transformer(config, tokenizers, run, log, device, workers, minutes)
         if "ranker" in stages:
             stage_ranker(config, tokenizers, run, log)
         if side is not None and side.wait() != 0:
@@ -123,11 +129,31 @@ def stage_tokenizers(config: TrainConfig, bundle: Path, log: RunLog) -> Tokenize
     return tokenizers
 
 
-def _lr(step: int, total: int, warmup: int, peak: float) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+@dataclass
+class Schedule:
+    """Linear warm-up, then cosine decay to a tenth of the peak over `steps`, or over
+    `seconds` of wall time if that ends first (a run with a fixed time budget)."""
+
+    steps: int
+    warmup: int
+    peak: float
+    seconds: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def progress(self, step: int) -> float:
+        by_steps = (step - self.warmup) / max(1, self.steps - self.warmup)
+        if self.seconds is None:
+            return by_steps
+        return max(by_steps, (time.monotonic() - self.started) / self.seconds)
+
+    def lr(self, step: int) -> float:
+        if step < self.warmup:
+            return self.peak * (step + 1) / self.warmup
+        progress = min(1.0, self.progress(step))
+        return self.peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def done(self, step: int) -> bool:
+        return step >= self.steps or self.progress(step) >= 1.0
 
 
 class Checkpoint:
@@ -139,7 +165,8 @@ class Checkpoint:
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
         if not self.path.exists():
             return 0
-        state = torch.load(self.path, weights_only=True)  # our own file; still no pickle code
+        device = next(model.parameters()).device  # our own file; still no pickle code:
+        state = torch.load(self.path, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         return int(state["step"])
@@ -155,8 +182,11 @@ class Checkpoint:
 
 
 def stage_transformer(
-    config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog
-) -> ShapesTransformer:
+    config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog,
+    device: str = "cpu", workers: int = 0, minutes: float | None = None,
+) -> ShapesTransformer:  # fmt: skip
+    """Train (or resume) the transformer on `device`, with scenes rendered by `workers`
+    processes; `minutes` bounds the wall time (the learning rate decays to fit it)."""
     final = run / "bundle" / TRANSFORMER
     if final.exists():
         return load_module(ShapesTransformer, TransformerConfig, final)
@@ -166,48 +196,60 @@ def stage_transformer(
         heads=config.heads,
     )  # fmt: skip
     torch.manual_seed(config.seed)  # the initial weights, before any resume
-    model = ShapesTransformer(model_config)
+    model = ShapesTransformer(model_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                                   weight_decay=0.01)  # fmt: skip
     checkpoint = Checkpoint(run / "transformer.ckpt", config.checkpoint_seconds)
     step = checkpoint.load(model, optimizer)
     params = sum(p.numel() for p in model.parameters())
-    log(f"transformer: {params / 1e6:.2f} M parameters, from step {step} of {config.steps}")
-    batches = CaptionedBatches(tokenizers, config.batch, config.seed, start_step=step)
+    log(f"transformer: {params / 1e6:.2f} M parameters, from step {step} of {config.steps}, "
+        f"on {device} with {workers} data workers")  # fmt: skip
+    fresh_every = 1 + config.replay  # one fresh batch, then `replay` recent ones
+    batches = transformer_batches(tokenizers, config.batch, config.seed,
+                                  start_step=step // fresh_every, workers=workers)  # fmt: skip
+    recent: deque[tuple[torch.Tensor, ...]] = deque(maxlen=256)
+    schedule = Schedule(config.steps, config.warmup, config.lr,
+                        minutes * 60 if minutes else None)  # fmt: skip
+    bf16 = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
     window: list[tuple[float, float]] = []
     started = time.monotonic()
-    while step < config.steps:
+    while not schedule.done(step):
         model.train()
-        batch = batches.next()
-        text = batch.text.clone()
-        dropout = torch.Generator().manual_seed(config.seed * 1_000_003 + step)  # resumable
-        text[torch.rand(len(text), generator=dropout) < config.text_dropout] = PAD
-        text_loss, image_loss = model.losses(text, batch.backgrounds, batch.patches)
+        if step % fresh_every == 0 or not recent:
+            text, backgrounds, patches = (t.to(device, non_blocking=True) for t in next(batches))
+            dropout = torch.Generator().manual_seed(config.seed * 1_000_003 + step)  # resumable
+            dropped = torch.rand(len(text), generator=dropout) < config.text_dropout
+            text = text.masked_fill(dropped.to(device)[:, None], PAD)
+            recent.append((text, backgrounds, patches))
+        else:  # data is the limit: learn from a recent batch again
+            text, backgrounds, patches = recent[random.Random(step).randrange(len(recent))]
+        with bf16:
+            text_loss, image_loss = model.losses(text, backgrounds, patches)
         loss = config.text_weight * text_loss + (1 - config.text_weight) * image_loss
         for group in optimizer.param_groups:
-            group["lr"] = _lr(step, config.steps, config.warmup, config.lr)
+            group["lr"] = schedule.lr(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
         window.append((text_loss.item(), image_loss.item()))
-        if step % config.log_every == 0 or step == config.steps:
+        if step % config.log_every == 0 or schedule.done(step):
             text_mean, image_mean = np.mean(window, axis=0)
             rate = len(window) * config.batch / (time.monotonic() - started)
             log(f"transformer step {step}", text_loss=float(text_mean),
                 image_loss=float(image_mean), samples_per_s=round(rate, 1))  # fmt: skip
             window, started = [], time.monotonic()
-        if step % config.eval_every == 0 and step < config.steps:
+        if step % config.eval_every == 0 and not schedule.done(step):
             save_module(model, model_config, final.with_suffix(".eval"))
             scores = quick_eval(run / "bundle", config.eval_prompts_per_kind, config.seed,
                                 ranked=False, transformer=final.with_suffix(".eval"))  # fmt: skip
             log(f"evaluation at step {step} (unranked)", **scores)
             started = time.monotonic()
-        checkpoint.maybe_save(model, optimizer, step, force=step == config.steps)
+        checkpoint.maybe_save(model, optimizer, step, force=schedule.done(step))
     save_module(model, model_config, final)
     final.with_suffix(".eval").unlink(missing_ok=True)
-    return model.eval()
+    return model.cpu().eval()
 
 
 def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog) -> None:
@@ -231,6 +273,7 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
                                negatives=config.ranker_negatives,
                                twins=config.ranker_twins,
                                labels=heads is not None)  # fmt: skip
+    schedule = Schedule(config.ranker_steps, config.warmup // 2, config.ranker_lr)
     losses, correct, started = [], [], time.monotonic()
     while step < config.ranker_steps:
         model.train()
@@ -241,7 +284,7 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
         loss = model.loss(batch.text, batch.images, batch.negatives, near_misses, heads,
                           batch.labels)  # fmt: skip
         for group in optimizer.param_groups:
-            group["lr"] = _lr(step, config.ranker_steps, config.warmup // 2, config.ranker_lr)
+            group["lr"] = schedule.lr(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -284,6 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="copy the finished bundle here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where the transformer trains: cpu, cuda")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes that render the transformer's scenes (0: this one)",
+    )
+    parser.add_argument(
+        "--minutes", type=float, help="wall-time budget of the transformer (its schedule fits it)"
+    )
     parser.add_argument("--stages", default=",".join(STAGES),
                         help="the stages to train, of: %(default)s")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -301,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = tuple(args.stages.split(","))
     if not set(stages) <= set(STAGES):
         parser.error(f"--stages takes some of: {', '.join(STAGES)}")
-    train(config, run, args.out, log, stages, args.threads)
+    train(config, run, args.out, log, stages, args.threads, args.device, args.workers, args.minutes)
     return 0
 
 
