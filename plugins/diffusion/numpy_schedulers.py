@@ -68,14 +68,17 @@ class Sampler:
             return self._dpmpp_2m_karras(noise, denoise, on_step)
         return self._euler(noise, denoise, rng, on_step, ancestral=self.name == "Euler a")
 
+    def _prediction_type(self) -> str:
+        kind = self.config.get("prediction_type", "epsilon")
+        if kind not in ("epsilon", "v_prediction"):
+            raise ValueError(f"prediction type {kind!r} is not supported by the ONNX backend")
+        return kind
+
     def _prediction(self, eps: np.ndarray, x: np.ndarray, sigma: float) -> np.ndarray:
         """The denoised image the model's output implies, at noise level `sigma`."""
-        kind = self.config.get("prediction_type", "epsilon")
-        if kind == "epsilon":
+        if self._prediction_type() == "epsilon":
             return x - sigma * eps
-        if kind == "v_prediction":
-            return eps * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)
-        raise ValueError(f"prediction type {kind!r} is not supported by the ONNX backend")
+        return eps * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)
 
     def _euler(self, noise, denoise, rng, on_step, ancestral: bool) -> np.ndarray:
         cumprod = alphas_cumprod(self.config)
@@ -104,15 +107,19 @@ class Sampler:
     def _dpmpp_2m_karras(self, noise, denoise, on_step) -> np.ndarray:
         """DPM-Solver++(2M) on Karras sigmas, as diffusers' multistep solver runs it:
         the model sees the unscaled sample; first order at the first and last steps."""
-        if self.config.get("prediction_type", "epsilon") != "epsilon":
-            raise ValueError("DPM++ 2M Karras with ONNX needs an epsilon-prediction model")
+        v_prediction = self._prediction_type() == "v_prediction"
         sigmas, t = karras_sigmas(self.config, self.steps)
         x, previous = noise.astype(np.float32), None
         for i, timestep in enumerate(t):
             sigma, following = float(sigmas[i]), float(sigmas[i + 1])
             alpha = 1 / (sigma**2 + 1) ** 0.5
-            eps = denoise(x, float(timestep))
-            data = (x - sigma * alpha * eps) / alpha  # the predicted clean latents
+            out = denoise(x, float(timestep))
+            # the predicted clean latents, x in VP form: alpha * clean + sigma * alpha * noise
+            data = (
+                alpha * x - sigma * alpha * out
+                if v_prediction
+                else (x - sigma * alpha * out) / alpha
+            )
             last = i == len(t) - 1
             x = _dpmpp_update(x, sigma, following, data,
                               None if previous is None or last else previous[0],
@@ -139,7 +146,7 @@ class Sampler:
             alpha = float(cumprod[timestep])
             previous = timestep - ratio
             alpha_prev = float(cumprod[previous]) if previous >= 0 else final
-            if self.config.get("prediction_type", "epsilon") == "v_prediction":
+            if self._prediction_type() == "v_prediction":
                 original = alpha**0.5 * x - (1 - alpha) ** 0.5 * eps
                 eps = alpha**0.5 * eps + (1 - alpha) ** 0.5 * x
             else:

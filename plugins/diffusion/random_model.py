@@ -111,8 +111,8 @@ def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny") -> Path:
 
 
 def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
-    """Save a tiny random StableDiffusionXLPipeline: two text encoders (the second with a
-    projection), a UNet with SDXL's added text and time conditioning."""
+    """Save a tiny random StableDiffusionXLPipeline: two text encoders (the second wider,
+    as SDXL's is, with a projection), a UNet with SDXL's added text and time conditioning."""
     import torch
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
@@ -124,14 +124,14 @@ def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
         sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
         block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
-        use_linear_projection=True, cross_attention_dim=64, norm_num_groups=8,
+        use_linear_projection=True, cross_attention_dim=32 + 48, norm_num_groups=8,
         addition_embed_type="text_time", addition_time_embed_dim=time_dim,
-        projection_class_embeddings_input_dim=32 + 6 * time_dim,
+        projection_class_embeddings_input_dim=48 + 6 * time_dim,
     )  # fmt: skip
     pipeline = StableDiffusionXLPipeline(
         vae=_vae((8, 16), 0.13025), text_encoder=CLIPTextModel(_text_config(tokenizer, 32, 2)),
         text_encoder_2=CLIPTextModelWithProjection(
-            _text_config(tokenizer, 32, 2, projection_dim=32)
+            _text_config(tokenizer, 48, 2, projection_dim=48)
         ),
         tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
         scheduler=_scheduler(timestep_spacing="leading"),
@@ -140,10 +140,12 @@ def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def save_single_file(folder: Path, path: Path) -> Path:
+def save_single_file(folder: Path, path: Path, open_clip: bool = False) -> Path:
     """Save the diffusers folder's weights as one original-layout (LDM) safetensors file,
     the layout other tools write: UNet under `model.diffusion_model.`, VAE under
-    `first_stage_model.`, text encoder under `cond_stage_model.transformer.`."""
+    `first_stage_model.`, the text encoder under `cond_stage_model.transformer.` (SD 1.x's
+    CLIP) or, with `open_clip`, `cond_stage_model.model.` in OpenCLIP's names (SD 2.x);
+    SDXL's two under `conditioner.embedders.0.transformer.` and `.1.model.`."""
     from safetensors.torch import load_file, save_file
 
     unet_config = json.loads((folder / "unet" / "config.json").read_text())
@@ -157,11 +159,57 @@ def save_single_file(folder: Path, path: Path) -> Path:
         if ".mid.attn_1." in ldm and value.ndim == 2:
             value = value[:, :, None, None]  # the original keeps attention as 1x1 convolutions
         tensors["first_stage_model." + ldm] = value
-    for name, value in load_file(folder / "text_encoder" / "model.safetensors").items():
-        name = name if name.startswith("text_model.") else "text_model." + name  # transformers 5
-        tensors["cond_stage_model.transformer." + name] = value
+    text = load_file(folder / "text_encoder" / "model.safetensors")
+    if (folder / "text_encoder_2").is_dir():
+        tensors |= _clip_names(text, "conditioner.embedders.0.transformer.")
+        second = load_file(folder / "text_encoder_2" / "model.safetensors")
+        tensors |= _open_clip_names(second, "conditioner.embedders.1.model.")
+    elif open_clip:
+        tensors |= _open_clip_names(text, "cond_stage_model.model.")
+    else:
+        tensors |= _clip_names(text, "cond_stage_model.transformer.")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
     return path
+
+
+def _clip_names(weights: dict, prefix: str) -> dict:
+    """transformers' CLIP names, as the original keeps them (transformers 5 dropped the
+    "text_model." of CLIPTextModel's)."""
+    return {prefix + (k if k.startswith("text_model.") else "text_model." + k): v
+            for k, v in weights.items()}  # fmt: skip
+
+
+_OPEN_CLIP = {
+    "embeddings.token_embedding.weight": "token_embedding.weight",
+    "embeddings.position_embedding.weight": "positional_embedding",
+    "final_layer_norm.": "ln_final.", "layer_norm1.": "ln_1.", "layer_norm2.": "ln_2.",
+    "mlp.fc1.": "mlp.c_fc.", "mlp.fc2.": "mlp.c_proj.", "self_attn.out_proj.": "attn.out_proj.",
+    "encoder.layers.": "transformer.resblocks.",
+}  # fmt: skip
+
+
+def _open_clip_names(weights: dict, prefix: str) -> dict:
+    """A CLIP text encoder in OpenCLIP's names: one in_proj for q, k and v, the
+    projection transposed."""
+    import torch
+
+    weights = {k.removeprefix("text_model."): v for k, v in weights.items()}
+    out = {}
+    for name, value in weights.items():
+        if name == "text_projection.weight":
+            out[prefix + "text_projection"] = value.T
+            continue
+        if ".self_attn.q_proj." in name:
+            kind = name.rsplit(".", 1)[1]
+            parts = [weights[name.replace("q_proj", p)] for p in ("q_proj", "k_proj", "v_proj")]
+            name = name.replace(f"self_attn.q_proj.{kind}", f"attn.in_proj_{kind}")
+            value = torch.cat(parts)
+        elif ".self_attn.k_proj." in name or ".self_attn.v_proj." in name:
+            continue
+        for ours, theirs in _OPEN_CLIP.items():
+            name = name.replace(ours, theirs)
+        out[prefix + name] = value
+    return out
 
 
 _RESNET = {
@@ -180,6 +228,7 @@ def _ldm_unet_name(name: str, config: dict) -> str:
     fixed = {
         "time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
         "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2",
+        "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2",
     }  # fmt: skip
     for ours, theirs in fixed.items():
         if name.startswith(ours + "."):

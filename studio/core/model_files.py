@@ -115,9 +115,17 @@ def safetensors_shapes(path: Path) -> dict[str, list[int]]:
 
 
 def architecture_of(shapes: dict[str, list[int]]) -> str:
-    """SD 1.x, SD 2.x or SDXL from a single-file checkpoint's tensor names and shapes."""
-    if any(name.startswith(_SDXL_MARKERS) for name in shapes):
+    """SD 1.x, SD 2.x or SDXL from a single-file checkpoint's tensor names and shapes:
+    SDXL's two text encoders and added conditioning; else the text encoder, OpenAI's CLIP
+    (SD 1.x) or OpenCLIP (SD 2.x), by its names or, for files that leave it out, by the
+    width the UNet's cross-attention takes."""
+    names = shapes.keys()
+    if any(name.startswith(_SDXL_MARKERS) for name in names):
         return SDXL
+    if any(name.startswith("cond_stage_model.model.") for name in names):
+        return SD2
+    if any(name.startswith("cond_stage_model.transformer.") for name in names):
+        return SD1
     width = shapes.get(_SD_CROSS_ATTENTION, [0, 0])[-1]
     return {768: SD1, 1024: SD2}.get(width, UNKNOWN)
 

@@ -204,6 +204,10 @@ def test_damaged_folders_get_clear_errors(models, tmp_path) -> None:
         loader.load(str(truncated))
 
 
+def _library(folder: Path, cache: Path):
+    return lambda: ModelLibrary([folder] if folder else [], [], cache)
+
+
 def test_single_file_checkpoints_load_and_make_the_same_images(backend, models, tmp_path,
                                                                monkeypatch) -> None:  # fmt: skip
     from plugins.diffusion import single_file
@@ -211,14 +215,12 @@ def test_single_file_checkpoints_load_and_make_the_same_images(backend, models, 
 
     checkpoint = save_single_file(models / "tiny", tmp_path / "tiny-single.bin")  # any name
     loader = DiffusionBackend()
-    loader.model_library = lambda: ModelLibrary([], [], tmp_path / "h.json")
-    with pytest.raises(ModelFileError, match="single-file unknown checkpoints are not supported"):
-        loader.load(str(checkpoint))
-    loader.model_library = lambda: ModelLibrary([tmp_path], [], tmp_path / "h.json")
-    assert loader.models() == []  # listed only once its architecture can load
-    # the tiny model's own configuration stands in for a shipped one
-    monkeypatch.setitem(single_file.CONFIG_FOLDERS, "unknown", models / "tiny")
-    assert [m.name for m in loader.models()] == ["tiny-single"]
+    loader.model_library = _library(tmp_path, tmp_path / "h.json")
+    assert [(m.name, m.architecture) for m in loader.models()] == [("tiny-single", "SD 1.x")]
+    with pytest.raises(ModelFileError, match=r"cannot load tiny-single\.bin as SD 1\.x: "):
+        loader.load(str(checkpoint))  # SD 1.x's real shapes: not this tiny model's
+    # the tiny model's own configuration stands in for the shipped one
+    monkeypatch.setitem(single_file.CONFIG_FOLDERS, "SD 1.x", models / "tiny")
     loader.load(str(checkpoint))
     ours = loader.generate(request(), Context())
     theirs = backend.generate(request(), Context())
@@ -226,20 +228,118 @@ def test_single_file_checkpoints_load_and_make_the_same_images(backend, models, 
     assert loader.model_info("").format == "safetensors"
 
 
-def test_shipped_sd1_configuration_is_complete() -> None:
-    """Everything a single SD 1.x file needs besides its weights, and the tokenizer is
-    CLIP's (ids as OpenAI's tokenizer gives them)."""
-    from transformers import CLIPTokenizer
+def test_sd2_single_files_read_openclip_and_their_prediction_type(backend, models, tmp_path,
+                                                                  monkeypatch) -> None:  # fmt: skip
+    """SD 2.x's text encoder is OpenCLIP's (other names, one in_proj for q, k and v); the
+    prediction type comes from a config YAML beside the file where there is one."""
+    from plugins.diffusion import single_file
+    from plugins.diffusion.random_model import save_single_file
+
+    checkpoint = save_single_file(models / "tiny", tmp_path / "tiny-v2.safetensors", open_clip=True)
+    monkeypatch.setitem(single_file.CONFIG_FOLDERS, "SD 2.x", models / "tiny")
+    loader = DiffusionBackend()
+    loader.model_library = _library(tmp_path, tmp_path / "h.json")
+    assert [(m.name, m.architecture) for m in loader.models()] == [("tiny-v2", "SD 2.x")]
+    loader.load(str(checkpoint))
+    assert loader._pipeline.scheduler.config.prediction_type == "epsilon"  # its config's
+    ours = loader.generate(request(), Context())
+    theirs = backend.generate(request(), Context())
+    assert all(np.allclose(a.image, b.image, atol=1e-5) for a, b in zip(ours, theirs, strict=True))
+
+    checkpoint.with_suffix(".yaml").write_text('model:\n  params:\n    parameterization: "v"\n')
+    loader.load(str(checkpoint))
+    assert loader._pipeline.scheduler.config.prediction_type == "v_prediction"
+    v = loader.generate(request(), Context())
+    assert not np.allclose(v[0].image, ours[0].image, atol=1e-3)
+
+
+def test_sd2_prediction_type_from_the_weights(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from plugins.diffusion.single_file import _V_PREDICTION_PROBE, sd2_prediction_type
+
+    for spread, expected in ((0.2, "v_prediction"), (0.02, "epsilon")):
+        path = tmp_path / f"{spread}.safetensors"
+        bias = torch.randn(640, generator=torch.Generator().manual_seed(0))
+        save_file({_V_PREDICTION_PROBE: bias * spread / bias.std(unbiased=False)}, str(path))
+        assert sd2_prediction_type(path, "no probe") == expected
+    save_file({"other": torch.zeros(1)}, str(tmp_path / "none.safetensors"))
+    assert sd2_prediction_type(tmp_path / "none.safetensors", "no probe") == "no probe"
+    (tmp_path / "none.yaml").write_text("model:\n  params:\n    linear_start: 0.00085\n")
+    assert sd2_prediction_type(tmp_path / "none.safetensors", "v_prediction") == "epsilon"
+
+
+def test_sdxl_single_files_load_both_text_encoders(tmp_path, monkeypatch) -> None:
+    from plugins.diffusion import single_file
+    from plugins.diffusion.random_model import build_random_sdxl, save_single_file
+
+    folder = build_random_sdxl(tmp_path / "models" / "tiny-xl")
+    (tmp_path / "files").mkdir()
+    checkpoint = save_single_file(folder, tmp_path / "files" / "tiny-xl-turbo.safetensors")
+    monkeypatch.setitem(single_file.CONFIG_FOLDERS, "SDXL", folder)
+    from_file, from_folder = DiffusionBackend(), DiffusionBackend()
+    from_file.model_library = _library(tmp_path / "files", tmp_path / "h.json")
+    from_folder.model_library = _library(tmp_path / "models", tmp_path / "h.json")
+    assert [(m.name, m.architecture) for m in from_file.models()] == [("tiny-xl-turbo", "SDXL")]
+    from_file.load(str(checkpoint))
+    from_folder.load("tiny-xl")
+    assert type(from_file._pipeline).__name__ == "StableDiffusionXLPipeline"
+    ours = from_file.generate(request(negative_prompt="blurry"), Context())
+    theirs = from_folder.generate(request(negative_prompt="blurry"), Context())
+    assert all(np.allclose(a.image, b.image, atol=1e-5) for a, b in zip(ours, theirs, strict=True))
+
+
+# Parameter counts of the released models' parts (UNet, VAE, text encoders): the shipped
+# configurations build exactly these architectures.
+RELEASED = {
+    "SD 1.x": {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480},
+    "SD 2.x": {"unet": 865_910_724, "vae": 83_653_863, "text_encoder": 340_387_840},
+    "SDXL": {"unet": 2_567_463_684, "vae": 83_653_863, "text_encoder": 123_060_480,
+             "text_encoder_2": 694_659_840},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("architecture", RELEASED)
+def test_shipped_configurations_build_the_released_architectures(architecture) -> None:
+    import json
+
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     from plugins.diffusion.single_file import CONFIG_FOLDERS
 
-    folder = CONFIG_FOLDERS["SD 1.x"]
-    for part in ("scheduler/scheduler_config.json", "text_encoder/config.json",
-                 "unet/config.json", "vae/config.json", "model_index.json"):  # fmt: skip
-        assert (folder / part).is_file(), part
-    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+    folder = CONFIG_FOLDERS[architecture]
+    assert (folder / "model_index.json").is_file()
+    assert (folder / "scheduler" / "scheduler_config.json").is_file()
+    builders = {
+        "unet": UNet2DConditionModel.from_config,
+        "vae": AutoencoderKL.from_config,
+        "text_encoder": CLIPTextModel,
+        "text_encoder_2": CLIPTextModelWithProjection,
+    }
+    for part, expected in RELEASED[architecture].items():
+        if part.startswith("text_encoder"):
+            config = CLIPTextConfig.from_pretrained(folder / part)
+        else:
+            config = json.loads((folder / part / "config.json").read_text())
+        with init_empty_weights():  # shapes only, no memory
+            model = builders[part](config)
+        assert sum(p.numel() for p in model.parameters()) == expected, part
+
+
+def test_the_shipped_tokenizer_is_clips() -> None:
+    """OpenAI's tokenizer's ids; OpenCLIP's encoders (SD 2.x, SDXL's second) pad with "!"."""
+    from transformers import CLIPTokenizer
+
+    from plugins.diffusion.single_file import CLIP_TOKENIZER, _tokenizers
+
+    tokenizer = CLIPTokenizer.from_pretrained(CLIP_TOKENIZER)
     assert tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
-    assert len(tokenizer) == 49408
+    assert len(tokenizer) == 49408 and tokenizer.pad_token_id == 49407
+    xl = _tokenizers(CLIP_TOKENIZER.parent / "sdxl", "SDXL")
+    assert (xl["tokenizer"].pad_token_id, xl["tokenizer_2"].pad_token_id) == (49407, 0)
+    assert _tokenizers(CLIP_TOKENIZER.parent / "sd2", "SD 2.x")["tokenizer"].pad_token_id == 0
 
 
 @pytest.mark.gpu

@@ -30,6 +30,12 @@ def library(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     build_random_sd(folder / "tiny")
     export(load_diffusers_folder(folder / "tiny", torch.float32), folder / "tiny-onnx")
+    build_random_sd(folder / "tiny-v")  # SD 2.x's 768 models predict v, not the noise
+    config = folder / "tiny-v" / "scheduler" / "scheduler_config.json"
+    config.write_text(
+        json.dumps(json.loads(config.read_text()) | {"prediction_type": "v_prediction"})
+    )
+    export(load_diffusers_folder(folder / "tiny-v", torch.float32), folder / "tiny-v-onnx")
     cache = tmp_path_factory.mktemp("cache") / "hashes.json"
     return lambda: ModelLibrary([folder], [], cache)
 
@@ -44,8 +50,9 @@ def backends(library):
 
 
 def test_export_is_an_onnx_folder_the_library_lists(library, backends) -> None:
-    (listed,) = backends[1].models()
-    assert (listed.name, listed.format) == ("tiny-onnx", "onnx")
+    listed = backends[1].models()
+    assert [(m.name, m.format) for m in listed] == [("tiny-onnx", "onnx"), ("tiny-v-onnx", "onnx")]
+    listed = listed[0]
     assert identify(Path(listed.ref)).format == "onnx"
     assert backends[1].device() == "cpu (CPUExecutionProvider)"
 
@@ -59,6 +66,18 @@ def test_same_images_as_the_pytorch_backend(backends, sampler, guidance) -> None
     for a, b in zip(ours, theirs, strict=True):
         assert a.seed == b.seed
         assert np.abs(a.image - b.image).max() < 2e-3
+
+
+@pytest.mark.parametrize("sampler", ["Euler", "DDIM", "DPM++ 2M Karras"])
+def test_v_prediction_models_make_the_same_images(library, sampler) -> None:
+    torch_backend, onnx_backend = DiffusionBackend(), DiffusionOnnxBackend(threads=1)
+    for backend, model in ((torch_backend, "tiny-v"), (onnx_backend, "tiny-v-onnx")):
+        backend.model_library = library
+        backend.load(model)
+    assert torch_backend._pipeline.scheduler.config.prediction_type == "v_prediction"
+    r = request(options={"sampler": sampler}, negative_prompt="blurry")
+    ours, theirs = onnx_backend.generate(r, Context()), torch_backend.generate(r, Context())
+    assert all(np.abs(a.image - b.image).max() < 2e-3 for a, b in zip(ours, theirs, strict=True))
 
 
 def test_ancestral_sampling_is_deterministic_and_cancel_stops(backends) -> None:
