@@ -39,15 +39,20 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
             staging / "text_encoder", ["input_ids"], ["last_hidden_state"],
             {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}},
         )  # fmt: skip
-        _export(
-            _UNet(pipeline.unet),
-            (torch.randn(2, channels, 8, 8), torch.tensor([10.0, 10.0]),
-             torch.randn(2, text_length, width)),
-            staging / "unet", ["sample", "timestep", "encoder_hidden_states"], ["noise_pred"],
-            {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
-             "encoder_hidden_states": {0: "batch"},
-             "noise_pred": {0: "batch", 2: "height", 3: "width"}},
-        )  # fmt: skip
+        # LCM-distilled UNets take the guidance scale as an input (`timestep_cond`)
+        cond_dim = pipeline.unet.config.time_cond_proj_dim
+        unet_inputs = [torch.randn(2, channels, 8, 8), torch.tensor([10.0, 10.0]),
+                       torch.randn(2, text_length, width)]  # fmt: skip
+        names = ["sample", "timestep", "encoder_hidden_states"]
+        axes = {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
+                "encoder_hidden_states": {0: "batch"},
+                "noise_pred": {0: "batch", 2: "height", 3: "width"}}  # fmt: skip
+        if cond_dim:
+            unet_inputs.append(torch.randn(2, cond_dim))
+            names.append("timestep_cond")
+            axes["timestep_cond"] = {0: "batch"}
+        _export(_UNet(pipeline.unet), tuple(unet_inputs), staging / "unet", names,
+                ["noise_pred"], axes)  # fmt: skip
         _export(
             _VaeDecoder(pipeline.vae), (torch.randn(1, channels, 8, 8),),
             staging / "vae_decoder", ["latent_sample"], ["sample"],
@@ -61,6 +66,7 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
         "architecture": architecture,
         "vae_scaling_factor": pipeline.vae.config.scaling_factor,
         "vae_scale_factor": pipeline.vae_scale_factor,
+        "unet_time_cond_proj_dim": cond_dim,
         "text_encoder_uses_attention_mask": bool(
             getattr(pipeline.text_encoder.config, "use_attention_mask", False)
         ),
@@ -84,8 +90,9 @@ class _UNet(torch.nn.Module):
         super().__init__()
         self.unet = unet
 
-    def forward(self, sample, timestep, encoder_hidden_states) -> torch.Tensor:
-        return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None) -> torch.Tensor:
+        return self.unet(sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond,
+                         return_dict=False)[0]  # fmt: skip
 
 
 class _VaeDecoder(torch.nn.Module):

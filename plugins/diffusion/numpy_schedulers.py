@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-ONNX_SAMPLERS = ("Euler", "Euler a", "DPM++ 2M Karras", "DDIM")
+ONNX_SAMPLERS = ("Euler", "Euler a", "DPM++ 2M Karras", "DDIM", "LCM")
 _UNSUPPORTED = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
                 "rescale_betas_zero_snr", "thresholding", "trained_betas")  # fmt: skip
 
@@ -66,6 +66,8 @@ class Sampler:
             return self._ddim(noise, denoise, on_step)
         if self.name == "DPM++ 2M Karras":
             return self._dpmpp_2m_karras(noise, denoise, on_step)
+        if self.name == "LCM":
+            return self._lcm(noise, denoise, rng, on_step)
         return self._euler(noise, denoise, rng, on_step, ancestral=self.name == "Euler a")
 
     def _prediction_type(self) -> str:
@@ -156,6 +158,52 @@ class Sampler:
             x = (alpha_prev**0.5 * original + (1 - alpha_prev) ** 0.5 * eps).astype(np.float32)
             on_step(i, x)
         return x
+
+    def _lcm(self, noise, denoise, rng, on_step) -> np.ndarray:
+        """Latent-consistency sampling, for LCM-distilled models, as LCMScheduler runs it:
+        each step predicts the clean latents (with the consistency boundary scalings) and,
+        but for the last, noises them again down to the next timestep."""
+        n = self.config.get("num_train_timesteps", 1000)
+        original = self.config.get("original_inference_steps", 50)
+        if not 1 <= self.steps <= original:
+            raise ValueError(f"LCM takes 1 to {original} steps for this model, not {self.steps}")
+        grid = (np.arange(1, original + 1) * (n // original) - 1)[::-1]  # the distillation's
+        t = grid[np.floor(np.linspace(0, original, self.steps, endpoint=False)).astype(np.int64)]
+        cumprod = alphas_cumprod(self.config)
+        scaling = self.config.get("timestep_scaling", 10.0)
+        clip = self.config.get("clip_sample_range", 1.0) if self.config.get("clip_sample") else None
+        v_prediction = self._prediction_type() == "v_prediction"
+        x = noise.astype(np.float32)
+        for i, timestep in enumerate(t):
+            out = denoise(x, float(timestep))
+            alpha = float(cumprod[timestep])
+            if v_prediction:
+                original_sample = alpha**0.5 * x - (1 - alpha) ** 0.5 * out
+            else:
+                original_sample = (x - (1 - alpha) ** 0.5 * out) / alpha**0.5
+            if clip is not None:
+                original_sample = np.clip(original_sample, -clip, clip)
+            scaled = float(timestep) * scaling  # sigma_data 0.5
+            c_skip, c_out = 0.25 / (scaled**2 + 0.25), scaled / (scaled**2 + 0.25) ** 0.5
+            x = c_out * original_sample + c_skip * x
+            if i < len(t) - 1:
+                following = float(cumprod[t[i + 1]])
+                fresh = rng.standard_normal(x.shape, dtype=np.float32)
+                x = following**0.5 * x + (1 - following) ** 0.5 * fresh
+            x = x.astype(np.float32)
+            on_step(i, x)
+        return x
+
+
+def guidance_embedding(guidance: float, count: int, dim: int) -> np.ndarray:
+    """The guidance scale as LCM-distilled UNets take it (`timestep_cond`): sinusoids of
+    (guidance - 1) * 1000, as diffusers' pipelines compute them, one row per image."""
+    w = (guidance - 1.0) * 1000.0
+    half = dim // 2
+    frequencies = np.exp(np.arange(half, dtype=np.float32) * -(np.log(10000.0) / (half - 1)))
+    row = np.concatenate([np.sin(w * frequencies), np.cos(w * frequencies)])
+    row = np.pad(row, (0, dim % 2))
+    return np.repeat(row[None].astype(np.float32), count, axis=0)
 
 
 def karras_sigmas(config: dict[str, Any], steps: int) -> tuple[np.ndarray, np.ndarray]:

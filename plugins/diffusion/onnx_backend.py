@@ -19,7 +19,7 @@ import numpy as np
 
 from plugins.diffusion import library
 from plugins.diffusion.noise import initial_noise
-from plugins.diffusion.numpy_schedulers import ONNX_SAMPLERS, Sampler
+from plugins.diffusion.numpy_schedulers import ONNX_SAMPLERS, Sampler, guidance_embedding
 from plugins.diffusion.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from studio.api import (
     Candidate,
@@ -68,9 +68,12 @@ class OnnxDiffusion:
         ids = np.array([e.ids for e in self.tokenizer.encode_batch(texts)], np.int64)
         return self.sessions["text_encoder"].run(None, {"input_ids": ids})[0]
 
-    def unet(self, sample: np.ndarray, timestep: float, context: np.ndarray) -> np.ndarray:
+    def unet(self, sample: np.ndarray, timestep: float, context: np.ndarray,
+             timestep_cond: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         t = np.full(len(sample), timestep, np.float32)
         inputs = {"sample": sample, "timestep": t, "encoder_hidden_states": context}
+        if timestep_cond is not None:
+            inputs["timestep_cond"] = timestep_cond
         return self.sessions["unet"].run(None, inputs)[0]
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
@@ -114,7 +117,12 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         scale = int(runtime.index.get("vae_scale_factor", 8))
         channels = 4
         noise = initial_noise(seeds, (channels, request.height // scale, request.width // scale))
-        guided = request.guidance > 1.0
+        # LCM-distilled UNets take the guidance scale as an input, in one pass per image
+        cond_dim = runtime.index.get("unet_time_cond_proj_dim")
+        timestep_cond = (
+            guidance_embedding(request.guidance, len(seeds), cond_dim) if cond_dim else None
+        )
+        guided = request.guidance > 1.0 and timestep_cond is None
         context = runtime.encode([request.prompt])
         if guided:
             context = np.concatenate([runtime.encode([request.negative_prompt]), context])
@@ -124,7 +132,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         def denoise(x: np.ndarray, timestep: float) -> np.ndarray:
             ctx.check_cancelled()
             if not guided:
-                return runtime.unet(x, timestep, context)
+                return runtime.unet(x, timestep, context, timestep_cond)
             uncond, cond = np.split(runtime.unet(np.concatenate([x, x]), timestep, context), 2)
             return uncond + request.guidance * (cond - uncond)
 

@@ -82,10 +82,12 @@ def _scheduler(**extra):
     )  # fmt: skip
 
 
-def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny") -> Path:
-    """Save a random StableDiffusionPipeline (safetensors weights) in `folder`."""
+def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny", lcm: bool = False) -> Path:
+    """Save a random StableDiffusionPipeline (safetensors weights) in `folder`; with `lcm`,
+    shaped as LCM-distilled models are: the UNet takes the guidance scale as an input
+    (`time_cond_proj_dim`) and the scheduler is LCM's."""
     import torch
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import LCMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel
 
     tokenizer = _tokenizer()
@@ -98,12 +100,14 @@ def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny") -> Path:
         down_block_types=("CrossAttnDownBlock2D",) * (depth - 1) + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (depth - 1),
         cross_attention_dim=c["text"], attention_head_dim=4, norm_num_groups=8,
+        time_cond_proj_dim=16 if lcm else None,
     )  # fmt: skip
     vae = _vae(c["vae"], 0.18215)
+    scheduler = LCMScheduler.from_config(_scheduler().config) if lcm else _scheduler()
     text_encoder = CLIPTextModel(_text_config(tokenizer, c["text"], c["text_layers"]))
     pipeline = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        scheduler=_scheduler(), safety_checker=None, feature_extractor=None,
+        scheduler=scheduler, safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )  # fmt: skip
     pipeline.save_pretrained(folder, safe_serialization=True)

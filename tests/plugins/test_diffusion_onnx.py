@@ -36,6 +36,8 @@ def library(tmp_path_factory):
         json.dumps(json.loads(config.read_text()) | {"prediction_type": "v_prediction"})
     )
     export(load_diffusers_folder(folder / "tiny-v", torch.float32), folder / "tiny-v-onnx")
+    build_random_sd(folder / "tiny-lcm", lcm=True)
+    export(load_diffusers_folder(folder / "tiny-lcm", torch.float32), folder / "tiny-lcm-onnx")
     cache = tmp_path_factory.mktemp("cache") / "hashes.json"
     return lambda: ModelLibrary([folder], [], cache)
 
@@ -51,8 +53,8 @@ def backends(library):
 
 def test_export_is_an_onnx_folder_the_library_lists(library, backends) -> None:
     listed = backends[1].models()
-    assert [(m.name, m.format) for m in listed] == [("tiny-onnx", "onnx"), ("tiny-v-onnx", "onnx")]
-    listed = listed[0]
+    assert [m.name for m in listed] == ["tiny-lcm-onnx", "tiny-onnx", "tiny-v-onnx"]
+    listed = listed[1]
     assert identify(Path(listed.ref)).format == "onnx"
     assert backends[1].device() == "cpu (CPUExecutionProvider)"
 
@@ -80,6 +82,26 @@ def test_v_prediction_models_make_the_same_images(library, sampler) -> None:
     assert all(np.abs(a.image - b.image).max() < 2e-3 for a, b in zip(ours, theirs, strict=True))
 
 
+@pytest.mark.parametrize("model", ["tiny", "tiny-lcm"])  # guided by two passes, or an input
+def test_lcm_sampling_matches_in_one_step_and_repeats_in_more(library, model) -> None:
+    """One step adds no noise, so both backends make the same image; more steps noise the
+    prediction again (torch's noise in one, numpy's in the other), the same each time."""
+    torch_backend, onnx_backend = DiffusionBackend(), DiffusionOnnxBackend(threads=1)
+    for backend, name in ((torch_backend, model), (onnx_backend, model + "-onnx")):
+        backend.model_library = library
+        backend.load(name)
+    one = request(options={"sampler": "LCM"}, steps=1, guidance=2.0)
+    ours, theirs = onnx_backend.generate(one, Context()), torch_backend.generate(one, Context())
+    assert all(np.abs(a.image - b.image).max() < 2e-3 for a, b in zip(ours, theirs, strict=True))
+    four = request(options={"sampler": "LCM"}, steps=4, guidance=2.0)
+    first, again = onnx_backend.generate(four, Context()), onnx_backend.generate(four, Context())
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
+    assert not np.allclose(first[0].image, ours[0].image, atol=1e-3)
+    other = onnx_backend.generate(request(options={"sampler": "LCM"}, steps=1, guidance=4.0),
+                                  Context())  # fmt: skip
+    assert not np.allclose(other[0].image, ours[0].image, atol=1e-4)  # guidance reaches it
+
+
 def test_ancestral_sampling_is_deterministic_and_cancel_stops(backends) -> None:
     r = request(options={"sampler": "Euler a"})
     first, again = backends[1].generate(r, Context()), backends[1].generate(r, Context())
@@ -88,8 +110,6 @@ def test_ancestral_sampling_is_deterministic_and_cancel_stops(backends) -> None:
     with pytest.raises(Cancelled):
         backends[1].generate(request(steps=6), ctx)
     assert ctx.steps[-1] == (2, 6) and len(ctx.previews) == 1  # stopped at step 2
-    with pytest.raises(ValueError, match="not available with ONNX"):
-        backends[1].generate(request(options={"sampler": "LCM"}), Context())
 
 
 def test_the_onnx_backend_never_imports_torch(library, tmp_path) -> None:
