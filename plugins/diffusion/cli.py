@@ -26,8 +26,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         try:
             found = core.models().find(args.model)
-            if found.format != "diffusers":
-                raise ModelFileError(f"{found.name} is not a diffusers folder ({found.format})")
+            if found.format not in ("diffusers", "safetensors"):
+                raise ModelFileError(
+                    f"{found.name} is {found.format}: a diffusers folder or a single file exports"
+                )
             if args.out.exists():
                 raise ModelFileError(f"{args.out} exists: not overwritten")
         except ModelFileError as error:
@@ -36,8 +38,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         import torch
 
         from plugins.diffusion.export_onnx import export
+        from plugins.diffusion.single_file import load_single_file
 
-        pipeline = load_diffusers_folder(found.path, torch.float32)
+        if found.format == "diffusers":
+            pipeline = load_diffusers_folder(found.path, torch.float32)
+        else:
+            pipeline = load_single_file(found.path, found.architecture, torch.float32)
         out = export(pipeline, args.out, found.architecture)
         emit(args, {"written": str(out)}, f"wrote {out}")
         return EXIT_OK

@@ -2,9 +2,10 @@
 
     studio sd-export-onnx MODEL OUT
 
-MODEL is a library name or a path. OUT gets `text_encoder/`, `unet/` and `vae_decoder/`
-(each `model.onnx` with its weights as external data beside it, inside the folder),
-`tokenizer/`, `scheduler/` and a `model_index.json` naming the architecture.
+MODEL is a library name or a path (a diffusers folder or a single file). OUT gets
+`text_encoder/`, `unet/` and `vae_decoder/` (each `model.onnx` with its weights as external
+data beside it, inside the folder), `tokenizer/`, `scheduler/` and a `model_index.json`
+naming the architecture; SDXL adds `text_encoder_2/` and `tokenizer_2/`.
 """
 
 from __future__ import annotations
@@ -20,38 +21,55 @@ OPSET = 17
 
 
 def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
-    """Write the ONNX folder for a diffusers StableDiffusionPipeline loaded in fp32 on
-    the CPU."""
-    if type(pipeline).__name__ != "StableDiffusionPipeline":  # one text encoder, no extras
-        raise ValueError(
-            f"only SD 1.x / 2.x pipelines export to ONNX, not {type(pipeline).__name__}"
-        )
+    """Write the ONNX folder for a diffusers StableDiffusionPipeline or
+    StableDiffusionXLPipeline loaded in fp32 on the CPU."""
+    kind = type(pipeline).__name__
+    if kind not in ("StableDiffusionPipeline", "StableDiffusionXLPipeline"):
+        raise ValueError(f"only SD 1.x, 2.x and SDXL pipelines export to ONNX, not {kind}")
+    xl = kind == "StableDiffusionXLPipeline"
     if out.exists():
         raise FileExistsError(f"{out} exists: not overwritten")
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     text_length = pipeline.tokenizer.model_max_length
-    width = pipeline.text_encoder.config.hidden_size
+    ids = (torch.zeros(1, text_length, dtype=torch.int64),)
     channels = pipeline.unet.config.in_channels
+    batch_axes = {"input_ids": {0: "batch"}, "hidden_states": {0: "batch"},
+                  "text_embeds": {0: "batch"}}  # fmt: skip
     with torch.no_grad():
-        _export(
-            _TextEncoder(pipeline.text_encoder), (torch.zeros(1, text_length, dtype=torch.int64),),
-            staging / "text_encoder", ["input_ids"], ["last_hidden_state"],
-            {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}},
-        )  # fmt: skip
-        # LCM-distilled UNets take the guidance scale as an input (`timestep_cond`)
-        cond_dim = pipeline.unet.config.time_cond_proj_dim
+        if xl:  # SDXL reads both encoders' next-to-last layer, and the second's projection
+            _export(
+                _TextEncoder(pipeline.text_encoder, penultimate=True),
+                ids,
+                staging / "text_encoder",
+                ["input_ids"],
+                ["hidden_states"],
+                batch_axes,
+            )
+            _export(_TextEncoder(pipeline.text_encoder_2, penultimate=True, pooled=True), ids,
+                    staging / "text_encoder_2", ["input_ids"], ["hidden_states", "text_embeds"],
+                    batch_axes)  # fmt: skip
+        else:
+            _export(_TextEncoder(pipeline.text_encoder), ids, staging / "text_encoder",
+                    ["input_ids"], ["hidden_states"], batch_axes)  # fmt: skip
+        width = pipeline.unet.config.cross_attention_dim
         unet_inputs = [torch.randn(2, channels, 8, 8), torch.tensor([10.0, 10.0]),
                        torch.randn(2, text_length, width)]  # fmt: skip
         names = ["sample", "timestep", "encoder_hidden_states"]
         axes = {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
                 "encoder_hidden_states": {0: "batch"},
                 "noise_pred": {0: "batch", 2: "height", 3: "width"}}  # fmt: skip
+        if xl:  # the pooled text and the six size numbers
+            pooled = pipeline.text_encoder_2.config.projection_dim
+            unet_inputs += [torch.randn(2, pooled), torch.randn(2, 6)]
+            names += ["text_embeds", "time_ids"]
+        # LCM-distilled UNets take the guidance scale as an input (`timestep_cond`)
+        cond_dim = pipeline.unet.config.time_cond_proj_dim
         if cond_dim:
             unet_inputs.append(torch.randn(2, cond_dim))
             names.append("timestep_cond")
-            axes["timestep_cond"] = {0: "batch"}
-        _export(_UNet(pipeline.unet), tuple(unet_inputs), staging / "unet", names,
+        axes |= {name: {0: "batch"} for name in names[3:]}
+        _export(_UNet(pipeline.unet, names[3:]), tuple(unet_inputs), staging / "unet", names,
                 ["noise_pred"], axes)  # fmt: skip
         _export(
             _VaeDecoder(pipeline.vae), (torch.randn(1, channels, 8, 8),),
@@ -59,6 +77,8 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
             {"latent_sample": {0: "batch", 2: "height", 3: "width"},
              "sample": {0: "batch", 2: "height", 3: "width"}},
         )  # fmt: skip
+    if xl:
+        pipeline.tokenizer_2.save_pretrained(staging / "tokenizer_2")
     pipeline.tokenizer.save_pretrained(staging / "tokenizer")
     pipeline.scheduler.save_pretrained(staging / "scheduler")
     index = {
@@ -67,6 +87,9 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
         "vae_scaling_factor": pipeline.vae.config.scaling_factor,
         "vae_scale_factor": pipeline.vae_scale_factor,
         "unet_time_cond_proj_dim": cond_dim,
+        "force_zeros_for_empty_prompt": bool(
+            xl and pipeline.config.get("force_zeros_for_empty_prompt", True)
+        ),
         "text_encoder_uses_attention_mask": bool(
             getattr(pipeline.text_encoder.config, "use_attention_mask", False)
         ),
@@ -77,21 +100,34 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
 
 
 class _TextEncoder(torch.nn.Module):
-    def __init__(self, encoder: Any) -> None:
-        super().__init__()
-        self.encoder = encoder
+    """Its last layer's output, or (SDXL) the one before, and then the projected pooled
+    output of an encoder with a projection."""
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.encoder(input_ids, return_dict=False)[0]
+    def __init__(self, encoder: Any, penultimate: bool = False, pooled: bool = False) -> None:
+        super().__init__()
+        self.encoder, self.penultimate, self.pooled = encoder, penultimate, pooled
+
+    def forward(self, input_ids: torch.Tensor) -> Any:
+        if not self.penultimate:
+            return self.encoder(input_ids, return_dict=False)[0]
+        out = self.encoder(input_ids, output_hidden_states=True)
+        hidden = out.hidden_states[-2]
+        return (hidden, out.text_embeds) if self.pooled else hidden
 
 
 class _UNet(torch.nn.Module):
-    def __init__(self, unet: Any) -> None:
-        super().__init__()
-        self.unet = unet
+    """The UNet with its extra inputs by name: SDXL's `text_embeds` and `time_ids`, an LCM
+    model's `timestep_cond`."""
 
-    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None) -> torch.Tensor:
-        return self.unet(sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond,
+    def __init__(self, unet: Any, extra: list[str]) -> None:
+        super().__init__()
+        self.unet, self.extra = unet, extra
+
+    def forward(self, sample, timestep, encoder_hidden_states, *extra) -> torch.Tensor:
+        given = dict(zip(self.extra, extra, strict=True))
+        added = {k: given[k] for k in ("text_embeds", "time_ids") if k in given} or None
+        return self.unet(sample, timestep, encoder_hidden_states,
+                         timestep_cond=given.get("timestep_cond"), added_cond_kwargs=added,
                          return_dict=False)[0]  # fmt: skip
 
 

@@ -1,11 +1,11 @@
 """Stable-Diffusion ONNX folders run by ONNX Runtime, with no torch anywhere on this path.
 
-Tokenizer from the `tokenizers` library, text encoder, UNet and VAE decoder as ONNX
-graphs, the sampling loop in numpy (`numpy_schedulers`). The CUDA execution provider is
+Tokenizers from the `tokenizers` library, text encoder (SDXL: two), UNet and VAE decoder
+as ONNX graphs, the sampling loop in numpy (`numpy_schedulers`). The CUDA execution provider is
 used only when the session really got it. The starting noise is the PyTorch backend's
-(`noise`), so the deterministic samplers (Euler, DPM++ 2M Karras, DDIM) give that
-backend's images; "Euler a" adds numpy noise at each step, so its images differ from
-PyTorch's (still one per seed).
+(`noise`), so the deterministic samplers (Euler, DPM++ 2M Karras, DDIM; LCM in one step)
+give that backend's images; "Euler a" and LCM add numpy noise at each step, so their
+images differ from PyTorch's (still one per seed).
 """
 
 from __future__ import annotations
@@ -36,21 +36,17 @@ FORMATS = ("onnx",)
 
 
 class OnnxDiffusion:
-    """An exported folder, loaded: sessions, tokenizer, scheduler configuration."""
+    """An exported folder, loaded: sessions, tokenizers, scheduler configuration."""
 
     def __init__(self, folder: Path, threads: int = 0, prefer_cuda: bool = True) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         self.index = _json(folder / "model_index.json")
         self.scheduler = _json(folder / "scheduler" / "scheduler_config.json")
-        settings = _json(folder / "tokenizer" / "tokenizer_config.json")
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer" / "tokenizer.json"))
-        length = int(settings.get("model_max_length", 77))
-        pad = str(settings.get("pad_token", "<|endoftext|>"))
-        self.tokenizer.enable_truncation(length)
-        self.tokenizer.enable_padding(length=length, pad_id=self.tokenizer.token_to_id(pad),
-                                      pad_token=pad)  # fmt: skip
+        parts = PARTS + (("text_encoder_2",) if (folder / "text_encoder_2").is_dir() else ())
+        self.tokenizers = [_tokenizer(folder / "tokenizer")]
+        if "text_encoder_2" in parts:  # SDXL
+            self.tokenizers.append(_tokenizer(folder / "tokenizer_2"))
         available = ort.get_available_providers()
         wanted = [CUDA, CPU] if prefer_cuda and CUDA in available else [CPU]
         if CUDA in wanted:  # a CUDA build on a machine without its libraries: no noise
@@ -60,20 +56,27 @@ class OnnxDiffusion:
         options.log_severity_level = 3
         self.sessions = {
             part: ort.InferenceSession(str(folder / part / "model.onnx"), options, providers=wanted)
-            for part in PARTS
+            for part in parts
         }
         self.provider = self.sessions["unet"].get_providers()[0]  # what it really got
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        ids = np.array([e.ids for e in self.tokenizer.encode_batch(texts)], np.int64)
-        return self.sessions["text_encoder"].run(None, {"input_ids": ids})[0]
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(hidden states, pooled text): SDXL's two encoders' side by side and the second's
+        pooled projection; one encoder's and None otherwise."""
+        outputs = []
+        for tokenizer, part in zip(self.tokenizers, ("text_encoder", "text_encoder_2"),
+                                   strict=False):  # fmt: skip
+            ids = np.array([e.ids for e in tokenizer.encode_batch(texts)], np.int64)
+            outputs.append(self.sessions[part].run(None, {"input_ids": ids}))
+        if len(outputs) == 1:
+            return outputs[0][0], None
+        (first,), (second, pooled) = outputs
+        return np.concatenate([first, second], axis=-1), pooled
 
     def unet(self, sample: np.ndarray, timestep: float, context: np.ndarray,
-             timestep_cond: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+             extra: dict[str, np.ndarray]) -> np.ndarray:  # fmt: skip
         t = np.full(len(sample), timestep, np.float32)
-        inputs = {"sample": sample, "timestep": t, "encoder_hidden_states": context}
-        if timestep_cond is not None:
-            inputs["timestep_cond"] = timestep_cond
+        inputs = {"sample": sample, "timestep": t, "encoder_hidden_states": context, **extra}
         return self.sessions["unet"].run(None, inputs)[0]
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
@@ -119,21 +122,33 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         noise = initial_noise(seeds, (channels, request.height // scale, request.width // scale))
         # LCM-distilled UNets take the guidance scale as an input, in one pass per image
         cond_dim = runtime.index.get("unet_time_cond_proj_dim")
-        timestep_cond = (
-            guidance_embedding(request.guidance, len(seeds), cond_dim) if cond_dim else None
-        )
-        guided = request.guidance > 1.0 and timestep_cond is None
-        context = runtime.encode([request.prompt])
+        guided = request.guidance > 1.0 and not cond_dim
+        context, pooled = runtime.encode([request.prompt])
         if guided:
-            context = np.concatenate([runtime.encode([request.negative_prompt]), context])
-        context = np.repeat(context, len(seeds), axis=0)  # (uncond x n, cond x n)
+            zeros = (
+                runtime.index.get("force_zeros_for_empty_prompt") and not request.negative_prompt
+            )
+            negative = ((np.zeros_like(context), np.zeros_like(pooled)) if zeros
+                        else runtime.encode([request.negative_prompt]))  # fmt: skip
+            context = np.concatenate([negative[0], context])
+            pooled = None if pooled is None else np.concatenate([negative[1], pooled])
+        rows = len(context) * len(seeds)  # (uncond x n, cond x n)
+        context = np.repeat(context, len(seeds), axis=0)
+        extra = {}
+        if pooled is not None:  # SDXL: the pooled text and (height, width, crop 0 0, height, width)
+            extra["text_embeds"] = np.repeat(pooled, len(seeds), axis=0)
+            size = [request.height, request.width, 0, 0, request.height, request.width]
+            extra["time_ids"] = np.tile(np.array(size, np.float32), (rows, 1))
+        if cond_dim:
+            extra["timestep_cond"] = guidance_embedding(request.guidance, len(seeds), cond_dim)
         factors = SDXL_FACTORS if runtime.index.get("architecture") == "SDXL" else SD_FACTORS
 
         def denoise(x: np.ndarray, timestep: float) -> np.ndarray:
             ctx.check_cancelled()
             if not guided:
-                return runtime.unet(x, timestep, context, timestep_cond)
-            uncond, cond = np.split(runtime.unet(np.concatenate([x, x]), timestep, context), 2)
+                return runtime.unet(x, timestep, context, extra)
+            both = runtime.unet(np.concatenate([x, x]), timestep, context, extra)
+            uncond, cond = np.split(both, 2)
             return uncond + request.guidance * (cond - uncond)
 
         def on_step(i: int, latents: np.ndarray) -> None:
@@ -146,6 +161,19 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         ctx.check_cancelled()
         images = runtime.decode(latents)
         return [Candidate(image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
+
+
+def _tokenizer(folder: Path) -> Any:
+    """CLIP's tokenizer from `tokenizers`, padded and truncated as its config says."""
+    from tokenizers import Tokenizer
+
+    settings = _json(folder / "tokenizer_config.json")
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    length = int(settings.get("model_max_length", 77))
+    pad = str(settings.get("pad_token", "<|endoftext|>"))
+    tokenizer.enable_truncation(length)
+    tokenizer.enable_padding(length=length, pad_id=tokenizer.token_to_id(pad), pad_token=pad)
+    return tokenizer
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -136,7 +136,8 @@ def check_onnx_folder(folder: Path) -> None:
     import onnx
 
     root = folder.resolve()
-    for part in ONNX_PARTS:
+    second = ("text_encoder_2",) if (folder / "text_encoder_2").exists() else ()  # SDXL's
+    for part in ONNX_PARTS + second:
         graph = folder / part / "model.onnx"
         if not graph.is_file():
             raise ModelFileError(f"{folder.name} lacks {part}/model.onnx")

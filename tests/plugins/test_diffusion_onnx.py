@@ -102,6 +102,24 @@ def test_lcm_sampling_matches_in_one_step_and_repeats_in_more(library, model) ->
     assert not np.allclose(other[0].image, ours[0].image, atol=1e-4)  # guidance reaches it
 
 
+@pytest.mark.parametrize("negative", ["", "blurry"])  # SDXL guides an empty one by zeros
+@pytest.mark.parametrize("guidance", [5.0, 1.0])
+def test_sdxl_exports_and_makes_the_same_images(tmp_path, negative, guidance) -> None:
+    from plugins.diffusion.random_model import build_random_sdxl
+
+    folder = build_random_sdxl(tmp_path / "tiny-xl")
+    export(load_diffusers_folder(folder, torch.float32), tmp_path / "tiny-xl-onnx", "SDXL")
+    assert identify(tmp_path / "tiny-xl-onnx").architecture == "SDXL"
+    library = lambda: ModelLibrary([tmp_path], [], tmp_path / "h.json")  # noqa: E731
+    torch_backend, onnx_backend = DiffusionBackend(), DiffusionOnnxBackend(threads=1)
+    for backend, model in ((torch_backend, "tiny-xl"), (onnx_backend, "tiny-xl-onnx")):
+        backend.model_library = library
+        backend.load(model)
+    r = request(negative_prompt=negative, guidance=guidance, options={"sampler": "DDIM"})
+    ours, theirs = onnx_backend.generate(r, Context()), torch_backend.generate(r, Context())
+    assert all(np.abs(a.image - b.image).max() < 2e-3 for a, b in zip(ours, theirs, strict=True))
+
+
 def test_ancestral_sampling_is_deterministic_and_cancel_stops(backends) -> None:
     r = request(options={"sampler": "Euler a"})
     first, again = backends[1].generate(r, Context()), backends[1].generate(r, Context())
@@ -153,7 +171,16 @@ def test_export_command(library, tmp_path, monkeypatch, capsys) -> None:
     assert main(["sd-export-onnx", str(tiny), str(out)]) == EXIT_USAGE
     assert "not overwritten" in capsys.readouterr().err
     assert main(["sd-export-onnx", str(out), str(tmp_path / "again")]) == EXIT_USAGE
-    assert "not a diffusers folder (onnx)" in capsys.readouterr().err
+    assert "is onnx: a diffusers folder or a single file exports" in capsys.readouterr().err
+    # a single file exports too (the tiny model's configuration standing in for SD 2.x's)
+    from plugins.diffusion import single_file
+    from plugins.diffusion.random_model import save_single_file
+
+    monkeypatch.setitem(single_file.CONFIG_FOLDERS, "SD 2.x", tiny)
+    checkpoint = save_single_file(tiny, tmp_path / "tiny-v2.safetensors", open_clip=True)
+    from_file = tmp_path / "from-file"
+    assert main(["sd-export-onnx", str(checkpoint), str(from_file)]) == EXIT_OK
+    assert identify(from_file).architecture == "SD 2.x"
 
 
 def test_scheduler_settings_the_numpy_loop_lacks_are_refused() -> None:
