@@ -8,7 +8,9 @@ The model is built here with random weights (`plugins/diffusion/random_model.py`
 runtime then runs in a fresh process (its own imports and peak memory). A request: 2
 images, 10 Euler steps, guidance 7, the same starting noise everywhere. Targets: our
 PyTorch backend within 5% of diffusers direct; ONNX Runtime at least 3x faster than
-PyTorch. Prints figures; never asserts.
+PyTorch. The PyTorch backend also loads the model as one single-file checkpoint (the LDM
+layout), with the model's own configuration standing in for a shipped one. Prints
+figures; never asserts.
 """
 
 from __future__ import annotations
@@ -54,11 +56,14 @@ if mode == "direct":
         pipe(request.prompt, height=size, width=size, num_inference_steps=10, guidance_scale=7.0,
              num_images_per_prompt=2, latents=noise, output_type="np")
 else:
-    if mode == "pytorch":
+    if mode in ("pytorch", "single"):
         import torch
         torch.set_num_threads(threads)
         from plugins.diffusion.backend import DiffusionBackend
         backend = DiffusionBackend()
+        if mode == "single":  # the bench model's own configuration stands in for SD 1.x's
+            from plugins.diffusion import single_file
+            single_file.CONFIG_FOLDERS["SD 1.x"] = Path(sys.argv[7])
     else:
         from plugins.diffusion.onnx_backend import DiffusionOnnxBackend
         backend = DiffusionOnnxBackend(threads=threads)
@@ -78,8 +83,8 @@ print(json.dumps({"load": loaded - started, "times": times, "peak_mb": peak_mb})
 """
 
 
-def child(mode: str, folder: Path, threads: int, runs: int, size: int) -> dict:
-    arguments = [mode, str(folder), str(threads), str(runs), str(size), PROMPT]
+def child(mode: str, folder: Path, threads: int, runs: int, size: int, config: str = "") -> dict:
+    arguments = [mode, str(folder), str(threads), str(runs), str(size), PROMPT, config]
     done = subprocess.run([sys.executable, "-c", CHILD, *arguments], cwd=ROOT,
                           capture_output=True, text=True, check=False)  # fmt: skip
     if done.returncode:
@@ -98,12 +103,13 @@ def main() -> None:
 
     from plugins.diffusion.backend import load_diffusers_folder, quiet_offline_libraries
     from plugins.diffusion.export_onnx import export
-    from plugins.diffusion.random_model import build_random_sd
+    from plugins.diffusion.random_model import build_random_sd, save_single_file
 
     quiet_offline_libraries()
     with tempfile.TemporaryDirectory(prefix="studio-bench-sd-") as tmp:
         folder = build_random_sd(Path(tmp) / "model", scale=args.scale)
         export(load_diffusers_folder(folder, torch.float32), Path(tmp) / "model-onnx")
+        single = save_single_file(folder, Path(tmp) / "model.safetensors")
         size = 128 if args.scale == "bench" else 64
         print(f"scale {args.scale}: {size}x{size}, 2 images, 10 Euler steps, guidance 7; median "
               f"of {args.runs} runs after a warm-up, each runtime in its own process")  # fmt: skip
@@ -111,6 +117,9 @@ def main() -> None:
             found = {
                 "diffusers direct": child("direct", folder, threads, args.runs, size),
                 "our PyTorch": child("pytorch", folder, threads, args.runs, size),
+                "our PyTorch, 1 file": child(
+                    "single", single, threads, args.runs, size, str(folder)
+                ),
                 "our ONNX Runtime": child(
                     "onnx", Path(tmp) / "model-onnx", threads, args.runs, size
                 ),
@@ -122,7 +131,7 @@ def main() -> None:
             for name, f in found.items():
                 print(f"{name:<22}{f['load']:>10.2f}{statistics.median(f['times']):>13.3f}"
                       f"{max(f['times']):>13.3f}{f['peak_mb']:>11.0f}")  # fmt: skip
-            direct, ours, onnx = (statistics.median(f["times"]) for f in found.values())
+            direct, ours, _, onnx = (statistics.median(f["times"]) for f in found.values())
             overhead = 100 * (ours / direct - 1)
             print(f"our PyTorch backend's overhead over diffusers: {overhead:+.1f}% (target <= 5%)")
             print(

@@ -34,24 +34,20 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
     text_length = pipeline.tokenizer.model_max_length
     ids = (torch.zeros(1, text_length, dtype=torch.int64),)
     channels = pipeline.unet.config.in_channels
-    batch_axes = {"input_ids": {0: "batch"}, "hidden_states": {0: "batch"},
-                  "text_embeds": {0: "batch"}}  # fmt: skip
+    pooled_axes = {"input_ids": {0: "batch"}, "hidden_states": {0: "batch"},
+                   "text_embeds": {0: "batch"}}  # fmt: skip
+    text_axes = {"input_ids": {0: "batch"}, "hidden_states": {0: "batch"}}
     with torch.no_grad():
         if xl:  # SDXL reads both encoders' next-to-last layer, and the second's projection
-            _export(
-                _TextEncoder(pipeline.text_encoder, penultimate=True),
-                ids,
-                staging / "text_encoder",
-                ["input_ids"],
-                ["hidden_states"],
-                batch_axes,
-            )
+            _export(_TextEncoder(pipeline.text_encoder, penultimate=True), ids,
+                    staging / "text_encoder", ["input_ids"], ["hidden_states"],
+                    text_axes)  # fmt: skip
             _export(_TextEncoder(pipeline.text_encoder_2, penultimate=True, pooled=True), ids,
                     staging / "text_encoder_2", ["input_ids"], ["hidden_states", "text_embeds"],
-                    batch_axes)  # fmt: skip
+                    pooled_axes)  # fmt: skip
         else:
             _export(_TextEncoder(pipeline.text_encoder), ids, staging / "text_encoder",
-                    ["input_ids"], ["hidden_states"], batch_axes)  # fmt: skip
+                    ["input_ids"], ["hidden_states"], text_axes)  # fmt: skip
         width = pipeline.unet.config.cross_attention_dim
         unet_inputs = [torch.randn(2, channels, 8, 8), torch.tensor([10.0, 10.0]),
                        torch.randn(2, text_length, width)]  # fmt: skip
