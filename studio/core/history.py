@@ -150,6 +150,10 @@ class HistoryStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Close every thread's connection. Call once the other threads stopped using it."""
         with self._connections_lock:

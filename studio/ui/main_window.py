@@ -231,6 +231,8 @@ class MainWindow(QMainWindow):
         self.message.setText(f"Settings read from {path.name} ({found.source_format}).")
 
     def _show_summary(self) -> None:
+        if self.core.history.closed:  # a last queued engine signal, after the app closed
+            return
         backend = self.settings_panel.backend_id() or "no backend installed"
         device = f" on {self.device}" if self.device else ""
         waiting = len(self.core.engine.queued())

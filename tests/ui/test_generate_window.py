@@ -277,6 +277,20 @@ def test_a_broken_backend_shows_its_error_and_the_app_keeps_working(
         core.close()
 
 
+def test_an_engine_signal_queued_after_the_app_closed_is_ignored(qtbot, install_plugins,
+                                                                  tmp_path) -> None:  # fmt: skip
+    install_plugins()
+    core = Core.open(tmp_path / "home3")
+    window = MainWindow(core)
+    qtbot.addWidget(window)
+    window.close()
+    last = threading.Thread(target=window.bridge.queue_changed.emit, args=([], None))
+    last.start()  # from another thread, as the engine's: queued for the GUI thread
+    last.join()
+    core.close()
+    qtbot.wait(50)  # delivered now: an exception here would fail the test (pytest-qt)
+
+
 def test_a_candidate_opens_in_the_viewer_and_drags_out_as_a_file(qtbot, window) -> None:
     window.prompt.setPlainText("two blue squares")
     window.generate()
