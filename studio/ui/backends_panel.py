@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.app import Core
 from studio.core.backend import ModelInfo
-from studio.core.model_files import ModelFile
+from studio.core.model_files import ModelFile, PickleRefused
 from studio.ui.tasks import run_in_background
 
 
@@ -91,11 +91,19 @@ class BackendsDialog(QDialog):
         self.folders.setWordWrap(True)
         refresh = QPushButton("Refresh")
         add_model = QPushButton("Add model…")
-        add_model.setToolTip("A .safetensors checkpoint (pickles are refused)")
+        add_model.setToolTip(
+            "A .safetensors checkpoint (pickles are refused, and offered for conversion)"
+        )
         add_folder = QPushButton("Add folder…")
         add_folder.setToolTip("A diffusers or ONNX model folder, or a folder of models")
+        # offered once a pickle was refused: its tensors only, never its code
+        self.convert = QPushButton("Convert to safetensors")
+        self.convert.setToolTip("Reads only tensors (torch.load with weights_only=True) and "
+                                "writes a .safetensors file beside the checkpoint")  # fmt: skip
+        self.convert.hide()
+        self._refused: Path | None = None
         buttons = QHBoxLayout()
-        for button in (add_model, add_folder):
+        for button in (add_model, add_folder, self.convert):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(refresh)
@@ -107,6 +115,7 @@ class BackendsDialog(QDialog):
         refresh.clicked.connect(self.refresh)
         add_model.clicked.connect(lambda: self._pick(folder=False))
         add_folder.clicked.connect(lambda: self._pick(folder=True))
+        self.convert.clicked.connect(self._convert_refused)
         self.tree.currentItemChanged.connect(self._show_details)
         self.reports: list[BackendReport] = []
         self.refresh()
@@ -115,24 +124,59 @@ class BackendsDialog(QDialog):
         if folder:
             chosen = QFileDialog.getExistingDirectory(self, "Add a model folder")
         else:
-            kinds = "Checkpoints (*.safetensors);;All files (*)"
+            kinds = "Checkpoints (*.safetensors *.ckpt *.pt *.bin);;All files (*)"
             chosen, _ = QFileDialog.getOpenFileName(self, "Add a model", "", kinds)
         if chosen:
             self.add(Path(chosen))
 
     def add(self, path: Path) -> None:
-        """Add a model or a folder of models; a refused one says why, below the list."""
+        """Add a model or a folder of models; a refused one says why, below the list, and
+        a pickle gets the offer to convert it."""
         self.details.setPlainText(f"Reading {path}…")
+        self._offer_conversion(None)
         run_in_background(
             self.core.engine, self, lambda: self.core.add_model(path),
-            lambda found: self._added(path, found),
-            lambda error: self.details.setPlainText(f"Not added: {error}"),
+            lambda found: self._added(path, found), lambda error: self._refused_model(path, error),
         )  # fmt: skip
 
-    def _added(self, path: Path, found: ModelFile | None) -> None:
+    def _added(self, path: Path, found: ModelFile | None, note: str = "") -> None:
         what = f"the folder {path}" if found is None else f"{found.name} ({found.architecture})"
-        self.details.setPlainText(f"Added {what}.")
+        self.details.setPlainText(f"{note}Added {what}.")
         self.refresh()
+
+    def _refused_model(self, path: Path, error: BaseException) -> None:
+        pickle = isinstance(error, PickleRefused)
+        offer = (
+            "\n\nOr press Convert to safetensors: it reads the tensors only and adds the copy."
+            if pickle
+            else ""
+        )
+        self.details.setPlainText(f"Not added: {error}{offer}")
+        self._offer_conversion(path if pickle else None)
+
+    def _offer_conversion(self, path: Path | None) -> None:
+        self._refused = path
+        self.convert.setVisible(path is not None)
+
+    def _convert_refused(self) -> None:
+        from studio.core.model_convert import convert_pickle
+
+        source = self._refused
+        if source is None:
+            return
+        self._offer_conversion(None)
+        self.details.setPlainText(f"Converting {source.name}…")
+
+        def convert_and_add() -> tuple[Path, ModelFile | None]:
+            out = convert_pickle(source)
+            return out, self.core.add_model(out)
+
+        run_in_background(
+            self.core.engine, self, convert_and_add,
+            lambda done: self._added(done[0], done[1], f"Converted {source.name} to "
+                                     f"{done[0].name} (tensors only). "),
+            lambda error: self.details.setPlainText(f"Not converted: {error}"),
+        )  # fmt: skip
 
     def refresh(self) -> None:
         folders = [str(self.core.paths.models), *self.core.settings.model_folders]

@@ -64,3 +64,40 @@ def test_models_and_folders_are_added_and_pickles_refused(qtbot, install_plugins
         assert saved.model_folders == [str(collection)]
     finally:
         core.close()
+
+
+def test_a_refused_pickle_is_offered_for_conversion(qtbot, install_plugins, tmp_path):
+    import torch
+
+    install_plugins()
+    core = Core.open(tmp_path / "home")
+    try:
+        dialog = BackendsDialog(core)
+        qtbot.addWidget(dialog)
+        assert dialog.convert.isHidden()
+        checkpoint = tmp_path / "old.ckpt"
+        torch.save({"state_dict": {"w": torch.ones(3)}}, checkpoint)
+        dialog.add(checkpoint)
+        qtbot.waitUntil(lambda: "Not added" in dialog.details.toPlainText(), timeout=5_000)
+        assert not dialog.convert.isHidden() and "Convert to safetensors" in (
+            dialog.details.toPlainText()
+        )
+        dialog.convert.click()
+        qtbot.waitUntil(lambda: "Added old" in dialog.details.toPlainText(), timeout=10_000)
+        assert "Converted old.ckpt to old.safetensors" in dialog.details.toPlainText()
+        assert core.settings.model_paths == [str(tmp_path / "old.safetensors")]
+        assert dialog.convert.isHidden()
+
+        class Payload:  # what a malicious checkpoint hides: code run when unpickled
+            def __reduce__(self):
+                return (open, (str(tmp_path / "pwned"), "w"))
+
+        hostile = tmp_path / "hostile.ckpt"
+        torch.save({"w": torch.ones(1), "x": Payload()}, hostile)
+        dialog.add(hostile)
+        qtbot.waitUntil(lambda: not dialog.convert.isHidden(), timeout=5_000)
+        dialog.convert.click()
+        qtbot.waitUntil(lambda: "Not converted" in dialog.details.toPlainText(), timeout=10_000)
+        assert not (tmp_path / "pwned").exists() and not (tmp_path / "hostile.safetensors").exists()
+    finally:
+        core.close()
