@@ -49,7 +49,50 @@ def describe(found: ModelFile, library: Library = None) -> ModelInfo:
     """As the app shows it; with the library, with its short hash (computed once)."""
     digest = library().short_hash(found) if library is not None else ""
     return ModelInfo(ref=str(found.path), name=found.name, architecture=found.architecture,
-                     format=found.format, size_bytes=found.size, hash=digest)  # fmt: skip
+                     format=found.format, size_bytes=found.size, hash=digest,
+                     description=hints(found))  # fmt: skip
+
+
+NATIVE_SIZES = {"SD 1.x": 512, "SD 2.x": 768, "SDXL": 1024}  # what each was trained at
+
+
+def hints(found: ModelFile) -> str:
+    """What the app's tip says of a model: the size it was made for, and how few steps
+    a distilled one wants."""
+    native = NATIVE_SIZES.get(found.architecture)
+    size = f"made for {native} x {native}" if native else ""
+    return "; ".join(hint for hint in (size, few_step_hint(found)) if hint)
+
+
+LCM_HINT = "LCM-distilled: 4-8 steps, guidance 1-2, sampler LCM"
+FEW_STEP_HINT = "few-step distilled: 1-8 steps, guidance 0-2"
+
+
+def few_step_hint(found: ModelFile) -> str:
+    """Distilled models (LCM, Turbo, Lightning, Hyper) want a few steps and little
+    guidance, not the usual 25 and 7. Their weights rarely say so: an LCM folder's UNet
+    or scheduler does, otherwise only the name that their makers give them."""
+    name = found.name.lower()
+    if "lcm" in name or _lcm_folder(found):
+        return LCM_HINT
+    if any(word in name for word in ("turbo", "lightning", "hyper")):
+        return FEW_STEP_HINT
+    return ""
+
+
+def _lcm_folder(found: ModelFile) -> bool:
+    import json
+
+    if not found.path.is_dir():
+        return False
+    try:
+        unet = json.loads((found.path / "unet" / "config.json").read_text(encoding="utf-8"))
+        scheduler = json.loads(
+            (found.path / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8")
+        )
+    except (OSError, ValueError):
+        return False
+    return bool(unet.get("time_cond_proj_dim")) or scheduler.get("_class_name") == "LCMScheduler"
 
 
 class LibraryBackend(Backend):

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QSpinBox,
     QToolButton,
@@ -42,7 +43,10 @@ class GenerationSettings(QWidget):
         self.backend.setCurrentIndex(max(0, self.backend.findData(core.default_backend())))
         self.model = QComboBox()
         self.model.setToolTip("the backend's models: its own, or those in your model folders")
+        self.model_hint = QLabel(wordWrap=True)  # what a distilled model wants
+        self.model_hint.hide()
         self._wanted_model = s.model  # chosen once the backend's models are listed
+        self._hints: dict[str, str] = {}  # model ref -> what it wants (distilled models)
         self.sampler = QComboBox()
         self._wanted_sampler = s.sampler
         self.negative = QLineEdit()
@@ -80,6 +84,7 @@ class GenerationSettings(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Backend", self.backend)
         form.addRow("Model", self.model)
+        form.addRow("", self.model_hint)
         form.addRow("Negative", self.negative)
         form.addRow("Images", self.count)
         form.addRow("Candidates", self.candidates)
@@ -92,6 +97,7 @@ class GenerationSettings(QWidget):
         self._last_seed: int | None = None
         self.backend.currentIndexChanged.connect(self._read_capabilities)
         self.model.activated.connect(lambda _: self._choose_model())
+        self.model.currentIndexChanged.connect(lambda _: self._show_model_hint())
         self.sampler.activated.connect(lambda _: self._choose_sampler())
         self.count.valueChanged.connect(lambda n: self.candidates.setMinimum(n))
         self.reuse_seed.clicked.connect(self._reuse_last_seed)
@@ -179,10 +185,12 @@ class GenerationSettings(QWidget):
                             models: list[ModelInfo]) -> None:  # fmt: skip
         if backend_id != self.backend_id():
             return  # the user has picked another backend meanwhile
+        self._hints = {model.ref: model.description for model in models}
         self.model.clear()
         for model in models:
             self.model.addItem(model.name or model.ref, model.ref)
-            details = ", ".join(x for x in (model.architecture, model.format, model.hash) if x)
+            parts = (model.architecture, model.format, model.hash, model.description)
+            details = ", ".join(x for x in parts if x)
             self.model.setItemData(self.model.count() - 1, details, Qt.ItemDataRole.ToolTipRole)
         self.model.setEnabled(bool(models))
         _choose(self.model, self._wanted_model, by_data=True)
@@ -207,6 +215,11 @@ class GenerationSettings(QWidget):
 
     def _choose_model(self) -> None:  # the user's pick, kept across refreshes
         self._wanted_model = self.model.currentData() or ""
+
+    def _show_model_hint(self) -> None:
+        hint = self._hints.get(self.model.currentData() or "", "")
+        self.model_hint.setText(f"Tip: {hint}." if hint else "")
+        self.model_hint.setVisible(bool(hint))
 
     def _choose_sampler(self) -> None:
         self._wanted_sampler = self.sampler.currentText()

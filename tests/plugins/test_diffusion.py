@@ -289,6 +289,24 @@ def test_sdxl_single_files_load_both_text_encoders(tmp_path, monkeypatch) -> Non
     assert all(np.allclose(a.image, b.image, atol=1e-5) for a, b in zip(ours, theirs, strict=True))
 
 
+def test_distilled_models_get_a_few_step_hint(tmp_path) -> None:
+    import dataclasses
+
+    from plugins.diffusion.library import FEW_STEP_HINT, LCM_HINT, few_step_hint, hints
+    from studio.core.model_files import identify
+
+    lcm = build_random_sd(tmp_path / "dreamshaper-distilled", lcm=True)  # said by its UNet
+    assert few_step_hint(identify(lcm)) == LCM_HINT
+    plain = build_random_sd(tmp_path / "plain")
+    assert few_step_hint(identify(plain)) == ""
+    plain.rename(tmp_path / "sdxl-Lightning-4step")
+    lightning = identify(tmp_path / "sdxl-Lightning-4step")
+    assert few_step_hint(lightning) == FEW_STEP_HINT
+    assert hints(dataclasses.replace(lightning, architecture="SDXL")) == (
+        f"made for 1024 x 1024; {FEW_STEP_HINT}"
+    )
+
+
 # Parameter counts of the released models' parts (UNet, VAE, text encoders): the shipped
 # configurations build exactly these architectures.
 RELEASED = {

@@ -87,6 +87,21 @@ def test_settings_follow_the_backend_and_go_into_the_request(qtbot, window) -> N
     assert fields["seed"] != 1234 and panel.seed.text() == str(fields["seed"])
 
 
+def test_a_distilled_model_shows_what_it_wants(qtbot, window) -> None:
+    from studio.core.backend import ModelInfo
+
+    panel = window.settings_panel
+    qtbot.waitUntil(lambda: panel.model.count() > 0)
+    assert panel.model_hint.isHidden()
+    models = [ModelInfo("plain", "plain"), ModelInfo("turbo", "turbo", description="1-4 steps")]
+    panel._apply_capabilities(panel.backend_id(), None, models)
+    panel.model.setCurrentIndex(1)
+    assert not panel.model_hint.isHidden() and panel.model_hint.text() == "Tip: 1-4 steps."
+    assert "1-4 steps" in panel.model.itemData(1, Qt.ItemDataRole.ToolTipRole)
+    panel.model.setCurrentIndex(0)
+    assert panel.model_hint.isHidden()
+
+
 def test_the_viewer_shows_an_image_and_reuses_or_varies_it(qtbot, window) -> None:
     window.prompt.setPlainText("three yellow hearts")
     window.settings_panel.steps.setValue(9)
