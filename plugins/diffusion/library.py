@@ -65,7 +65,7 @@ def hints(found: ModelFile) -> str:
 
 
 LCM_HINT = "LCM-distilled: 4-8 steps, guidance 1-2, sampler LCM"
-FEW_STEP_HINT = "few-step distilled: 1-8 steps, guidance 0-2"
+FEW_STEP_HINT = "few-step distilled: 1-8 steps, guidance 1 (none) to 2"
 
 
 def few_step_hint(found: ModelFile) -> str:
