@@ -157,6 +157,14 @@ def test_data_workers_replay_and_a_time_budget(micro_bundle, tmp_path) -> None:
     assert torch.equal(first[2], next(transformer_batches(tokenizers, 4, seed=3 * 1009))[2])
     assert not torch.equal(next(alone)[2], first[2])
 
+    restarted, first, whole = (
+        Schedule(12, 2, 1.0, restart=8),
+        Schedule(8, 2, 1.0),
+        Schedule(12, 2, 1.0),
+    )
+    assert [restarted.lr(i) for i in range(8)] == [first.lr(i) for i in range(8)]
+    assert [restarted.lr(i) for i in range(8, 12)] == [whole.lr(i) for i in range(8, 12)]
+    assert restarted.lr(8) > restarted.lr(7) and not restarted.done(8) and restarted.done(12)
     schedule = Schedule(steps=10**6, warmup=0, peak=1.0, seconds=0.5)
     assert not schedule.done(1) and schedule.lr(1) == pytest.approx(1.0, abs=1e-3)
     time.sleep(0.5)

@@ -132,16 +132,20 @@ def stage_tokenizers(config: TrainConfig, bundle: Path, log: RunLog) -> Tokenize
 @dataclass
 class Schedule:
     """Linear warm-up, then cosine decay to a tenth of the peak over `steps`, or over
-    `seconds` of wall time if that ends first (a run with a fixed time budget)."""
+    `seconds` of wall time if that ends first (a run with a fixed time budget). With a
+    `restart`, the steps before it decay over `restart` steps instead, and the rest
+    follow the tail of the cosine over `steps`: one warm restart, as SGDR does."""
 
     steps: int
     warmup: int
     peak: float
     seconds: float | None = None
+    restart: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def progress(self, step: int) -> float:
-        by_steps = (step - self.warmup) / max(1, self.steps - self.warmup)
+        total = self.restart if step < self.restart else self.steps
+        by_steps = (step - self.warmup) / max(1, total - self.warmup)
         if self.seconds is None:
             return by_steps
         return max(by_steps, (time.monotonic() - self.started) / self.seconds)
@@ -209,7 +213,7 @@ def stage_transformer(
                                   start_step=step // fresh_every, workers=workers)  # fmt: skip
     recent: deque[tuple[torch.Tensor, ...]] = deque(maxlen=256)
     schedule = Schedule(config.steps, config.warmup, config.lr,
-                        minutes * 60 if minutes else None)  # fmt: skip
+                        minutes * 60 if minutes else None, config.restart)  # fmt: skip
     bf16 = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
     window: list[tuple[float, float]] = []
     started = time.monotonic()
