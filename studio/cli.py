@@ -158,8 +158,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from studio.core.registry import BackendUnavailable
     from studio.core.request import RequestError
 
-    core = open_core(args)
-    try:
+    with open_core(args) as core:
         width, height = args.size or (None, None)
         if args.model and not args.backend:  # the backend that fits the model's format
             from studio.core.model_files import ModelFileError
@@ -232,8 +231,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         }
         emit(args, data, "\n".join(str(p) for p in paths))
         return EXIT_OK
-    finally:
-        core.close()
 
 
 class _ProgressLine:
@@ -282,8 +279,7 @@ def _entry_summary(entry: Any) -> dict[str, Any]:
 
 
 def cmd_history_list(args: argparse.Namespace) -> int:
-    core = open_core(args)
-    try:
+    with open_core(args) as core:
         filters = {
             "favourites_only": args.favourites, "backend": args.backend, "model": args.model,
         }  # fmt: skip
@@ -300,8 +296,6 @@ def cmd_history_list(args: argparse.Namespace) -> int:
         ]
         emit(args, [_entry_summary(e) for e in entries], "\n".join(lines) or "(no entries)")
         return EXIT_OK
-    finally:
-        core.close()
 
 
 def _clip(text: str, width: int) -> str:
@@ -318,8 +312,7 @@ def _get_entries(core: Any, ids: Sequence[int]) -> list[Any]:
 
 
 def cmd_history_show(args: argparse.Namespace) -> int:
-    core = open_core(args)
-    try:
+    with open_core(args) as core:
         (entry,) = _get_entries(core, [args.id])
         data = {**_entry_summary(entry), "request": entry.request.to_dict(), "tags": entry.tags}
         data |= {"sampler": entry.metadata.sampler, "model_hash": entry.metadata.model_hash}
@@ -327,15 +320,12 @@ def cmd_history_show(args: argparse.Namespace) -> int:
         text += "\nparameters:\n" + entry.metadata.parameters_text()
         emit(args, data, text)
         return EXIT_OK
-    finally:
-        core.close()
 
 
 def cmd_history_export(args: argparse.Namespace) -> int:
     from studio.core.export import export_images
 
-    core = open_core(args)
-    try:
+    with open_core(args) as core:
         entries = _get_entries(core, args.ids)
         try:
             args.out.mkdir(parents=True, exist_ok=True)
@@ -347,19 +337,14 @@ def cmd_history_export(args: argparse.Namespace) -> int:
             raise CliError(f"export failed: {error}") from None
         emit(args, [str(p) for p in written], "\n".join(str(p) for p in written))
         return EXIT_OK
-    finally:
-        core.close()
 
 
 def cmd_history_delete(args: argparse.Namespace) -> int:
-    core = open_core(args)
-    try:
+    with open_core(args) as core:
         _get_entries(core, args.ids)
         deleted = core.history.delete(args.ids, delete_files=not args.keep_files)
         emit(args, {"deleted": deleted}, f"deleted {deleted} entries")
         return EXIT_OK
-    finally:
-        core.close()
 
 
 # -- backends, info -----------------------------------------------------------
@@ -368,8 +353,7 @@ def cmd_history_delete(args: argparse.Namespace) -> int:
 def cmd_backends(args: argparse.Namespace) -> int:
     from studio.core.registry import BackendUnavailable
 
-    core = open_core(args)
-    try:
+    with open_core(args) as core:
         rows = []
         for record in core.registry.records():
             models: list[dict[str, Any]] = []
@@ -395,20 +379,16 @@ def cmd_backends(args: argparse.Namespace) -> int:
                 lines.append(f"    error: {row['error']}")
         emit(args, rows, "\n".join(lines) or "no backends are installed")
         return EXIT_OK
-    finally:
-        core.close()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from studio.core.problem_report import write_report
 
-    core = open_core(args)
-    try:
-        out = write_report(core, args.out.expanduser().resolve(), args.with_prompts)
-    except OSError as error:
-        raise CliError(f"cannot write {args.out}: {error.strerror or error}") from None
-    finally:
-        core.close()
+    with open_core(args) as core:
+        try:
+            out = write_report(core, args.out.expanduser().resolve(), args.with_prompts)
+        except OSError as error:
+            raise CliError(f"cannot write {args.out}: {error.strerror or error}") from None
     note = "" if args.with_prompts else " (prompts left out)"
     emit(args, {"written": str(out)}, f"wrote {out}{note}")
     return EXIT_OK

@@ -26,8 +26,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    core = open_core(args)
-    try:
+    with open_core(args) as core:
         library = core.models()
         rows, lines = [], []
         for entry in library.entries():
@@ -42,15 +41,12 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         folders = "\n".join(f"  {f}" for f in library.folders)
         emit(args, rows, "\n".join(lines or ["no models found"]) + f"\nfolders:\n{folders}")
         return EXIT_OK
-    finally:
-        core.close()
 
 
 def cmd_models_add(args: argparse.Namespace) -> int:
     from studio.core.model_files import ModelFileError
 
-    core = open_core(args)
-    try:
+    with open_core(args) as core:
         try:
             found = core.add_model(args.path)
         except ModelFileError as error:
@@ -63,8 +59,6 @@ def cmd_models_add(args: argparse.Namespace) -> int:
         else:
             emit(args, found.to_json(), f"added {found.name}: {found.architecture}, {found.format}")
         return EXIT_OK
-    finally:
-        core.close()
 
 
 def cmd_models_convert(args: argparse.Namespace) -> int:

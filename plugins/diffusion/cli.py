@@ -22,8 +22,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from studio.cli import EXIT_OK, EXIT_USAGE, CliError, emit, open_core
     from studio.core.model_files import ModelFileError
 
-    core = open_core(args)
-    try:
+    with open_core(args) as core:
         try:
             found = core.models().find(args.model)
             if found.format not in ("diffusers", "safetensors"):
@@ -47,5 +46,3 @@ def cmd_export(args: argparse.Namespace) -> int:
         out = export(pipeline, args.out, found.architecture)
         emit(args, {"written": str(out)}, f"wrote {out}")
         return EXIT_OK
-    finally:
-        core.close()

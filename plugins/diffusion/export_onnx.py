@@ -34,9 +34,8 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
     text_length = pipeline.tokenizer.model_max_length
     ids = (torch.zeros(1, text_length, dtype=torch.int64),)
     channels = pipeline.unet.config.in_channels
-    pooled_axes = {"input_ids": {0: "batch"}, "hidden_states": {0: "batch"},
-                   "text_embeds": {0: "batch"}}  # fmt: skip
     text_axes = {"input_ids": {0: "batch"}, "hidden_states": {0: "batch"}}
+    pooled_axes = text_axes | {"text_embeds": {0: "batch"}}
     with torch.no_grad():
         if xl:  # SDXL reads both encoders' next-to-last layer, and the second's projection
             _export(_TextEncoder(pipeline.text_encoder, penultimate=True), ids,

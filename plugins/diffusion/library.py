@@ -3,6 +3,7 @@ what the two backends (PyTorch, ONNX Runtime) share."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from studio.api import (
@@ -81,8 +82,6 @@ def few_step_hint(found: ModelFile) -> str:
 
 
 def _lcm_folder(found: ModelFile) -> bool:
-    import json
-
     if not found.path.is_dir():
         return False
     try:

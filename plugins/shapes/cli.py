@@ -115,8 +115,7 @@ def _eval_backend(args: argparse.Namespace, judge: Any) -> int:
     with tempfile.TemporaryDirectory(prefix="studio-eval-") as scratch:
         if args.data_dir is None:  # keep evaluation images out of the user's history
             args.data_dir = scratch
-        core = open_core(args)
-        try:
+        with open_core(args) as core:
             candidates = args.candidates or max(args.count, core.settings.candidates)
 
             def generate(prompt: str, seed: int, ranked: bool) -> list[Image.Image]:
@@ -144,8 +143,6 @@ def _eval_backend(args: argparse.Namespace, judge: Any) -> int:
             report = evaluate_images(prompts, generate, check, seed=args.seed, progress=progress)
             if not args.json:
                 print(file=sys.stderr)
-        finally:
-            core.close()
     report.settings = {
         "prompts": str(path), "backend": args.backend or core.default_backend(),
         "model": args.model or "", "count": args.count, "candidates": candidates,

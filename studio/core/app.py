@@ -53,6 +53,12 @@ class Core:
         registry.model_library = core.models
         return core
 
+    def __enter__(self) -> Core:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.engine.shutdown()
         self.history.close()

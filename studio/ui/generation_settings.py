@@ -28,6 +28,7 @@ from studio.core.backend import Capabilities, ModelInfo
 from studio.core.request import SEED_RANGE, random_seed
 from studio.ui.tasks import run_in_background
 
+HINT_ROLE = Qt.ItemDataRole.UserRole + 1  # a model's tip: what a distilled one wants
 DEFAULT_CAPABILITIES = Capabilities(min_size=64, max_size=2048, size_multiple=8, max_steps=150,
                                     max_guidance=30.0, negative_prompt=True)  # fmt: skip
 
@@ -46,7 +47,6 @@ class GenerationSettings(QWidget):
         self.model_hint = QLabel(wordWrap=True)  # what a distilled model wants
         self.model_hint.hide()
         self._wanted_model = s.model  # chosen once the backend's models are listed
-        self._hints: dict[str, str] = {}  # model ref -> what it wants (distilled models)
         self.sampler = QComboBox()
         self._wanted_sampler = s.sampler
         self.negative = QLineEdit()
@@ -185,13 +185,13 @@ class GenerationSettings(QWidget):
                             models: list[ModelInfo]) -> None:  # fmt: skip
         if backend_id != self.backend_id():
             return  # the user has picked another backend meanwhile
-        self._hints = {model.ref: model.description for model in models}
         self.model.clear()
         for model in models:
             self.model.addItem(model.name or model.ref, model.ref)
             parts = (model.architecture, model.format, model.hash, model.description)
             details = ", ".join(x for x in parts if x)
             self.model.setItemData(self.model.count() - 1, details, Qt.ItemDataRole.ToolTipRole)
+            self.model.setItemData(self.model.count() - 1, model.description, HINT_ROLE)
         self.model.setEnabled(bool(models))
         _choose(self.model, self._wanted_model, by_data=True)
         c = capabilities or DEFAULT_CAPABILITIES
@@ -217,7 +217,7 @@ class GenerationSettings(QWidget):
         self._wanted_model = self.model.currentData() or ""
 
     def _show_model_hint(self) -> None:
-        hint = self._hints.get(self.model.currentData() or "", "")
+        hint = self.model.currentData(HINT_ROLE) or ""
         self.model_hint.setText(f"Tip: {hint}." if hint else "")
         self.model_hint.setVisible(bool(hint))
 

@@ -21,7 +21,7 @@ class TrainConfig:
     heads: int = 6
     batch: int = 32
     steps: int = 12_000
-    restart: int = 8_000  # a warm restart of the learning rate here (0: none)
+    restart: int = 0  # a warm restart of the learning rate at this step (0: none)
     lr: float = 1e-3
     warmup: int = 500
     text_dropout: float = 0.1  # captions dropped, for classifier-free guidance
@@ -48,7 +48,7 @@ class TrainConfig:
 
 
 CONFIGS = {
-    "shipped": TrainConfig("shipped"),
+    "shipped": TrainConfig("shipped", restart=8_000),
     # Data-bound on a GPU: scenes render on the CPU cores (--workers), so each fresh batch
     # is also replayed once later. Width and depth stay within the CPU speed targets.
     "gpu": TrainConfig(
@@ -58,7 +58,6 @@ CONFIGS = {
         heads=8,
         batch=512,
         steps=14_000,
-        restart=0,
         lr=2e-3,
         warmup=300,
         replay=1,
@@ -75,7 +74,6 @@ CONFIGS = {
         heads=2,
         batch=16,
         steps=120,
-        restart=0,
         warmup=20,
         ranker_width=32,
         ranker_image_layers=1,
