@@ -48,8 +48,14 @@ def test_onnx_logits_match_pytorch(exported) -> None:
     onnx = OnnxShapesPipeline(exported, prefer_cuda=False)
     assert onnx.provider == CPU
     model = ShapesPipeline.load(exported).transformer
-    ids = onnx.tokenizers.text.encode("a pink diamond to the left of an orange star").ids
-    prompts = onnx.w["text_embed.weight"][np.stack([ids, np.full_like(ids, PAD)])]
+    text = onnx.tokenizers.text
+    ids = text.encode("a pink diamond to the left of an orange star").ids
+    prompts = onnx.prompt_embeddings(ids, guided=True)
+    assert model.config.bindings  # the words carry their phrases: the same in both
+    with torch.no_grad():
+        both = torch.from_numpy(np.stack([ids, np.full_like(ids, PAD)]))
+        embedded = model.embed_text(both, torch.from_numpy(text.bindings(both.numpy())))
+    assert np.abs(prompts - embedded.numpy()).max() < 1e-6
     h, prompt_cache = onnx._run(PREFIX, {"x": prompts})  # once per group of rows
     rows = np.repeat(prompts, 2, axis=0)  # the prompt twice, then the empty prompt twice
     c = model.config

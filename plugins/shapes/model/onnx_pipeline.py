@@ -145,9 +145,6 @@ class OnnxShapesPipeline:
         c, w = self.config, self.w
         n_codes = c["n_codes"]
         guided = options.guidance != 1.0
-        prompts = encoded.ids[None]  # one row per group: the prompt, the empty one to guide
-        if guided:
-            prompts = np.concatenate([prompts, np.full_like(prompts, PAD)])
 
         def choose(logits: np.ndarray) -> np.ndarray:
             """Rows are the conditioned batch, then (with guidance) its unconditioned copy."""
@@ -160,9 +157,10 @@ class OnnxShapesPipeline:
         def both(x: np.ndarray) -> np.ndarray:
             return np.concatenate([x, x]) if guided else x
 
-        h, prompt_cache = self._run(PREFIX, {"x": w["text_embed.weight"][prompts]})
+        x = self.prompt_embeddings(encoded.ids, guided)
+        h, prompt_cache = self._run(PREFIX, {"x": x})
         # slots: the background and the patches but the last (whose keys nothing reads)
-        cache = KVCache(prompt_cache, len(prompts) * n, c["n_patches"])
+        cache = KVCache(prompt_cache, len(x) * n, c["n_patches"])
         backgrounds = choose(np.repeat(self._heads("background_head", h), n, axis=0))
         x = w["background_embed.weight"][both(backgrounds)][:, None]
         image = self.tokenizers.image
@@ -199,6 +197,18 @@ class OnnxShapesPipeline:
             order = np.argsort(-scores, kind="stable")
             images, scores = images[order], scores[order]
         return Generated(images, scores, encoded.unknown)
+
+    def prompt_embeddings(self, ids: np.ndarray, guided: bool) -> np.ndarray:
+        """The prefix graph's input: one row per group of samples, the prompt's words (and
+        their bindings), then with guidance the empty prompt's."""
+        rows = [self.w["text_embed.weight"][ids]]
+        if "bind_embed.weight" in self.w:
+            rows[0] = rows[0] + self.w["bind_embed.weight"][self.tokenizers.text.bindings(ids)].sum(
+                -2
+            )
+        if guided:
+            rows.append(self.w["text_embed.weight"][np.full_like(ids, PAD)])
+        return np.stack(rows)
 
     def _run(self, name: str, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, list]:
         """Run a transformer graph: (last hidden state, new keys then values per layer)."""

@@ -4,6 +4,9 @@ Image tokens are factored as the image tokenizer makes them: a background token,
 per patch a "kind" (empty, solid colour c, or mask in colour c) and, for masks, one of
 K mask codes. The code head sees the kind it is predicting a code for, so the joint
 token is predicted as p(kind) * p(code | kind) without a 8*K-way softmax.
+
+With `bindings`, each word's embedding also adds those of the earlier words of its noun
+phrase (`TextTokenizer.bindings`), so a shape's token says which colour it goes with.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from plugins.shapes.model import image_tokens as it
+from plugins.shapes.model.text_tokens import PAD
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class TransformerConfig:
     width: int = 256
     layers: int = 4
     heads: int = 8
+    bindings: bool = False
 
     @property
     def n_kinds(self) -> int:
@@ -106,6 +111,7 @@ class ShapesTransformer(nn.Module):
         c = self.config = config
         d = c.width
         self.text_embed = nn.Embedding(c.text_vocab, d)
+        self.bind_embed = nn.Embedding(c.text_vocab, d, padding_idx=PAD) if c.bindings else None
         self.background_embed = nn.Embedding(it.N_BACKGROUNDS, d)
         self.kind_embed = nn.Embedding(c.n_kinds, d)
         self.code_embed = nn.Embedding(c.n_codes + 1, d)  # the last: "no code"
@@ -119,6 +125,8 @@ class ShapesTransformer(nn.Module):
         self.code_head = nn.Linear(d, c.n_codes)
         self.apply(self._init)
         nn.init.normal_(self.position, std=0.02)
+        if self.bind_embed is not None:  # zero: a model trained without them starts the same
+            nn.init.zeros_(self.bind_embed.weight)
         scale = 0.02 / math.sqrt(2 * c.layers)  # residual projections, as GPT-2 does
         for block in self.blocks:
             nn.init.normal_(block.attn.out.weight, std=scale)
@@ -133,6 +141,15 @@ class ShapesTransformer(nn.Module):
             nn.init.normal_(module.weight, std=0.02)
 
     # -- the sequence ------------------------------------------------------------
+
+    def embed_text(self, text: Tensor, bound: Tensor | None = None) -> Tensor:
+        """text (B, T) word ids and, with bindings, bound (B, T, BOUND) -> (B, T, d)."""
+        x = self.text_embed(text)
+        if self.bind_embed is not None:
+            if bound is None:
+                raise ValueError("this model reads bound words: pass TextTokenizer.bindings")
+            x = x + self.bind_embed(bound).sum(-2)
+        return x
 
     def embed_patches(self, kind: Tensor, code: Tensor) -> Tensor:
         return self.kind_embed(kind) + self.code_embed(code)
@@ -161,16 +178,19 @@ class ShapesTransformer(nn.Module):
 
     # -- training ----------------------------------------------------------------
 
-    def losses(self, text: Tensor, background: Tensor, patches: Tensor) -> tuple[Tensor, Tensor]:
+    def losses(
+        self, text: Tensor, background: Tensor, patches: Tensor, bound: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """(text loss, image loss) in nats per token for a batch of full sequences.
 
-        text (B, T) with PAD=0 after the words; background (B,); patches (B, P) ids.
+        text (B, T) with PAD=0 after the words; background (B,); patches (B, P) ids;
+        bound (B, T, BOUND) with bindings.
         """
         c = self.config
         kind, code = split_patch_tokens(patches, c.n_codes)
         x = torch.cat(
             [
-                self.text_embed(text),
+                self.embed_text(text, bound),
                 self.background_embed(background)[:, None],
                 self.embed_patches(kind[:, :-1], code[:, :-1]),
             ],
