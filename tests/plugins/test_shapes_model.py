@@ -80,12 +80,12 @@ def test_words_carry_the_earlier_words_of_their_phrase() -> None:
     assert (tokenizer.bindings(np.full_like(ids, PAD)) == PAD).all()  # the dropped prompt
 
 
-def test_bindings_start_at_zero_on_a_model_trained_without(micro_bundle, tmp_path) -> None:
-    """A model trained without bindings gains them unchanged (`init`), then learns them."""
+def test_bindings_and_lookup_start_at_zero_on_a_model_trained_without(micro_bundle, tmp_path):
+    """A model trained without them gains them unchanged (`init`), then learns them."""
     trained = load_module(ShapesTransformer, TransformerConfig, micro_bundle / TRANSFORMER)
-    without = ShapesTransformer(dataclasses.replace(trained.config, bindings=False))
+    without = ShapesTransformer(dataclasses.replace(trained.config, bindings=False, lookup=False))
     without.load_state_dict(
-        {k: v for k, v in trained.state_dict().items() if k != "bind_embed.weight"}
+        {k: v for k, v in trained.state_dict().items() if k in without.state_dict()}
     )
     path = tmp_path / "without.safetensors"
     save_file(without.state_dict(), str(path))

@@ -47,8 +47,11 @@ def sample_tokens(
     c = model.config
     guided = options.guidance != 1.0
     x = model.embed_text(text[None], None if bound is None else bound[None])
+    words = text[None]
     if guided:  # the empty prompt: PAD words, bound to nothing
         x = torch.cat([x, model.text_embed.weight[PAD].expand_as(x)])
+        words = torch.cat([words, torch.full_like(words, PAD)])
+    memory = None if model.lookup is None else model.lookup.memory(x, words)
 
     def choose(logits: Tensor) -> Tensor:
         """Rows are the conditioned batch, then (with guidance) its unconditioned copy."""
@@ -73,7 +76,10 @@ def sample_tokens(
         masked = (kind[:n] >= it.FIRST_MASK).nonzero()[:, 0]
         if len(masked):  # codes only where needed: most patches are empty or solid
             rows = torch.cat([masked, masked + n]) if guided else masked
-            code[rows] = both(choose(model.code_logits(h[rows], kind[rows])))
+            read = None
+            if memory is not None:  # each row reads its own group's prompt
+                read = model.lookup(kind[rows], *(part[rows // n] for part in memory))
+            code[rows] = both(choose(model.code_logits(h[rows], kind[rows], read)))
         patches[:, p] = join_patch_tokens(kind[:n], code[:n], c.n_codes)
         x = model.embed_patches(kind, code)[:, None]
         if on_patch is not None:

@@ -197,7 +197,7 @@ def stage_transformer(
     model_config = TransformerConfig(
         text_vocab=tokenizers.text.size, n_codes=tokenizers.image.n_codes,
         n_patches=tokenizers.image.n_patches, width=config.width, layers=config.layers,
-        heads=config.heads, bindings=config.bindings,
+        heads=config.heads, bindings=config.bindings, lookup=config.lookup,
     )  # fmt: skip
     torch.manual_seed(config.seed)  # the initial weights, before any resume
     model = ShapesTransformer(model_config)
@@ -265,14 +265,15 @@ def stage_transformer(
 
 
 def start_from(model: ShapesTransformer, path: Path) -> None:
-    """Load trained weights into a fresh model; only bindings it lacks stay new (zero)."""
+    """Load trained weights into a fresh model; only the bindings and the lookup may be new
+    (they start at zero, so the model starts out as it was)."""
     from safetensors.torch import load_file
 
     try:
         missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
     except RuntimeError as error:  # a tensor of another shape
         raise ValueError(f"{path} does not fit this configuration: {error}") from None
-    if unexpected or set(missing) - {"bind_embed.weight"}:
+    if unexpected or {m for m in missing if not m.startswith(("bind_embed.", "lookup."))}:
         raise ValueError(f"{path} does not fit this configuration: missing {missing}, "
                          f"unexpected {unexpected}")  # fmt: skip
 
