@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 
@@ -11,7 +10,6 @@ import pytest
 import torch
 from contexts import Context
 from safetensors.numpy import load_file
-from safetensors.torch import save_file
 
 from plugins.shapes.backend import ShapesBackend
 from plugins.shapes.model.bundle import (
@@ -34,7 +32,6 @@ from plugins.shapes.model.train import (
     Schedule,
     stage_tokenizers,
     stage_transformer,
-    start_from,
     train,
 )
 from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
@@ -62,46 +59,6 @@ def test_text_tokenizer_reports_unknown_words() -> None:
     assert (encoded.ids[:6] != PAD).all() and list(encoded.ids).count(UNK) == 2
     assert tokenizer.decode(encoded.ids) == "two red boxes <unk> <unk> please"
     assert tokenizer.encode("circle " * 100).truncated
-
-
-def test_words_carry_the_earlier_words_of_their_phrase() -> None:
-    tokenizer = TextTokenizer.build()
-    ids = tokenizer.encode("a small cyan triangle left of two purple stars").ids
-    bound = tokenizer.bindings(np.stack([ids, ids]))
-    assert bound.shape == (2, len(ids), 4) and (bound[0] == bound[1]).all()
-
-    def words(position: int) -> list[str]:
-        return [tokenizer.words[i] for i in bound[0, position] if i != PAD]
-
-    assert [words(i) for i in range(9)] == [
-        [], ["a"], ["a", "small"], ["a", "small", "cyan"], [], [], [], ["two"], ["two", "purple"],
-    ]  # fmt: skip
-    assert (bound[0, 9:] == PAD).all()
-    assert (tokenizer.bindings(np.full_like(ids, PAD)) == PAD).all()  # the dropped prompt
-
-
-def test_bindings_and_lookup_start_at_zero_on_a_model_trained_without(micro_bundle, tmp_path):
-    """A model trained without them gains them unchanged (`init`), then learns them."""
-    trained = load_module(ShapesTransformer, TransformerConfig, micro_bundle / TRANSFORMER)
-    without = ShapesTransformer(dataclasses.replace(trained.config, bindings=False, lookup=False))
-    without.load_state_dict(
-        {k: v for k, v in trained.state_dict().items() if k in without.state_dict()}
-    )
-    path = tmp_path / "without.safetensors"
-    save_file(without.state_dict(), str(path))
-    gained = ShapesTransformer(trained.config)
-    start_from(gained, path)
-    tokenizer = TextTokenizer.build()
-    text = torch.from_numpy(np.stack([tokenizer.encode("a red star and a blue circle").ids]))
-    bound = torch.from_numpy(tokenizer.bindings(text.numpy()))
-    patches, background = torch.randint(0, 20, (1, 64)), torch.tensor([1])
-    with torch.no_grad():
-        assert torch.equal(without.losses(text, background, patches)[1],
-                           gained.losses(text, background, patches, bound)[1])  # fmt: skip
-    with pytest.raises(ValueError, match="bound words"):
-        gained.losses(text, background, patches)
-    with pytest.raises(ValueError, match="does not fit"):
-        start_from(ShapesTransformer(dataclasses.replace(trained.config, width=32)), path)
 
 
 def test_image_tokenizer_round_trips_scenes(micro_bundle) -> None:

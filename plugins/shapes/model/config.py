@@ -27,9 +27,6 @@ class TrainConfig:
     text_dropout: float = 0.1  # captions dropped, for classifier-free guidance
     text_weight: float = 1 / 8  # DALL-E's text : image loss weights
     replay: int = 0  # extra steps per fresh batch, on recent batches (when data is the limit)
-    bindings: bool = True  # words carry their noun phrase's earlier words (text_tokens)
-    lookup: bool = True  # the code head reads the prompt with the kind as query (transformer)
-    init: str = ""  # start from these transformer weights (same shape; bindings may be new)
     # ranker
     ranker_width: int = 128
     ranker_image_layers: int = 4

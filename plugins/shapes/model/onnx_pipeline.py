@@ -145,6 +145,9 @@ class OnnxShapesPipeline:
         c, w = self.config, self.w
         n_codes = c["n_codes"]
         guided = options.guidance != 1.0
+        prompts = encoded.ids[None]  # one row per group: the prompt, the empty one to guide
+        if guided:
+            prompts = np.concatenate([prompts, np.full_like(prompts, PAD)])
 
         def choose(logits: np.ndarray) -> np.ndarray:
             """Rows are the conditioned batch, then (with guidance) its unconditioned copy."""
@@ -157,11 +160,9 @@ class OnnxShapesPipeline:
         def both(x: np.ndarray) -> np.ndarray:
             return np.concatenate([x, x]) if guided else x
 
-        x = self.prompt_embeddings(encoded.ids, guided)
-        memory = self._lookup_memory(x, encoded.ids) if "lookup.out.weight" in w else None
-        h, prompt_cache = self._run(PREFIX, {"x": x})
+        h, prompt_cache = self._run(PREFIX, {"x": w["text_embed.weight"][prompts]})
         # slots: the background and the patches but the last (whose keys nothing reads)
-        cache = KVCache(prompt_cache, len(x) * n, c["n_patches"])
+        cache = KVCache(prompt_cache, len(prompts) * n, c["n_patches"])
         backgrounds = choose(np.repeat(self._heads("background_head", h), n, axis=0))
         x = w["background_embed.weight"][both(backgrounds)][:, None]
         image = self.tokenizers.image
@@ -177,8 +178,6 @@ class OnnxShapesPipeline:
             if len(masked):  # codes only where needed: most patches are empty or solid
                 rows = np.concatenate([masked, masked + n]) if guided else masked
                 conditioned = h[rows] + w["code_condition.weight"][kind[rows]]
-                if memory is not None:  # each row reads its own group's prompt
-                    conditioned += self._lookup(kind[rows], rows // n, memory)
                 code[rows] = both(choose(self._heads("code_head", conditioned)))
             is_mask = kind[:n] >= it.FIRST_MASK
             joined = (
@@ -200,45 +199,6 @@ class OnnxShapesPipeline:
             order = np.argsort(-scores, kind="stable")
             images, scores = images[order], scores[order]
         return Generated(images, scores, encoded.unknown)
-
-    def prompt_embeddings(self, ids: np.ndarray, guided: bool) -> np.ndarray:
-        """The prefix graph's input: one row per group of samples, the prompt's words (and
-        their bindings), then with guidance the empty prompt's."""
-        w = self.w
-        rows = [w["text_embed.weight"][ids]]
-        if "bind_embed.weight" in w:
-            rows[0] = rows[0] + w["bind_embed.weight"][self.tokenizers.text.bindings(ids)].sum(-2)
-        if guided:
-            rows.append(w["text_embed.weight"][np.full_like(ids, PAD)])
-        return np.stack(rows)
-
-    def _lookup_memory(self, words: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The lookup's keys, values (G, T + 1, d) and mask (G, T + 1) for each group's
-        prompt (`WordLookup.memory`): the prompt, then the empty prompt, whose words are
-        all hidden."""
-        w = self.w
-        groups, _, d = words.shape
-        keys = np.concatenate(
-            [
-                words @ w["lookup.key.weight"].T,
-                np.broadcast_to(w["lookup.null_key"], (groups, 1, d)),
-            ],
-            axis=1,
-        )
-        values = np.concatenate([words @ w["lookup.value.weight"].T, np.zeros((groups, 1, d))], 1)
-        hidden = np.stack([ids == PAD, np.ones_like(ids, bool)])[:groups]
-        mask = np.where(np.pad(hidden, ((0, 0), (0, 1))), -np.inf, 0.0)
-        return keys.astype(np.float32), values.astype(np.float32), mask.astype(np.float32)
-
-    def _lookup(self, kind: np.ndarray, groups: np.ndarray, memory: tuple[np.ndarray, ...]):
-        """What each row's prompt says of the kind it draws (`WordLookup.forward`)."""
-        keys, values, mask = memory
-        q = self.w["lookup.query.weight"][kind]
-        scores = np.einsum("rd,rtd->rt", q, keys[groups]) * q.shape[-1] ** -0.5 + mask[groups]
-        weights = np.exp(scores - scores.max(-1, keepdims=True))
-        weights /= weights.sum(-1, keepdims=True)
-        read = np.einsum("rt,rtd->rd", weights, values[groups])
-        return self._heads("lookup.out", read)
 
     def _run(self, name: str, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, list]:
         """Run a transformer graph: (last hidden state, new keys then values per layer)."""

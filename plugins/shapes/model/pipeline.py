@@ -51,9 +51,6 @@ class ShapesPipeline:
         encoded = check_known_words(self.tokenizers.text, prompt)
         generator = torch.Generator().manual_seed(seed)  # CPU generator: same on any device
         text = torch.from_numpy(encoded.ids).to(self.device)
-        bound = None
-        if self.transformer.config.bindings:
-            bound = torch.from_numpy(self.tokenizers.text.bindings(encoded.ids)).to(self.device)
         image = self.tokenizers.image
         row = image.grid[1]
 
@@ -67,7 +64,7 @@ class ShapesPipeline:
 
         options = options or SamplingOptions()
         backgrounds, patches = sample_tokens(
-            self.transformer, text, n, options, generator, on_patch, bound
+            self.transformer, text, n, options, generator, on_patch
         )
         images = image.decode_batch(backgrounds.cpu().numpy(), patches.cpu().numpy())
         scores = np.zeros(n, np.float32)

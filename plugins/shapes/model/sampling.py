@@ -36,22 +36,17 @@ def sample_tokens(
     options: SamplingOptions,
     generator: torch.Generator,
     on_patch: OnPatch | None = None,
-    bound: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """`n` images for one prompt (`text` (T,), with bindings `bound` (T, BOUND)):
-    (backgrounds (n,), patch ids (n, P)).
+    """`n` images for one prompt: (backgrounds (n,), patch ids (n, P)).
 
     With guidance, an unconditioned copy of the batch (all-PAD text) runs alongside and
     the log-probabilities are pushed away from it: u + g * (c - u).
     """
     c = model.config
     guided = options.guidance != 1.0
-    x = model.embed_text(text[None], None if bound is None else bound[None])
-    words = text[None]
-    if guided:  # the empty prompt: PAD words, bound to nothing
-        x = torch.cat([x, model.text_embed.weight[PAD].expand_as(x)])
-        words = torch.cat([words, torch.full_like(words, PAD)])
-    memory = None if model.lookup is None else model.lookup.memory(x, words)
+    prompts = text.expand(n, -1)
+    if guided:
+        prompts = torch.cat([prompts, torch.full_like(prompts, PAD)])
 
     def choose(logits: Tensor) -> Tensor:
         """Rows are the conditioned batch, then (with guidance) its unconditioned copy."""
@@ -64,7 +59,7 @@ def sample_tokens(
     def both(x: Tensor) -> Tensor:  # the same choice for the unconditioned copy
         return torch.cat([x, x]) if guided else x
 
-    h, past = model.run(x.repeat_interleave(n, 0), 0)
+    h, past = model.run(model.text_embed(prompts), 0)
     backgrounds = choose(model.background_head(h[:, -1]))
     x = model.background_embed(both(backgrounds))[:, None]
     patches = torch.empty(n, c.n_patches, dtype=torch.long)
@@ -76,10 +71,7 @@ def sample_tokens(
         masked = (kind[:n] >= it.FIRST_MASK).nonzero()[:, 0]
         if len(masked):  # codes only where needed: most patches are empty or solid
             rows = torch.cat([masked, masked + n]) if guided else masked
-            read = None
-            if memory is not None:  # each row reads its own group's prompt
-                read = model.lookup(kind[rows], *(part[rows // n] for part in memory))
-            code[rows] = both(choose(model.code_logits(h[rows], kind[rows], read)))
+            code[rows] = both(choose(model.code_logits(h[rows], kind[rows])))
         patches[:, p] = join_patch_tokens(kind[:n], code[:n], c.n_codes)
         x = model.embed_patches(kind, code)[:, None]
         if on_patch is not None:

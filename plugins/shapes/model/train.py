@@ -197,22 +197,17 @@ def stage_transformer(
     model_config = TransformerConfig(
         text_vocab=tokenizers.text.size, n_codes=tokenizers.image.n_codes,
         n_patches=tokenizers.image.n_patches, width=config.width, layers=config.layers,
-        heads=config.heads, bindings=config.bindings, lookup=config.lookup,
+        heads=config.heads,
     )  # fmt: skip
     torch.manual_seed(config.seed)  # the initial weights, before any resume
-    model = ShapesTransformer(model_config)
-    if config.init:
-        start_from(model, Path(config.init))
-    model = model.to(device)
+    model = ShapesTransformer(model_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                                   weight_decay=0.01)  # fmt: skip
     checkpoint = Checkpoint(run / "transformer.ckpt", config.checkpoint_seconds)
     step = checkpoint.load(model, optimizer)
     params = sum(p.numel() for p in model.parameters())
     log(f"transformer: {params / 1e6:.2f} M parameters, from step {step} of {config.steps}, "
-        f"on {device} with {workers} data workers"
-        + (f", initialised from {config.init}" if config.init else ""))  # fmt: skip
-    bindings = tokenizers.text.bindings if config.bindings else None
+        f"on {device} with {workers} data workers")  # fmt: skip
     fresh_every = 1 + config.replay  # one fresh batch, then `replay` recent ones
     batches = transformer_batches(tokenizers, config.batch, config.seed,
                                   start_step=step // fresh_every, workers=workers)  # fmt: skip
@@ -229,14 +224,11 @@ def stage_transformer(
             dropout = torch.Generator().manual_seed(config.seed * 1_000_003 + step)  # resumable
             dropped = torch.rand(len(text), generator=dropout) < config.text_dropout
             text = text.masked_fill(dropped.to(device)[:, None], PAD)
-            bound = None if bindings is None else torch.from_numpy(bindings(text.cpu().numpy()))
-            recent.append((text, backgrounds, patches, bound))
+            recent.append((text, backgrounds, patches))
         else:  # data is the limit: learn from a recent batch again
-            text, backgrounds, patches, bound = recent[random.Random(step).randrange(len(recent))]
+            text, backgrounds, patches = recent[random.Random(step).randrange(len(recent))]
         with bf16:
-            text_loss, image_loss = model.losses(
-                text, backgrounds, patches, None if bound is None else bound.to(device)
-            )
+            text_loss, image_loss = model.losses(text, backgrounds, patches)
         loss = config.text_weight * text_loss + (1 - config.text_weight) * image_loss
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr(step)
@@ -262,20 +254,6 @@ def stage_transformer(
     save_module(model, model_config, final)
     final.with_suffix(".eval").unlink(missing_ok=True)
     return model.cpu().eval()
-
-
-def start_from(model: ShapesTransformer, path: Path) -> None:
-    """Load trained weights into a fresh model; only the bindings and the lookup may be new
-    (they start at zero, so the model starts out as it was)."""
-    from safetensors.torch import load_file
-
-    try:
-        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
-    except RuntimeError as error:  # a tensor of another shape
-        raise ValueError(f"{path} does not fit this configuration: {error}") from None
-    if unexpected or {m for m in missing if not m.startswith(("bind_embed.", "lookup."))}:
-        raise ValueError(f"{path} does not fit this configuration: missing {missing}, "
-                         f"unexpected {unexpected}")  # fmt: skip
 
 
 def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog) -> None:

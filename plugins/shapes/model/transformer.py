@@ -4,12 +4,6 @@ Image tokens are factored as the image tokenizer makes them: a background token,
 per patch a "kind" (empty, solid colour c, or mask in colour c) and, for masks, one of
 K mask codes. The code head sees the kind it is predicting a code for, so the joint
 token is predicted as p(kind) * p(code | kind) without a 8*K-way softmax.
-
-With `bindings`, each word's embedding also adds those of the earlier words of its noun
-phrase (`TextTokenizer.bindings`), so a shape's token says which colour it goes with.
-With `lookup`, the code head also reads the prompt's words with the kind as its query
-(`WordLookup`): the first patch of a cyan object learns what the prompt says of cyan, which
-attention over earlier patches cannot tell it, since the kind is chosen at that step.
 """
 
 from __future__ import annotations
@@ -22,7 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from plugins.shapes.model import image_tokens as it
-from plugins.shapes.model.text_tokens import PAD
 
 
 @dataclass(frozen=True)
@@ -34,8 +27,6 @@ class TransformerConfig:
     width: int = 256
     layers: int = 4
     heads: int = 8
-    bindings: bool = False
-    lookup: bool = False
 
     @property
     def n_kinds(self) -> int:
@@ -93,38 +84,6 @@ class Attention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, n, d)), keys, values
 
 
-class WordLookup(nn.Module):
-    """One attention read over the prompt's word embeddings whose query is the kind being
-    drawn ("which shape goes with cyan?"). Linear in the kind and in the words, so a colour
-    and a shape never seen together are looked up as any others are. A null slot answers
-    when no word fits, e.g. for the empty prompt."""
-
-    def __init__(self, n_kinds: int, width: int) -> None:
-        super().__init__()
-        self.query = nn.Embedding(n_kinds, width)
-        self.key = nn.Linear(width, width, bias=False)
-        self.value = nn.Linear(width, width, bias=False)
-        self.null_key = nn.Parameter(torch.zeros(width))
-        self.out = nn.Linear(width, width)
-
-    def memory(self, words: Tensor, text: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """words (B, T, d) embedded, text (B, T) ids -> keys, values (B, T + 1, d) and the
-        additive mask (B, T + 1) that hides padding."""
-        b = words.shape[0]
-        keys = torch.cat([self.key(words), self.null_key.expand(b, 1, -1)], 1)
-        values = torch.cat([self.value(words), words.new_zeros(b, 1, words.shape[-1])], 1)
-        hidden = torch.cat([text == PAD, text.new_zeros(b, 1, dtype=torch.bool)], 1)
-        mask = torch.zeros(hidden.shape, dtype=words.dtype, device=words.device)
-        return keys, values, mask.masked_fill(hidden, float("-inf"))
-
-    def forward(self, kind: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> Tensor:
-        """kind (B, ...) with keys, values (B, T + 1, d), mask (B, T + 1) -> (B, ..., d)."""
-        q = self.query(kind).flatten(1, -2) if kind.dim() > 1 else self.query(kind)[:, None]
-        scores = q @ keys.transpose(1, 2) * keys.shape[-1] ** -0.5 + mask[:, None]
-        read = self.out(torch.softmax(scores, -1) @ values)
-        return read.view(*kind.shape, -1)
-
-
 class Block(nn.Module):
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -147,7 +106,6 @@ class ShapesTransformer(nn.Module):
         c = self.config = config
         d = c.width
         self.text_embed = nn.Embedding(c.text_vocab, d)
-        self.bind_embed = nn.Embedding(c.text_vocab, d, padding_idx=PAD) if c.bindings else None
         self.background_embed = nn.Embedding(it.N_BACKGROUNDS, d)
         self.kind_embed = nn.Embedding(c.n_kinds, d)
         self.code_embed = nn.Embedding(c.n_codes + 1, d)  # the last: "no code"
@@ -159,14 +117,8 @@ class ShapesTransformer(nn.Module):
         self.kind_head = nn.Linear(d, c.n_kinds)
         self.code_condition = nn.Embedding(c.n_kinds, d)
         self.code_head = nn.Linear(d, c.n_codes)
-        self.lookup = WordLookup(c.n_kinds, d) if c.lookup else None
         self.apply(self._init)
         nn.init.normal_(self.position, std=0.02)
-        # zero: a model trained without these starts out the same (`train.start_from`)
-        if self.bind_embed is not None:
-            nn.init.zeros_(self.bind_embed.weight)
-        if self.lookup is not None:
-            nn.init.zeros_(self.lookup.out.weight)
         scale = 0.02 / math.sqrt(2 * c.layers)  # residual projections, as GPT-2 does
         for block in self.blocks:
             nn.init.normal_(block.attn.out.weight, std=scale)
@@ -176,21 +128,11 @@ class ShapesTransformer(nn.Module):
     def _init(module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+            nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
 
     # -- the sequence ------------------------------------------------------------
-
-    def embed_text(self, text: Tensor, bound: Tensor | None = None) -> Tensor:
-        """text (B, T) word ids and, with bindings, bound (B, T, BOUND) -> (B, T, d)."""
-        x = self.text_embed(text)
-        if self.bind_embed is not None:
-            if bound is None:
-                raise ValueError("this model reads bound words: pass TextTokenizer.bindings")
-            x = x + self.bind_embed(bound).sum(-2)
-        return x
 
     def embed_patches(self, kind: Tensor, code: Tensor) -> Tensor:
         return self.kind_embed(kind) + self.code_embed(code)
@@ -214,28 +156,21 @@ class ShapesTransformer(nn.Module):
             present.append((k, v))
         return self.ln_out(x), present
 
-    def code_logits(self, h: Tensor, kind: Tensor, read: Tensor | None = None) -> Tensor:
-        """Mask-code logits at hidden states `h` for the chosen kinds; `read` is what the
-        lookup found for them (with `lookup`)."""
-        h = h + self.code_condition(kind)
-        return self.code_head(h if read is None else h + read)
+    def code_logits(self, h: Tensor, kind: Tensor) -> Tensor:
+        return self.code_head(h + self.code_condition(kind))
 
     # -- training ----------------------------------------------------------------
 
-    def losses(
-        self, text: Tensor, background: Tensor, patches: Tensor, bound: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def losses(self, text: Tensor, background: Tensor, patches: Tensor) -> tuple[Tensor, Tensor]:
         """(text loss, image loss) in nats per token for a batch of full sequences.
 
-        text (B, T) with PAD=0 after the words; background (B,); patches (B, P) ids;
-        bound (B, T, BOUND) with bindings.
+        text (B, T) with PAD=0 after the words; background (B,); patches (B, P) ids.
         """
         c = self.config
         kind, code = split_patch_tokens(patches, c.n_codes)
-        words = self.embed_text(text, bound)
         x = torch.cat(
             [
-                words,
+                self.text_embed(text),
                 self.background_embed(background)[:, None],
                 self.embed_patches(kind[:, :-1], code[:, :-1]),
             ],
@@ -253,11 +188,9 @@ class ShapesTransformer(nn.Module):
             self.kind_head(image_h).reshape(-1, c.n_kinds), kind.reshape(-1), reduction="sum"
         )
         has_code = code < c.n_codes
-        read = None
-        if self.lookup is not None:
-            read = self.lookup(kind, *self.lookup.memory(words, text))[has_code]
-        code_logits = self.code_logits(image_h[has_code], kind[has_code], read)
-        code_loss = F.cross_entropy(code_logits, code[has_code], reduction="sum")
+        code_loss = F.cross_entropy(
+            self.code_logits(image_h[has_code], kind[has_code]), code[has_code], reduction="sum"
+        )
         n_image_tokens = kind.numel() + background.numel()
         image_loss = (background_loss * background.numel() + kind_loss + code_loss) / n_image_tokens
         return torch.nan_to_num(text_loss), image_loss
