@@ -2,6 +2,10 @@
 default request end to end, peak memory, and FLOPs against what this CPU sustains.
 
     .venv/bin/python bench/bench_shapes_backends.py [--runs 5] [--threads 1,2] [--bundle DIR]
+        [--prompt TEXT]
+
+A prompt naming objects of different colours ("a cyan triangle and a purple star") also
+runs each object's phrase as a prompt (`Phrases`): about twice the work of one that does not.
 
 Each runtime runs in a fresh process (so imports and peak memory are its own). A default
 request samples 16 candidates, ranks them and keeps 4; time includes decoding and ranking.
@@ -72,9 +76,9 @@ print(json.dumps({"import_s": imported - started, "load_s": loaded - imported,
 """
 
 
-def run_child(runtime: str, threads: int, bundle: Path, runs: int) -> dict:
+def run_child(runtime: str, threads: int, bundle: Path, prompt: str, runs: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-c", CHILD, runtime, str(threads), str(bundle), PROMPT, str(runs)]
+    command = [sys.executable, "-c", CHILD, runtime, str(threads), str(bundle), prompt, str(runs)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     if done.returncode:
         raise SystemExit(f"{runtime} failed:\n{done.stderr}")
@@ -104,11 +108,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", default="1,2", help="thread counts to compare, e.g. 1,2")
     parser.add_argument("--bundle", type=Path, default=ROOT / "resources" / "shapes" / "model")
+    parser.add_argument("--prompt", default=PROMPT)
     args = parser.parse_args()
     counts = [int(t) for t in args.threads.split(",")]
-    results = {(rt, t): run_child(rt, t, args.bundle, args.runs) for t in counts for rt in RUNTIMES}
+    results = {
+        (rt, t): run_child(rt, t, args.bundle, args.prompt, args.runs)
+        for t in counts
+        for rt in RUNTIMES
+    }
     columns = [(rt, t) for t in counts for rt in RUNTIMES]
-    print(f"prompt: {PROMPT!r}; 16 candidates -> 4; median of {args.runs} runs after a warm-up")
+    print(
+        f"prompt: {args.prompt!r}; 16 candidates -> 4; median of {args.runs} runs after a warm-up"
+    )
     header = "".join(f"{NAMES[rt] + f' {t}t':>16}" for rt, t in columns)
     print(f"{'figure':<30}{header}{'target':>12}")
 

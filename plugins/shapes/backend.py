@@ -1,8 +1,11 @@
 """The built-in model as a Studio backend, run by PyTorch (CUDA when present, else CPU).
 
-Request options (all optional): `temperature` (default 0.3), `top_k` (32) and `rank`
+Request options (all optional): `temperature` (default 0.3), `top_k` (32), `rank`
 (true: the ranker orders the sampled candidates and the best `count` are kept; false:
-the first `count` samples are kept as drawn). Guidance 0 means the default, 2.
+the first `count` samples are kept as drawn) and `phrases` (true: in a prompt naming
+objects of different colours, each object's shape is drawn under its own noun phrase,
+which binds colours to the right shapes; false: under the whole prompt only). Guidance 0
+means the default, 2.
 """
 
 from __future__ import annotations
@@ -164,6 +167,7 @@ def generate_candidates(
         temperature=float(request.options.get("temperature", 0.3)),
         top_k=int(request.options.get("top_k", 32)),
         guidance=request.guidance or DEFAULT_GUIDANCE,
+        phrases=bool(request.options.get("phrases", True)),
     )
 
     def on_progress(done: int, total: int, partial: np.ndarray | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -150,7 +150,6 @@ class _Pending:
     count: int | None = None  # None: an article or nothing, so the noun's number decides
     size: str | None = None
     color: str | None = None
-    words: list[int] = field(default_factory=list)  # positions of the phrase's words
 
     def has_adjectives(self) -> bool:
         return self.size is not None or self.color is not None
@@ -165,28 +164,23 @@ class _Reader:
         self.relation: tuple[str, int] | None = None  # type, objects named before it
         self.place: str | None = None
         self.background: str | None = None
-        self.owners: dict[int, int] = {}  # word position -> index of the object it describes
-        self.unknown: list[str] = []
 
-    def feed(self, lexeme: Lexeme, words: list[int]) -> None:
-        """One lexeme, read from the words at positions `words`."""
+    def feed(self, lexeme: Lexeme) -> None:
         tag, value = lexeme
         if tag == ARTICLE:
-            self.pending = _Pending(determined=True, words=words)  # starts a noun phrase
+            self.pending = _Pending(determined=True)  # a determiner starts a noun phrase
         elif tag == NUMBER:
-            self.pending = _Pending(determined=True, count=value, words=words)
+            self.pending = _Pending(determined=True, count=value)
         elif tag in (ONE, ONES):
-            self._one(plural=tag == ONES, words=words)
+            self._one(plural=tag == ONES)
         elif tag == SIZE:
             self.pending.size = value
-            self.pending.words += words
         elif tag == COLOR:
             self.pending.color = value
-            self.pending.words += words
         elif tag == POST_COLOR:
-            self._post_color(value, words)
+            self._post_color(value)
         elif tag in (SHAPE, SHAPES):
-            self._noun(value, plural=tag == SHAPES, words=words)
+            self._noun(value, plural=tag == SHAPES)
         elif tag == RELATION:
             if self.relation is None:
                 self.relation = (value, len(self.objects))
@@ -195,32 +189,29 @@ class _Reader:
         elif tag == BACKGROUND:
             self.background = self.background or value
 
-    def _noun(self, shape: str, plural: bool, words: list[int]) -> None:
+    def _noun(self, shape: str, plural: bool) -> None:
         count = self.pending.count
         if count is None:
             count = 2 if plural else 1  # a bare plural ("some stars") asks for at least two
         self.objects.append(_Object(shape, self.pending.color, self.pending.size, count))
-        self.owners.update(dict.fromkeys(self.pending.words + words, len(self.objects) - 1))
         self.pending = _Pending()
 
-    def _one(self, plural: bool, words: list[int]) -> None:
+    def _one(self, plural: bool) -> None:
         """The word "one": a count ("one star"), or after adjectives the last noun again
         ("a red star and a blue one")."""
         if self.pending.has_adjectives() and self.objects:
-            self._noun(self.objects[-1].shape, plural, words)
+            self._noun(self.objects[-1].shape, plural)
         elif not plural:
-            self.pending = _Pending(determined=True, count=1, words=words)
+            self.pending = _Pending(determined=True, count=1)
 
-    def _post_color(self, color: str, words: list[int]) -> None:
+    def _post_color(self, color: str) -> None:
         """A colour after its noun ("a star in red") goes to the object just named."""
         if self.objects and self.objects[-1].color is None and not self.pending.has_adjectives():
             self.objects[-1].color = color
-            self.owners.update(dict.fromkeys(words, len(self.objects) - 1))
         else:
             self.pending.color = color
-            self.pending.words += words
 
-    def spec(self) -> PromptSpec:
+    def spec(self, unknown: list[str]) -> PromptSpec:
         self._attach_trailing_adjectives()
         objects = tuple(ObjectSpec(o.shape, o.color, o.size, o.count) for o in self.objects)
         relation = None
@@ -232,7 +223,7 @@ class _Reader:
             background=self.background,
             relation=relation,
             place=self.place,
-            unknown_words=tuple(self.unknown),
+            unknown_words=tuple(unknown),
         )
         return replace(spec, kind=infer_kind(spec))
 
@@ -245,35 +236,24 @@ class _Reader:
         last = self.objects[-1]
         last.color = last.color or pending.color
         last.size = last.size or pending.size
-        self.owners.update(dict.fromkeys(pending.words, len(self.objects) - 1))
 
 
 def parse_prompt(text: str) -> PromptSpec:
     """What a prompt names, as a `PromptSpec` (kind inferred). Never raises: words it does
     not know are skipped and listed in `unknown_words`; nonsense gives no objects."""
-    return _read(normalize(text)).spec()
-
-
-def object_of_words(words: list[str]) -> list[int | None]:
-    """For each (normalized) word, the index of the object its noun phrase names, or
-    None: "a red star on blue" -> [0, 0, 0, None, None]. What binds a colour to a shape."""
-    reader = _read(words)
-    reader.spec()  # attaches trailing adjectives
-    return [reader.owners.get(i) for i in range(len(words))]
-
-
-def _read(words: list[str]) -> _Reader:
+    words = normalize(text)
     reader = _Reader()
+    unknown: list[str] = []
     position = 0
     while position < len(words):
         lexeme, length = _match(words, position)
         if lexeme is None:
-            reader.unknown.append(words[position])
+            unknown.append(words[position])
             position += 1
         else:
-            reader.feed(lexeme, list(range(position, position + length)))
+            reader.feed(lexeme)
             position += length
-    return reader
+    return reader.spec(unknown)
 
 
 def infer_kind(spec: PromptSpec) -> str | None:

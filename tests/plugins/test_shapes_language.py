@@ -8,13 +8,7 @@ import pytest
 
 from plugins.shapes import world
 from plugins.shapes.captions import caption_variants, write_caption
-from plugins.shapes.parser import (
-    infer_kind,
-    known_words,
-    normalize,
-    object_of_words,
-    parse_prompt,
-)
+from plugins.shapes.parser import infer_kind, known_words, normalize, parse_prompt
 from plugins.shapes.scene import ObjectSpec, PromptSpec, RelationSpec
 
 
@@ -192,18 +186,3 @@ def test_caption_names_nothing_more() -> None:
         if spec.background is None:
             assert not words & background_words
         assert not words & {"above", "below", "under", "corner", "top", "bottom", "left", "right"}
-
-
-def test_object_of_words_binds_adjectives_to_their_noun() -> None:
-    def owners(text: str) -> list[int | None]:
-        return object_of_words(normalize(text))
-
-    assert owners("a cyan triangle and a purple star") == [0, 0, 0, None, 1, 1, 1]
-    assert owners("three small red stars above a blue one on black") == [
-        0, 0, 0, 0, None, 1, 1, 1, None, None,
-    ]  # fmt: skip
-    assert owners("a star in red and a circle that is blue") == [
-        0, 0, 0, 0, None, 1, 1, None, None, 1,
-    ]  # fmt: skip
-    assert owners("") == []
-    assert owners("hello world") == [None, None]

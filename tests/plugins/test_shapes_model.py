@@ -11,6 +11,7 @@ import torch
 from contexts import Context
 from safetensors.numpy import load_file
 
+from plugins.shapes import world
 from plugins.shapes.backend import ShapesBackend
 from plugins.shapes.model.bundle import (
     IMAGE_TOKENIZER,
@@ -21,7 +22,7 @@ from plugins.shapes.model.bundle import (
     Tokenizers,
     load_module,
 )
-from plugins.shapes.model.common import NoKnownWords
+from plugins.shapes.model.common import NoKnownWords, Phrases, noun_phrase
 from plugins.shapes.model.config import get_config
 from plugins.shapes.model.data import transformer_batches
 from plugins.shapes.model.image_tokens import FIRST_MASK
@@ -37,6 +38,7 @@ from plugins.shapes.model.train import (
 from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
 from plugins.shapes.render import render_array
 from plugins.shapes.sampler import SceneSampler
+from plugins.shapes.scene import ObjectSpec
 from studio.api import Cancelled, GenerationRequest
 
 
@@ -59,6 +61,35 @@ def test_text_tokenizer_reports_unknown_words() -> None:
     assert (encoded.ids[:6] != PAD).all() and list(encoded.ids).count(UNK) == 2
     assert tokenizer.decode(encoded.ids) == "two red boxes <unk> <unk> please"
     assert tokenizer.encode("circle " * 100).truncated
+
+
+def test_phrases_name_each_object_of_a_distinct_colour() -> None:
+    tokenizer = TextTokenizer.build()
+    phrases = Phrases.of(tokenizer, "Three small RED stars above a big blue one, on black!")
+    assert [tokenizer.decode(ids) for ids in phrases.ids] == [
+        "three small red stars", "a large blue star",
+    ]  # fmt: skip
+    red, blue = (list(world.COLORS).index(c) for c in ("red", "blue"))
+    assert phrases.colors == (red, blue)
+    groups = phrases.prompt_of_kinds(first_phrase=2)  # after the prompt and the empty one
+    assert groups[FIRST_MASK + red] == 2 and groups[FIRST_MASK + blue] == 3
+    assert groups.sum() == 5  # every other kind: the whole prompt (0)
+    assert noun_phrase(ObjectSpec("heart", "orange")) == "an orange heart"
+    for nothing_to_bind in ("a red star", "three red stars", "a red star and a red circle",
+                            "a circle and a blue star", "hello"):  # fmt: skip
+        assert Phrases.of(tokenizer, nothing_to_bind) is None
+
+
+def test_phrases_change_only_prompts_that_have_them(backend) -> None:
+    def images(prompt: str, phrases: bool) -> list[np.ndarray]:
+        request_ = request(prompt=prompt, options={"phrases": phrases})
+        return [c.image for c in backend.generate(request_, Context())]
+
+    for prompt, has_phrases in (("a red star and a blue circle", True),
+                                ("three yellow hearts", False)):  # fmt: skip
+        on, off = images(prompt, True), images(prompt, False)
+        same = all(np.array_equal(a, b) for a, b in zip(on, off, strict=True))
+        assert same is not has_phrases, prompt
 
 
 def test_image_tokenizer_round_trips_scenes(micro_bundle) -> None:

@@ -54,6 +54,21 @@ def test_shipped_model_draws_what_a_simple_prompt_asks(backend) -> None:
     assert passed >= 4  # an untrained model draws none; the shipped one most of them
 
 
+def test_shipped_model_binds_colours_to_shapes_by_phrase(backend) -> None:
+    """Two held-out pairs at once: drawn under the whole prompt only, the colours go to
+    the wrong shapes (the pairs it has seen); under each object's phrase, they do not."""
+    prompt = "a cyan triangle and a purple star"
+    judge, spec = Judge.load(), parse_prompt(prompt)
+
+    def passed(phrases: bool) -> int:
+        request = GenerationRequest(prompt, seed=2, count=4, candidates=16,
+                                    options={"phrases": phrases})  # fmt: skip
+        return sum(judge.check(c.image, spec).passed for c in backend.generate(request, Quiet()))
+
+    assert passed(phrases=False) == 0
+    assert passed(phrases=True) >= 2
+
+
 def test_cli_generate_with_the_default_backend(capsys, tmp_path) -> None:
     code = main(["generate", "a blue star wearing a hat", "--seed", "3", "--count", "2",
                  "--out", str(tmp_path), "--json"])  # fmt: skip

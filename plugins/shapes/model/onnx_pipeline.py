@@ -18,6 +18,7 @@ from plugins.shapes.model.bundle import TRANSFORMER, BundleError, Tokenizers
 from plugins.shapes.model.common import (
     Generated,
     OnProgress,
+    Phrases,
     SamplingOptions,
     check_known_words,
 )
@@ -145,26 +146,34 @@ class OnnxShapesPipeline:
         c, w = self.config, self.w
         n_codes = c["n_codes"]
         guided = options.guidance != 1.0
-        prompts = encoded.ids[None]  # one row per group: the prompt, the empty one to guide
-        if guided:
-            prompts = np.concatenate([prompts, np.full_like(prompts, PAD)])
+        # One group of n rows per prompt the tokens run under, as in `sample_tokens`.
+        prompts = [encoded.ids] + [np.full_like(encoded.ids, PAD)] * guided
+        code_prompt = np.zeros(it.FIRST_MASK + it.N_COLORS, np.int64)
+        phrases = Phrases.of(self.tokenizers.text, prompt) if options.phrases else None
+        if phrases is not None:
+            code_prompt = phrases.prompt_of_kinds(len(prompts))
+            prompts += list(phrases.ids)
+        groups = len(prompts)
+        every = np.arange(n)
 
-        def choose(logits: np.ndarray) -> np.ndarray:
-            """Rows are the conditioned batch, then (with guidance) its unconditioned copy."""
+        def choose(logits: np.ndarray, images: np.ndarray) -> np.ndarray:
+            """A token for each of `images` from its rows' `logits`: first its own, then
+            (with guidance) its rows' under the empty prompt."""
             log_p = log_softmax(logits)
             if guided:
                 cond, uncond = np.split(log_p, 2)
                 log_p = uncond + options.guidance * (cond - uncond)
             return pick(log_p, options, rng)
 
-        def both(x: np.ndarray) -> np.ndarray:
-            return np.concatenate([x, x]) if guided else x
+        def rows(images: np.ndarray, own: np.ndarray) -> np.ndarray:
+            return np.concatenate([own, n + images]) if guided else own
 
-        h, prompt_cache = self._run(PREFIX, {"x": w["text_embed.weight"][prompts]})
+        h, prompt_cache = self._run(PREFIX, {"x": w["text_embed.weight"][np.stack(prompts)]})
         # slots: the background and the patches but the last (whose keys nothing reads)
-        cache = KVCache(prompt_cache, len(prompts) * n, c["n_patches"])
-        backgrounds = choose(np.repeat(self._heads("background_head", h), n, axis=0))
-        x = w["background_embed.weight"][both(backgrounds)][:, None]
+        cache = KVCache(prompt_cache, groups * n, c["n_patches"])
+        background_logits = np.repeat(self._heads("background_head", h), n, axis=0)
+        backgrounds = choose(background_logits[rows(every, every)], every)
+        x = w["background_embed.weight"][np.tile(backgrounds, groups)][:, None]
         image = self.tokenizers.image
         patches = np.empty((n, c["n_patches"]), np.int64)
         for p in range(c["n_patches"]):
@@ -172,21 +181,27 @@ class OnnxShapesPipeline:
             h, new = self._run(STEP, {"x": x, "position": position, **cache.inputs()})
             if p + 1 < c["n_patches"]:  # the last step's keys are never read
                 cache.append(new)
-            kind = both(choose(self._heads("kind_head", h)))
+            kind = choose(self._heads("kind_head", h[rows(every, every)]), every)
             code = np.full_like(kind, n_codes)  # "no code" unless the patch is a mask
-            masked = np.flatnonzero(kind[:n] >= it.FIRST_MASK)
+            masked = np.flatnonzero(kind >= it.FIRST_MASK)
             if len(masked):  # codes only where needed: most patches are empty or solid
-                rows = np.concatenate([masked, masked + n]) if guided else masked
-                conditioned = h[rows] + w["code_condition.weight"][kind[rows]]
-                code[rows] = both(choose(self._heads("code_head", conditioned)))
-            is_mask = kind[:n] >= it.FIRST_MASK
+                kinds = kind[masked]
+                own = code_prompt[kinds] * n + masked  # under the phrase of the patch's colour
+                both = rows(masked, own)
+                conditioned = (
+                    h[both] + w["code_condition.weight"][np.tile(kinds, len(both) // len(kinds))]
+                )
+                code[masked] = choose(self._heads("code_head", conditioned), masked)
+            is_mask = kind >= it.FIRST_MASK
             joined = (
-                it.FIRST_MASK
-                + (kind[:n] - it.FIRST_MASK) * n_codes
-                + np.minimum(code[:n], n_codes - 1)
+                it.FIRST_MASK + (kind - it.FIRST_MASK) * n_codes + np.minimum(code, n_codes - 1)
             )
-            patches[:, p] = np.where(is_mask, joined, kind[:n])
-            x = (w["kind_embed.weight"][kind] + w["code_embed.weight"][code])[:, None]
+            patches[:, p] = np.where(is_mask, joined, kind)
+            x = (
+                w["kind_embed.weight"][np.tile(kind, groups)]
+                + w["code_embed.weight"][np.tile(code, groups)]
+            )
+            x = x[:, None]
             if on_progress is not None:
                 done = p + 1
                 row_end = done % image.grid[1] == 0

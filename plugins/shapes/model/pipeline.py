@@ -12,6 +12,7 @@ from plugins.shapes.model.bundle import RANKER, TRANSFORMER, Tokenizers, load_mo
 from plugins.shapes.model.common import (
     Generated,
     OnProgress,
+    Phrases,
     SamplingOptions,
     check_known_words,
 )
@@ -64,7 +65,13 @@ class ShapesPipeline:
 
         options = options or SamplingOptions()
         backgrounds, patches = sample_tokens(
-            self.transformer, text, n, options, generator, on_patch
+            self.transformer,
+            text,
+            n,
+            options,
+            generator,
+            on_patch,
+            Phrases.of(self.tokenizers.text, prompt),
         )
         images = image.decode_batch(backgrounds.cpu().numpy(), patches.cpu().numpy())
         scores = np.zeros(n, np.float32)

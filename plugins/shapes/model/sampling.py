@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from plugins.shapes.model import image_tokens as it
-from plugins.shapes.model.common import SamplingOptions
+from plugins.shapes.model.common import Phrases, SamplingOptions
 from plugins.shapes.model.text_tokens import PAD
 from plugins.shapes.model.transformer import ShapesTransformer, join_patch_tokens
 
@@ -36,44 +37,51 @@ def sample_tokens(
     options: SamplingOptions,
     generator: torch.Generator,
     on_patch: OnPatch | None = None,
+    phrases: Phrases | None = None,
 ) -> tuple[Tensor, Tensor]:
     """`n` images for one prompt: (backgrounds (n,), patch ids (n, P)).
 
-    With guidance, an unconditioned copy of the batch (all-PAD text) runs alongside and
-    the log-probabilities are pushed away from it: u + g * (c - u).
+    The same tokens run under several prompts, n rows each: the prompt; with guidance,
+    the empty prompt, and the log-probabilities are pushed away from it, u + g * (c - u);
+    with `phrases`, each object's own phrase, under which mask codes of its colour are
+    drawn (`Phrases`).
     """
     c = model.config
     guided = options.guidance != 1.0
-    prompts = text.expand(n, -1)
-    if guided:
-        prompts = torch.cat([prompts, torch.full_like(prompts, PAD)])
+    prompts = [text] + [torch.full_like(text, PAD)] * guided
+    code_prompt = torch.zeros(c.n_kinds, dtype=torch.long)  # kind -> prompt of its codes
+    if phrases is not None and options.phrases:
+        code_prompt = torch.from_numpy(phrases.prompt_of_kinds(len(prompts)))
+        prompts += list(torch.from_numpy(phrases.ids).to(text.device))
+    groups = len(prompts)
 
-    def choose(logits: Tensor) -> Tensor:
-        """Rows are the conditioned batch, then (with guidance) its unconditioned copy."""
-        log_p = F.log_softmax(logits.float(), -1)
+    def choose(h: Tensor, head: Callable[[Tensor], Tensor], images: Tensor, rows: Tensor):
+        """A token for each of `images` from its `rows` of hidden states `h` (and, with
+        guidance, its rows under the empty prompt)."""
+        log_p = F.log_softmax(head(h[rows]).float(), -1)
         if guided:
-            cond, uncond = log_p.chunk(2)
-            log_p = uncond + options.guidance * (cond - uncond)
+            uncond = F.log_softmax(head(h[n + images]).float(), -1)
+            log_p = uncond + options.guidance * (log_p - uncond)
         return pick(log_p, options, generator)
 
-    def both(x: Tensor) -> Tensor:  # the same choice for the unconditioned copy
-        return torch.cat([x, x]) if guided else x
-
-    h, past = model.run(model.text_embed(prompts), 0)
-    backgrounds = choose(model.background_head(h[:, -1]))
-    x = model.background_embed(both(backgrounds))[:, None]
+    h, past = model.run(model.text_embed(torch.stack(prompts).repeat_interleave(n, 0)), 0)
+    h = h[:, -1]
+    every = torch.arange(n)
+    backgrounds = choose(h, model.background_head, every, every)
+    x = model.background_embed(backgrounds.repeat(groups))[:, None]
     patches = torch.empty(n, c.n_patches, dtype=torch.long)
     for p in range(c.n_patches):
         h, past = model.run(x, c.text_length + p, past)
         h = h[:, -1]
-        kind = both(choose(model.kind_head(h)))
+        kind = choose(h, model.kind_head, every, every)
         code = torch.full_like(kind, c.n_codes)  # "no code" unless the patch is a mask
-        masked = (kind[:n] >= it.FIRST_MASK).nonzero()[:, 0]
+        masked = (kind >= it.FIRST_MASK).nonzero()[:, 0]
         if len(masked):  # codes only where needed: most patches are empty or solid
-            rows = torch.cat([masked, masked + n]) if guided else masked
-            code[rows] = both(choose(model.code_logits(h[rows], kind[rows])))
-        patches[:, p] = join_patch_tokens(kind[:n], code[:n], c.n_codes)
-        x = model.embed_patches(kind, code)[:, None]
+            kinds = kind[masked]
+            rows = code_prompt[kinds] * n + masked  # under the phrase of the patch's colour
+            code[masked] = choose(h, partial(model.code_logits, kind=kinds), masked, rows)
+        patches[:, p] = join_patch_tokens(kind, code, c.n_codes)
+        x = model.embed_patches(kind.repeat(groups), code.repeat(groups))[:, None]
         if on_patch is not None:
             on_patch(p + 1, backgrounds, patches[:, : p + 1])
     return backgrounds, patches
