@@ -82,7 +82,8 @@ def test_phrases_name_each_object_of_a_distinct_colour() -> None:
 
 def test_phrases_change_only_prompts_that_have_them(backend) -> None:
     def images(prompt: str, phrases: bool) -> list[np.ndarray]:
-        request_ = request(prompt=prompt, options={"phrases": phrases})
+        options = {"phrases": phrases, "temperature": 1.0, "rank": False}  # varied patches
+        request_ = request(prompt=prompt, count=16, candidates=16, options=options)
         return [c.image for c in backend.generate(request_, Context())]
 
     for prompt, has_phrases in (("a red star and a blue circle", True),
