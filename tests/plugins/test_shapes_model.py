@@ -31,6 +31,7 @@ from plugins.shapes.model.text_tokens import PAD, UNK, TextTokenizer
 from plugins.shapes.model.train import (
     RunLog,
     Schedule,
+    parse_overrides,
     stage_tokenizers,
     stage_transformer,
     train,
@@ -189,14 +190,21 @@ def test_data_workers_replay_and_a_time_budget(micro_bundle, tmp_path) -> None:
     assert torch.equal(first[2], next(transformer_batches(tokenizers, 4, seed=3 * 1009))[2])
     assert not torch.equal(next(alone)[2], first[2])
 
-    restarted, first, whole = (
-        Schedule(12, 2, 1.0, restart=8),
+    twice, once, first, whole = (
+        Schedule(16, 2, 1.0, restarts=(8, 12)),
+        Schedule(12, 2, 1.0, restarts=(8,)),
         Schedule(8, 2, 1.0),
-        Schedule(12, 2, 1.0),
+        Schedule(16, 2, 1.0),
     )
-    assert [restarted.lr(i) for i in range(8)] == [first.lr(i) for i in range(8)]
-    assert [restarted.lr(i) for i in range(8, 12)] == [whole.lr(i) for i in range(8, 12)]
-    assert restarted.lr(8) > restarted.lr(7) and not restarted.done(8) and restarted.done(12)
+    # a finished run goes on unchanged: each restart keeps the steps before it
+    assert [twice.lr(i) for i in range(12)] == [once.lr(i) for i in range(12)]
+    assert [once.lr(i) for i in range(8)] == [first.lr(i) for i in range(8)]
+    assert [twice.lr(i) for i in range(12, 16)] == [whole.lr(i) for i in range(12, 16)]
+    assert twice.lr(8) > twice.lr(7) and twice.lr(12) > twice.lr(11)
+    assert not twice.done(12) and twice.done(16)
+    assert parse_overrides(["restarts=8000,12000", "steps=16000"]) == {
+        "restarts": (8000, 12000), "steps": 16000,
+    }  # fmt: skip
     schedule = Schedule(steps=10**6, warmup=0, peak=1.0, seconds=0.5)
     assert not schedule.done(1) and schedule.lr(1) == pytest.approx(1.0, abs=1e-3)
     time.sleep(0.5)

@@ -21,7 +21,7 @@ class TrainConfig:
     heads: int = 6
     batch: int = 32
     steps: int = 12_000
-    restart: int = 0  # a warm restart of the learning rate at this step (0: none)
+    restarts: tuple[int, ...] = ()  # warm restarts of the learning rate at these steps
     lr: float = 1e-3
     warmup: int = 500
     text_dropout: float = 0.1  # captions dropped, for classifier-free guidance
@@ -48,7 +48,7 @@ class TrainConfig:
 
 
 CONFIGS = {
-    "shipped": TrainConfig("shipped", restart=8_000),
+    "shipped": TrainConfig("shipped", steps=16_000, restarts=(8_000, 12_000)),
     # Data-bound on a GPU: scenes render on the CPU cores (--workers), so each fresh batch
     # is also replayed once later. Width and depth stay within the CPU speed targets.
     "gpu": TrainConfig(

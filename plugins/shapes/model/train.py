@@ -88,7 +88,8 @@ def train(
         torch.set_num_threads(threads - 1)
     try:
         if "transformer" in stages:
-            stage_transformer(config, tokenizers, run, log, device, workers, minutes)
+            stage_transformer(config, tokenizers, run, log, device, workers, minutes,
+                              beside=side, threads=threads)  # fmt: skip
         if "ranker" in stages:
             stage_ranker(config, tokenizers, run, log)
         if side is not None and side.wait() != 0:
@@ -133,18 +134,20 @@ def stage_tokenizers(config: TrainConfig, bundle: Path, log: RunLog) -> Tokenize
 class Schedule:
     """Linear warm-up, then cosine decay to a tenth of the peak over `steps`, or over
     `seconds` of wall time if that ends first (a run with a fixed time budget). With a
-    `restart`, the steps before it decay over `restart` steps instead, and the rest
-    follow the tail of the cosine over `steps`: one warm restart, as SGDR does."""
+    `restarts`, the steps before the first decay over that many steps instead, those
+    before the next follow the tail of the cosine over the next, and so on until `steps`:
+    warm restarts, as SGDR does, that let a finished run go on without changing the
+    steps it already took."""
 
     steps: int
     warmup: int
     peak: float
     seconds: float | None = None
-    restart: int = 0
+    restarts: tuple[int, ...] = ()
     started: float = field(default_factory=time.monotonic)
 
     def progress(self, step: int) -> float:
-        total = self.restart if step < self.restart else self.steps
+        total = next((r for r in self.restarts if step < r), self.steps)
         by_steps = (step - self.warmup) / max(1, total - self.warmup)
         if self.seconds is None:
             return by_steps
@@ -188,9 +191,11 @@ class Checkpoint:
 def stage_transformer(
     config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog,
     device: str = "cpu", workers: int = 0, minutes: float | None = None,
+    beside: subprocess.Popen | None = None, threads: int = 1,
 ) -> ShapesTransformer:  # fmt: skip
     """Train (or resume) the transformer on `device`, with scenes rendered by `workers`
-    processes; `minutes` bounds the wall time (the learning rate decays to fit it)."""
+    processes; `minutes` bounds the wall time (the learning rate decays to fit it). When
+    the process `beside` it (the ranker's) ends, it takes all `threads`."""
     final = run / "bundle" / TRANSFORMER
     if final.exists():
         return load_module(ShapesTransformer, TransformerConfig, final)
@@ -213,7 +218,7 @@ def stage_transformer(
                                   start_step=step // fresh_every, workers=workers)  # fmt: skip
     recent: deque[tuple[torch.Tensor, ...]] = deque(maxlen=256)
     schedule = Schedule(config.steps, config.warmup, config.lr,
-                        minutes * 60 if minutes else None, config.restart)  # fmt: skip
+                        minutes * 60 if minutes else None, config.restarts)  # fmt: skip
     bf16 = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
     window: list[tuple[float, float]] = []
     started = time.monotonic()
@@ -238,6 +243,10 @@ def stage_transformer(
         optimizer.step()
         step += 1
         window.append((text_loss.item(), image_loss.item()))
+        if beside is not None and beside.poll() is not None:
+            torch.set_num_threads(threads)  # the ranker is done: its core is free
+            log(f"the ranker's process has ended: the transformer now has {threads} threads")
+            beside = None
         if step % config.log_every == 0 or schedule.done(step):
             text_mean, image_mean = np.mean(window, axis=0)
             rate = len(window) * config.batch / (time.monotonic() - started)
@@ -313,9 +322,11 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     overrides: dict[str, object] = {}
     for item in items:
         name, _, text = item.partition("=")
-        if name not in types or types[name] not in (int, float, bool, str):
+        if name == "restarts":  # steps: "8000,12000"
+            overrides[name] = tuple(int(part) for part in text.split(",") if part.strip())
+        elif name not in types or types[name] not in (int, float, bool, str):
             raise ValueError(f"cannot set {name!r}: not a plain configuration field")
-        if types[name] is bool:
+        elif types[name] is bool:
             if text.lower() not in ("true", "false"):
                 raise ValueError(f"{name} takes true or false, not {text!r}")
             overrides[name] = text.lower() == "true"
