@@ -50,7 +50,7 @@ def model_info(folder: Path = SHIPPED) -> ModelInfo:
     weights = folder / TRANSFORMER
     size = sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) if folder.is_dir() else 0
     return ModelInfo(
-        ref=MODEL_REF, name="Shapes v3 (built in)", architecture="dall-e-style transformer",
+        ref=MODEL_REF, name="Shapes v4 (built in)", architecture="dall-e-style transformer",
         format="safetensors", size_bytes=size, hash=_short_hash(weights),
         description="Draws the Shapes world: coloured shapes, counts, places and relations.",
     )  # fmt: skip
