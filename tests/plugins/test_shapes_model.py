@@ -165,6 +165,23 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path) -> None:
         assert torch.equal(a, b), name
 
 
+def test_the_transformer_takes_all_threads_from_a_step(micro_bundle, tmp_path) -> None:
+    """A step, not the ranker's end: when it happens never depends on timing."""
+    config = get_config("micro", steps=12, log_every=4, all_threads_from=5)
+    (tmp_path / "bundle").mkdir()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # as beside the ranker
+        stage_transformer(config, Tokenizers.load(micro_bundle), tmp_path, RunLog(tmp_path / "log"),
+                          threads=2)  # fmt: skip
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    log = (tmp_path / "log").read_text()
+    assert log.index("transformer step 4 ") < log.index("step 5: now on 2 threads")
+    assert log.count("now on 2 threads") == 1
+
+
 def test_two_threads_train_the_ranker_side_by_side_to_the_same_weights(micro_bundle, tmp_path):
     run = tmp_path / "run"
     (run / "bundle").mkdir(parents=True)

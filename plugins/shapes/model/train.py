@@ -88,8 +88,7 @@ def train(
         torch.set_num_threads(threads - 1)
     try:
         if "transformer" in stages:
-            stage_transformer(config, tokenizers, run, log, device, workers, minutes,
-                              beside=side, threads=threads)  # fmt: skip
+            stage_transformer(config, tokenizers, run, log, device, workers, minutes, threads)
         if "ranker" in stages:
             stage_ranker(config, tokenizers, run, log)
         if side is not None and side.wait() != 0:
@@ -190,12 +189,13 @@ class Checkpoint:
 
 def stage_transformer(
     config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog,
-    device: str = "cpu", workers: int = 0, minutes: float | None = None,
-    beside: subprocess.Popen | None = None, threads: int = 1,
+    device: str = "cpu", workers: int = 0, minutes: float | None = None, threads: int = 1,
 ) -> ShapesTransformer:  # fmt: skip
     """Train (or resume) the transformer on `device`, with scenes rendered by `workers`
-    processes; `minutes` bounds the wall time (the learning rate decays to fit it). When
-    the process `beside` it (the ranker's) ends, it takes all `threads`."""
+    processes; `minutes` bounds the wall time (the learning rate decays to fit it). From
+    step `config.all_threads_from` on it takes all `threads`: the ranker beside it is
+    then expected done. A step, not the ranker's end, so the weights never depend on
+    timing (the thread count changes float rounding)."""
     final = run / "bundle" / TRANSFORMER
     if final.exists():
         return load_module(ShapesTransformer, TransformerConfig, final)
@@ -243,10 +243,10 @@ def stage_transformer(
         optimizer.step()
         step += 1
         window.append((text_loss.item(), image_loss.item()))
-        if beside is not None and beside.poll() is not None:
-            torch.set_num_threads(threads)  # the ranker is done: its core is free
-            log(f"the ranker's process has ended: the transformer now has {threads} threads")
-            beside = None
+        late = 0 < config.all_threads_from <= step  # a resumed run too
+        if late and torch.get_num_threads() < threads:
+            torch.set_num_threads(threads)
+            log(f"transformer step {step}: now on {threads} threads")
         if step % config.log_every == 0 or schedule.done(step):
             text_mean, image_mean = np.mean(window, axis=0)
             rate = len(window) * config.batch / (time.monotonic() - started)
