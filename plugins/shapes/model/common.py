@@ -9,7 +9,8 @@ import numpy as np
 
 from plugins.shapes import language, world
 from plugins.shapes.model import image_tokens as it
-from plugins.shapes.model.text_tokens import UNK, Encoded, TextTokenizer
+from plugins.shapes.model.text_tokens import PAD, UNK, Encoded, TextTokenizer
+from plugins.shapes.parser import parse_prompt
 from plugins.shapes.scene import ObjectSpec
 
 # Called after every patch (patches done, of total, partial images): the images, decoded
@@ -73,8 +74,6 @@ class Phrases:
     def of(cls, tokenizer: TextTokenizer, prompt: str) -> Phrases | None:
         """The phrases of a prompt naming two or more objects, each in a colour of its
         own; None otherwise (nothing to bind, or the colours cannot tell objects apart)."""
-        from plugins.shapes.parser import parse_prompt
-
         objects = parse_prompt(prompt).objects
         colors = [o.color for o in objects]
         if len(objects) < 2 or None in colors or len(set(colors)) < len(colors):
@@ -92,6 +91,20 @@ class Phrases:
         for i, color in enumerate(self.colors):
             groups[it.FIRST_MASK + color] = first_phrase + i
         return groups
+
+
+def prompt_groups(
+    ids: np.ndarray, options: SamplingOptions, phrases: Phrases | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The prompts the image tokens run under, n rows each, as (groups, T) word ids: the
+    prompt; with guidance, the empty prompt; with `options.phrases`, each object's phrase.
+    And for each patch kind, the group its mask code is drawn under (0: the prompt)."""
+    prompts = [ids] + [np.full_like(ids, PAD)] * (options.guidance != 1.0)
+    prompt_of_kind = np.zeros(it.FIRST_MASK + it.N_COLORS, np.int64)
+    if phrases is not None and options.phrases:
+        prompt_of_kind = phrases.prompt_of_kinds(len(prompts))
+        prompts += list(phrases.ids)
+    return np.stack(prompts), prompt_of_kind
 
 
 def noun_phrase(obj: ObjectSpec) -> str:

@@ -21,8 +21,8 @@ from plugins.shapes.model.common import (
     Phrases,
     SamplingOptions,
     check_known_words,
+    prompt_groups,
 )
-from plugins.shapes.model.text_tokens import PAD
 
 PREFIX, STEP = "transformer-prefix.onnx", "transformer-step.onnx"
 RANKER_TEXT, RANKER_IMAGE = "ranker-text.onnx", "ranker-image.onnx"
@@ -147,12 +147,8 @@ class OnnxShapesPipeline:
         n_codes = c["n_codes"]
         guided = options.guidance != 1.0
         # One group of n rows per prompt the tokens run under, as in `sample_tokens`.
-        prompts = [encoded.ids] + [np.full_like(encoded.ids, PAD)] * guided
-        code_prompt = np.zeros(it.FIRST_MASK + it.N_COLORS, np.int64)
-        phrases = Phrases.of(self.tokenizers.text, prompt) if options.phrases else None
-        if phrases is not None:
-            code_prompt = phrases.prompt_of_kinds(len(prompts))
-            prompts += list(phrases.ids)
+        phrases = Phrases.of(self.tokenizers.text, prompt)
+        prompts, code_prompt = prompt_groups(encoded.ids, options, phrases)
         groups = len(prompts)
         every = np.arange(n)
 
@@ -168,7 +164,7 @@ class OnnxShapesPipeline:
         def rows(images: np.ndarray, own: np.ndarray) -> np.ndarray:
             return np.concatenate([own, n + images]) if guided else own
 
-        h, prompt_cache = self._run(PREFIX, {"x": w["text_embed.weight"][np.stack(prompts)]})
+        h, prompt_cache = self._run(PREFIX, {"x": w["text_embed.weight"][prompts]})
         # slots: the background and the patches but the last (whose keys nothing reads)
         cache = KVCache(prompt_cache, groups * n, c["n_patches"])
         background_logits = np.repeat(self._heads("background_head", h), n, axis=0)
@@ -188,20 +184,15 @@ class OnnxShapesPipeline:
                 kinds = kind[masked]
                 own = code_prompt[kinds] * n + masked  # under the phrase of the patch's colour
                 both = rows(masked, own)
-                conditioned = (
-                    h[both] + w["code_condition.weight"][np.tile(kinds, len(both) // len(kinds))]
-                )
+                conditioned = h[both] + w["code_condition.weight"][np.tile(kinds, 1 + guided)]
                 code[masked] = choose(self._heads("code_head", conditioned), masked)
             is_mask = kind >= it.FIRST_MASK
             joined = (
                 it.FIRST_MASK + (kind - it.FIRST_MASK) * n_codes + np.minimum(code, n_codes - 1)
             )
             patches[:, p] = np.where(is_mask, joined, kind)
-            x = (
-                w["kind_embed.weight"][np.tile(kind, groups)]
-                + w["code_embed.weight"][np.tile(code, groups)]
-            )
-            x = x[:, None]
+            x = w["kind_embed.weight"][kind] + w["code_embed.weight"][code]
+            x = np.tile(x, (groups, 1))[:, None]  # the same token under every prompt
             if on_progress is not None:
                 done = p + 1
                 row_end = done % image.grid[1] == 0

@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from plugins.shapes.model import image_tokens as it
-from plugins.shapes.model.common import Phrases, SamplingOptions
-from plugins.shapes.model.text_tokens import PAD
+from plugins.shapes.model.common import Phrases, SamplingOptions, prompt_groups
 from plugins.shapes.model.transformer import ShapesTransformer, join_patch_tokens
 
 # Called after each patch with (patches done, backgrounds (n,), patch ids so far (n, done)).
@@ -48,12 +47,8 @@ def sample_tokens(
     """
     c = model.config
     guided = options.guidance != 1.0
-    prompts = [text] + [torch.full_like(text, PAD)] * guided
-    code_prompt = torch.zeros(c.n_kinds, dtype=torch.long)  # kind -> prompt of its codes
-    if phrases is not None and options.phrases:
-        code_prompt = torch.from_numpy(phrases.prompt_of_kinds(len(prompts)))
-        prompts += list(torch.from_numpy(phrases.ids).to(text.device))
-    groups = len(prompts)
+    prompts, prompt_of_kind = prompt_groups(text.cpu().numpy(), options, phrases)
+    groups, code_prompt = len(prompts), torch.from_numpy(prompt_of_kind)
 
     def choose(h: Tensor, head: Callable[[Tensor], Tensor], images: Tensor, rows: Tensor):
         """A token for each of `images` from its `rows` of hidden states `h` (and, with
@@ -64,7 +59,8 @@ def sample_tokens(
             log_p = uncond + options.guidance * (log_p - uncond)
         return pick(log_p, options, generator)
 
-    h, past = model.run(model.text_embed(torch.stack(prompts).repeat_interleave(n, 0)), 0)
+    prompts = torch.from_numpy(prompts).to(text.device).repeat_interleave(n, 0)
+    h, past = model.run(model.text_embed(prompts), 0)
     h = h[:, -1]
     every = torch.arange(n)
     backgrounds = choose(h, model.background_head, every, every)
@@ -81,7 +77,7 @@ def sample_tokens(
             rows = code_prompt[kinds] * n + masked  # under the phrase of the patch's colour
             code[masked] = choose(h, partial(model.code_logits, kind=kinds), masked, rows)
         patches[:, p] = join_patch_tokens(kind, code, c.n_codes)
-        x = model.embed_patches(kind.repeat(groups), code.repeat(groups))[:, None]
+        x = model.embed_patches(kind, code).repeat(groups, 1)[:, None]
         if on_patch is not None:
             on_patch(p + 1, backgrounds, patches[:, : p + 1])
     return backgrounds, patches
