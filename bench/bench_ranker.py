@@ -1,12 +1,15 @@
-"""How well rankers pick the transformer's candidates, side by side on the same samples.
+"""How well rankings pick the transformer's candidates, side by side on the same samples.
 
     .venv/bin/python bench/bench_ranker.py [RANKER.safetensors ...] [--prompts-per-kind 24]
+        [--weights 0,0.01,0.02,0.03]
 
-The shipped transformer samples 16 candidates for each prompt of a tuning set (its own
-seed, not the eval set's), and the judge scores every candidate once; both are cached
-under runs/. Each ranker then keeps its best 4 per prompt, and the mean pass rate of
-those is printed per kind, next to keeping 4 at random (the sampling order) and to a
-perfect ranker (the ceiling ranking can reach with these candidates). Never asserts.
+The shipped model samples 16 candidates for each prompt of a tuning set (its own seed,
+not the eval set's), with each candidate's log-likelihood, and the judge scores every
+candidate once; all cached under runs/. Each ranking then keeps its best 4 per prompt,
+and the mean pass rate of those is printed per kind: the sampling order, the likelihood
+alone, each ranker's cosine plus each weight of the likelihood (`Generated.ranked`;
+weight 0: the cosine alone), and a perfect ranking (the ceiling ranking can reach with
+these candidates). The shipped weight was chosen with it. Never asserts.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from plugins.shapes import world
 from plugins.shapes.evaluate import make_prompt_set
 from plugins.shapes.judge import Judge
 from plugins.shapes.model.bundle import RANKER, Tokenizers, load_module
+from plugins.shapes.model.common import LIKELIHOOD_WEIGHT
 from plugins.shapes.model.onnx_pipeline import OnnxShapesPipeline
 from plugins.shapes.model.ranker import RankerConfig, ShapesRanker
 from plugins.shapes.parser import parse_prompt
@@ -34,63 +38,78 @@ def build_cache(path: Path, per_kind: int) -> None:
     prompts = make_prompt_set(SEED, per_kind, per_kind)
     pipeline = OnnxShapesPipeline(MODEL, prefer_cuda=False, threads=1)
     judge = Judge.load()
-    images, passed = [], []
+    images, likelihoods, passed = [], [], []
     started = time.perf_counter()
     for index, item in enumerate(prompts):
         generated = pipeline.generate(item.prompt, CANDIDATES, SEED + index, rank=False)
         spec = parse_prompt(item.prompt)
         images.append(generated.images)
+        likelihoods.append(generated.log_likelihoods)
         passed.append([judge.check(image, spec).passed for image in generated.images])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        path, images=np.stack(images), passed=np.array(passed), prompt=[p.prompt for p in prompts],
+        path, images=np.stack(images), log_likelihoods=np.stack(likelihoods),
+        passed=np.array(passed), prompt=[p.prompt for p in prompts],
         kind=[p.kind for p in prompts], split=[p.split for p in prompts],
     )  # fmt: skip
     print(f"cached {len(prompts)} prompts x {CANDIDATES} candidates "
           f"in {time.perf_counter() - started:.0f} s: {path}")  # fmt: skip
 
 
-def rank_all(ranker: ShapesRanker, tokenizers: Tokenizers, prompts, images) -> np.ndarray:
-    """The candidates' indices per prompt, best first."""
-    orders = []
+def cosines(ranker: ShapesRanker, tokenizers: Tokenizers, prompts, images) -> np.ndarray:
+    """The ranker's cosine of each prompt with each of its candidates."""
     with torch.inference_mode():
-        for prompt, candidates in zip(prompts, images, strict=True):
-            text = torch.from_numpy(tokenizers.text.encode(str(prompt)).ids)
-            scores = ranker.scores(text, torch.from_numpy(candidates)).numpy()
-            orders.append(np.argsort(-scores, kind="stable"))
-    return np.stack(orders)
+        return np.stack([
+            ranker.scores(torch.from_numpy(tokenizers.text.encode(str(prompt)).ids),
+                          torch.from_numpy(candidates)).numpy()
+            for prompt, candidates in zip(prompts, images, strict=True)
+        ])  # fmt: skip
+
+
+def kept_pass_rate(passed: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per prompt: the pass rate of the KEPT best-scored candidates."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return np.take_along_axis(passed, order[:, :KEPT], axis=1).mean(1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rankers", nargs="*", type=Path, default=[MODEL / RANKER])
     parser.add_argument("--prompts-per-kind", type=int, default=24)
-    parser.add_argument("--cache", type=Path, default=Path("runs/ranker-candidates.npz"))
+    parser.add_argument(
+        "--weights",
+        default=f"0,{LIKELIHOOD_WEIGHT}",
+        help="the likelihood's weights to try beside each ranker's cosine",
+    )
+    parser.add_argument("--cache", type=Path, default=Path("runs/ranker-candidates-v2.npz"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not args.cache.exists():
         build_cache(args.cache, args.prompts_per_kind)
     data = np.load(args.cache)
     passed, kinds, splits = data["passed"], data["kind"], data["split"]
+    likelihoods = data["log_likelihoods"]
     tokenizers = Tokenizers.load(MODEL)
 
     columns: dict[str, np.ndarray] = {  # per prompt: the pass rate of the 4 kept
-        "random": passed[:, :KEPT].mean(1),
-        "perfect": np.minimum(passed.sum(1), KEPT) / KEPT,
+        "sampled": passed[:, :KEPT].mean(1),
+        "likelihood": kept_pass_rate(passed, likelihoods),
     }
     for path in args.rankers:
         ranker = load_module(ShapesRanker, RankerConfig, path).eval()
         started = time.perf_counter()
-        order = rank_all(ranker, tokenizers, data["prompt"], data["images"])
-        kept = np.take_along_axis(passed, order[:, :KEPT], axis=1)
+        cosine = cosines(ranker, tokenizers, data["prompt"], data["images"])
         name = "shipped" if path.resolve() == (MODEL / RANKER).resolve() else str(path.parent)
-        columns[name] = kept.mean(1)
-        print(f"{name}: ranked {len(order)} prompts in {time.perf_counter() - started:.1f} s")
+        print(f"{name}: ranked {len(cosine)} prompts in {time.perf_counter() - started:.1f} s")
+        for weight in (float(w) for w in args.weights.split(",")):
+            columns[f"{name}+{weight:g}"] = kept_pass_rate(passed, cosine + weight * likelihoods)
+    columns["perfect"] = np.minimum(passed.sum(1), KEPT) / KEPT
 
     rows = [(f"seen {k}", (splits == "seen") & (kinds == k)) for k in world.KINDS]
     rows += [("held-out", splits == "held_out"), ("seen, mean of kinds", None)]
     width = max(12, *(len(n) + 2 for n in columns))
-    print(f"\n{len(passed)} prompts x {CANDIDATES} candidates, best {KEPT} kept: pass rate")
+    print(f"\n{len(passed)} prompts x {CANDIDATES} candidates, best {KEPT} kept: pass rate "
+          "(RANKER+W: its cosine + W x the log-likelihood)")  # fmt: skip
     print(f"{'':<22}" + "".join(f"{n:>{width}}" for n in columns))
     for label, mask in rows:
         if mask is None:

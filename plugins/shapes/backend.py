@@ -1,8 +1,9 @@
 """The built-in model as a Studio backend, run by PyTorch (CUDA when present, else CPU).
 
 Request options (all optional): `temperature` (default 0.3), `top_k` (32), `rank`
-(true: the ranker orders the sampled candidates and the best `count` are kept; false:
-the first `count` samples are kept as drawn) and `phrases` (true: in a prompt naming
+(true: the sampled candidates are ordered by the ranker's match of prompt and image plus
+each image's own likelihood under the model, and the best `count` are kept; false: the
+first `count` samples are kept as drawn) and `phrases` (true: in a prompt naming
 objects of different colours, each object's shape is drawn under its own noun phrase,
 which binds colours to the right shapes; false: under the whole prompt only). Guidance 0
 means the default, 2.

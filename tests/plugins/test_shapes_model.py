@@ -22,11 +22,18 @@ from plugins.shapes.model.bundle import (
     Tokenizers,
     load_module,
 )
-from plugins.shapes.model.common import NoKnownWords, Phrases, noun_phrase
+from plugins.shapes.model.common import (
+    NoKnownWords,
+    Phrases,
+    SamplingOptions,
+    noun_phrase,
+    prompt_groups,
+)
 from plugins.shapes.model.config import get_config
 from plugins.shapes.model.data import transformer_batches
 from plugins.shapes.model.image_tokens import FIRST_MASK
 from plugins.shapes.model.pipeline import ShapesPipeline
+from plugins.shapes.model.sampling import sample_tokens
 from plugins.shapes.model.text_tokens import PAD, UNK, TextTokenizer
 from plugins.shapes.model.train import (
     RunLog,
@@ -36,7 +43,11 @@ from plugins.shapes.model.train import (
     stage_transformer,
     train,
 )
-from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
+from plugins.shapes.model.transformer import (
+    ShapesTransformer,
+    TransformerConfig,
+    split_patch_tokens,
+)
 from plugins.shapes.render import render_array
 from plugins.shapes.sampler import SceneSampler
 from plugins.shapes.scene import ObjectSpec
@@ -125,6 +136,56 @@ def test_unranked_keeps_sampling_order(backend) -> None:
     plain = backend.generate(request(options={"rank": False}), Context())
     assert {c.image.tobytes() for c in ranked} == {c.image.tobytes() for c in plain}
     assert all(c.score == 0.0 for c in plain)
+
+
+def full_pass_log_likelihoods(model, ids, backgrounds, patches, options, phrases) -> torch.Tensor:
+    """Each image's log-likelihood under the sampling distribution, from one full forward
+    pass per prompt over the finished tokens (no KV cache): what sampling must add up."""
+    prompts, prompt_of_kind = prompt_groups(ids, options, phrases)
+    kind, code = split_patch_tokens(patches, model.config.n_codes)
+    n, t = len(backgrounds), model.config.text_length
+    x = torch.cat([model.text_embed(torch.from_numpy(prompts)).repeat_interleave(n, 0),
+                   model.background_embed(backgrounds).repeat(len(prompts), 1)[:, None],
+                   model.embed_patches(kind[:, :-1], code[:, :-1]).repeat(len(prompts), 1, 1)],
+                  1)  # fmt: skip
+    h = model.run(x, 0)[0][:, t - 1 :].view(len(prompts), n, -1, model.config.width)
+
+    def guided(logits: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        log_p = logits.log_softmax(-1)
+        log_p = log_p[1] + options.guidance * (log_p[own, torch.arange(n)] - log_p[1])
+        return log_p.log_softmax(-1)
+
+    total = guided(model.background_head(h[:, :, 0]), torch.zeros(n, dtype=torch.long))
+    total = total.gather(1, backgrounds[:, None])[:, 0]
+    for p in range(patches.shape[1]):
+        at = h[:, :, p + 1]
+        total += guided(model.kind_head(at), torch.zeros(n, dtype=torch.long)).gather(
+            1, kind[:, p, None])[:, 0]  # fmt: skip
+        masked = code[:, p] < model.config.n_codes
+        own = torch.from_numpy(prompt_of_kind)[kind[:, p]]
+        codes = guided(model.code_logits(at, kind[:, p].expand(len(prompts), -1)), own)
+        total += torch.where(masked, codes.gather(1, code[:, p, None].clamp(
+            max=model.config.n_codes - 1))[:, 0], 0.0)  # fmt: skip
+    return total
+
+
+def test_sampling_adds_up_each_images_log_likelihood(micro_bundle) -> None:
+    """The ranking weighs in these sums: they must be the model's, under guidance and by
+    phrase, with the KV cache."""
+    model = load_module(ShapesTransformer, TransformerConfig, micro_bundle / TRANSFORMER)
+    tokenizer = Tokenizers.load(micro_bundle).text
+    prompt = "a red star and a blue circle"
+    options = SamplingOptions(temperature=1.0)
+    phrases = Phrases.of(tokenizer, prompt)
+    ids = tokenizer.encode(prompt).ids
+    generator = torch.Generator().manual_seed(2)
+    with torch.inference_mode():
+        backgrounds, patches, sums = sample_tokens(
+            model, torch.from_numpy(ids), 6, options, generator, phrases=phrases
+        )
+        expected = full_pass_log_likelihoods(model, ids, backgrounds, patches, options, phrases)
+    assert (sums < 0).all() and sums.std() > 0
+    assert torch.allclose(sums, expected, atol=1e-3), (sums, expected)
 
 
 def test_cancel_stops_within_one_step(backend) -> None:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from plugins.shapes.model.bundle import TRANSFORMER, BundleError
+from plugins.shapes.model.common import SamplingOptions
 from plugins.shapes.model.export_onnx import export
 from plugins.shapes.model.onnx_pipeline import (
     CPU,
@@ -74,6 +75,15 @@ def test_onnx_logits_match_pytorch(exported) -> None:
         assert np.abs(code - torch_code).max() < 1e-4
         step_x = onnx.w["kind_embed.weight"][kinds] + onnx.w["code_embed.weight"][[3, 7, 1, 0]]
         step_x = step_x[:, None]
+
+
+def test_both_runtimes_draw_the_same_tokens_with_the_same_likelihoods(exported) -> None:
+    greedy, prompt = SamplingOptions(temperature=0.0), "a red star and a blue circle"
+    onnx = OnnxShapesPipeline(exported, prefer_cuda=False).generate(prompt, 2, 0, greedy)
+    torch_ = ShapesPipeline.load(exported).generate(prompt, 2, 0, greedy)
+    assert np.array_equal(onnx.images, torch_.images)
+    assert np.abs(onnx.log_likelihoods - torch_.log_likelihoods).max() < 1e-3
+    assert np.abs(onnx.scores - torch_.scores).max() < 1e-4
 
 
 class Context:

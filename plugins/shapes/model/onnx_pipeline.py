@@ -151,15 +151,19 @@ class OnnxShapesPipeline:
         prompts, code_prompt = prompt_groups(encoded.ids, options, phrases)
         groups = len(prompts)
         every = np.arange(n)
+        log_likelihoods = np.zeros(n, np.float32)
 
         def choose(logits: np.ndarray, images: np.ndarray) -> np.ndarray:
             """A token for each of `images` from its rows' `logits`: first its own, then
-            (with guidance) its rows' under the empty prompt."""
+            (with guidance) its rows' under the empty prompt. Adds its log-probability to
+            theirs, as `sample_tokens` does."""
             log_p = log_softmax(logits)
             if guided:
                 cond, uncond = np.split(log_p, 2)
                 log_p = uncond + options.guidance * (cond - uncond)
-            return pick(log_p, options, rng)
+            token = pick(log_p, options, rng)
+            log_likelihoods[images] += log_softmax(log_p)[np.arange(len(token)), token]
+            return token
 
         def rows(images: np.ndarray, own: np.ndarray) -> np.ndarray:
             return np.concatenate([own, n + images]) if guided else own
@@ -199,12 +203,8 @@ class OnnxShapesPipeline:
                 partial = image.decode_batch(backgrounds, patches[:, :done]) if row_end else None
                 on_progress(done, image.n_patches, partial)
         images = image.decode_batch(backgrounds, patches)
-        scores = np.zeros(n, np.float32)
-        if rank:
-            scores = self.scores(encoded.ids, images)
-            order = np.argsort(-scores, kind="stable")
-            images, scores = images[order], scores[order]
-        return Generated(images, scores, encoded.unknown)
+        generated = Generated(images, np.zeros(n, np.float32), log_likelihoods, encoded.unknown)
+        return generated.ranked(self.scores(encoded.ids, images)) if rank else generated
 
     def _run(self, name: str, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, list]:
         """Run a transformer graph: (last hidden state, new keys then values per layer)."""

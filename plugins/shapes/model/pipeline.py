@@ -64,7 +64,7 @@ class ShapesPipeline:
             on_progress(done, image.n_patches, partial)
 
         options = options or SamplingOptions()
-        backgrounds, patches = sample_tokens(
+        backgrounds, patches, log_likelihoods = sample_tokens(
             self.transformer,
             text,
             n,
@@ -74,11 +74,9 @@ class ShapesPipeline:
             Phrases.of(self.tokenizers.text, prompt),
         )
         images = image.decode_batch(backgrounds.cpu().numpy(), patches.cpu().numpy())
-        scores = np.zeros(n, np.float32)
-        if rank and self.ranker is not None:
-            scores = (
-                self.ranker.scores(text, torch.from_numpy(images).to(self.device)).cpu().numpy()
-            )
-            order = np.argsort(-scores, kind="stable")
-            images, scores = images[order], scores[order]
-        return Generated(images, scores, encoded.unknown)
+        generated = Generated(images, np.zeros(n, np.float32), log_likelihoods.numpy(),
+                              encoded.unknown)  # fmt: skip
+        if not rank or self.ranker is None:
+            return generated
+        cosines = self.ranker.scores(text, torch.from_numpy(images).to(self.device))
+        return generated.ranked(cosines.cpu().numpy())

@@ -37,13 +37,14 @@ def sample_tokens(
     generator: torch.Generator,
     on_patch: OnPatch | None = None,
     phrases: Phrases | None = None,
-) -> tuple[Tensor, Tensor]:
-    """`n` images for one prompt: (backgrounds (n,), patch ids (n, P)).
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`n` images for one prompt: (backgrounds (n,), patch ids (n, P), log-likelihoods (n,)).
 
     The same tokens run under several prompts, n rows each: the prompt; with guidance,
     the empty prompt, and the log-probabilities are pushed away from it, u + g * (c - u);
     with `phrases`, each object's own phrase, under which mask codes of its colour are
-    drawn (`Phrases`).
+    drawn (`Phrases`). An image's log-likelihood sums its tokens' log-probabilities under
+    that guided distribution, before temperature and top-k: the ranking weighs it in.
     """
     c = model.config
     guided = options.guidance != 1.0
@@ -52,13 +53,17 @@ def sample_tokens(
 
     def choose(h: Tensor, head: Callable[[Tensor], Tensor], images: Tensor, rows: Tensor):
         """A token for each of `images` from its `rows` of hidden states `h` (and, with
-        guidance, its rows under the empty prompt)."""
+        guidance, its rows under the empty prompt); adds its log-probability to theirs."""
         log_p = F.log_softmax(head(h[rows]).float(), -1)
         if guided:
             uncond = F.log_softmax(head(h[n + images]).float(), -1)
             log_p = uncond + options.guidance * (log_p - uncond)
-        return pick(log_p, options, generator)
+        token = pick(log_p, options, generator)
+        picked = log_p.gather(1, token[:, None])[:, 0] - log_p.logsumexp(-1)
+        log_likelihood.index_add_(0, images.cpu(), picked.cpu())
+        return token
 
+    log_likelihood = torch.zeros(n)
     prompts = torch.from_numpy(prompts).to(text.device).repeat_interleave(n, 0)
     h, past = model.run(model.text_embed(prompts), 0)
     h = h[:, -1]
@@ -80,4 +85,4 @@ def sample_tokens(
         x = model.embed_patches(kind, code).repeat(groups, 1)[:, None]
         if on_patch is not None:
             on_patch(p + 1, backgrounds, patches[:, : p + 1])
-    return backgrounds, patches
+    return backgrounds, patches, log_likelihood
