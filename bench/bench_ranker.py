@@ -5,11 +5,12 @@
 
 The shipped model samples 16 candidates for each prompt of a tuning set (its own seed,
 not the eval set's), with each candidate's log-likelihood, and the judge scores every
-candidate once; all cached under runs/. Each ranking then keeps its best 4 per prompt,
-and the mean pass rate of those is printed per kind: the sampling order, the likelihood
-alone, each ranker's cosine plus each weight of the likelihood (`Generated.ranked`;
-weight 0: the cosine alone), and a perfect ranking (the ceiling ranking can reach with
-these candidates). The shipped weight was chosen with it. Never asserts.
+candidate once; all cached under runs/ (delete the cache after changing the model or how
+it samples). Each ranking then keeps its best 4 per prompt, and the mean pass rate of
+those is printed per kind: the sampling order, the likelihood alone, each ranker's cosine
+plus each weight of the likelihood (`Generated.ranked`; weight 0: the cosine alone), and
+a perfect ranking (the ceiling ranking can reach with these candidates). The shipped
+weight was chosen with it. Never asserts.
 """
 
 from __future__ import annotations

@@ -78,9 +78,7 @@ def test_text_tokenizer_reports_unknown_words() -> None:
 def test_phrases_name_each_object_of_a_distinct_colour() -> None:
     tokenizer = TextTokenizer.build()
     phrases = Phrases.of(tokenizer, "Three small RED stars above a big blue one, on black!")
-    assert [tokenizer.decode(ids) for ids in phrases.ids] == [
-        "three small red stars", "a large blue star",
-    ]  # fmt: skip
+    assert [tokenizer.decode(ids) for ids in phrases.ids] == ["three small stars", "a large star"]
     red, blue = (list(world.COLORS).index(c) for c in ("red", "blue"))
     assert phrases.colors == (red, blue)
     groups = phrases.prompt_of_kinds(first_phrase=2)  # after the prompt and the empty one

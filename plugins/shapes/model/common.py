@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -71,21 +71,23 @@ def check_known_words(tokenizer: TextTokenizer, prompt: str) -> Encoded:
 
 @dataclass(frozen=True)
 class Phrases:
-    """A prompt's objects, each under its own noun phrase ("a cyan triangle and a purple
-    star" -> "a cyan triangle", "a purple star"), keyed by the colour it names.
+    """A prompt's objects, each under its own noun phrase without its colour ("a cyan
+    triangle and a small purple star" -> "a triangle", "a small star"), keyed by the
+    colour the prompt gives it.
 
     The transformer does not bind colours to shapes in a prompt that names two objects:
     it draws the right colours and the right shapes, but pairs them as it likes (e.g. a
     cyan star and a purple triangle), and never pairs a colour with a shape it has not
-    seen together. Alone, an object's phrase is drawn right, unseen pairs included. So the
-    sampler runs each phrase as one more prompt over the same image tokens, and draws a
-    patch's mask code (its shape) under the phrase of the colour the patch was given,
-    while colours, places and sizes still come from the whole prompt. In the spirit of
-    Feng et al., "Training-Free Structured Diffusion Guidance" (2023), which encodes a
-    parser's noun phrases apart to bind attributes."""
+    seen together. So the sampler runs each phrase as one more prompt over the same image
+    tokens, and draws a patch's mask code (its shape) under the phrase of the colour the
+    patch was given, while colours, places and sizes still come from the whole prompt.
+    The phrase leaves the colour out: the patch's kind already fixes it, and naming it
+    pulls the shape toward those drawn in that colour in training (held-out pairs most).
+    In the spirit of Feng et al., "Training-Free Structured Diffusion Guidance" (2023),
+    which encodes a parser's noun phrases apart to bind attributes."""
 
     ids: np.ndarray  # (objects, T) word ids of each object's phrase
-    colors: tuple[int, ...]  # the colour index (world.COLORS order) each phrase names
+    colors: tuple[int, ...]  # the colour (world.COLORS index) the prompt gives each object
 
     @classmethod
     def of(cls, tokenizer: TextTokenizer, prompt: str) -> Phrases | None:
@@ -97,7 +99,7 @@ class Phrases:
             return None
         names = list(world.COLORS)
         return cls(
-            np.stack([tokenizer.encode(noun_phrase(o)).ids for o in objects]),
+            np.stack([tokenizer.encode(noun_phrase(replace(o, color=None))).ids for o in objects]),
             tuple(names.index(c) for c in colors),  # type: ignore[arg-type]
         )
 
