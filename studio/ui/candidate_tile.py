@@ -19,9 +19,10 @@ class CandidateTile(QLabel):
         self.side = side
         self.entry: HistoryEntry | None = None
         self._press: QPoint | None = None
-        self.setFixedSize(side, side)
+        # A frame outside the image, so a white picture still shows where it ends.
+        self.setFixedSize(side + 2, side + 2)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setStyleSheet("background: palette(base); border-radius: 6px;")
+        self.setStyleSheet("background: palette(base); border: 1px solid palette(mid);")
 
     def show_image(self, image: QImage, entry: HistoryEntry | None = None) -> None:
         """A preview (no entry yet) or a result. Pixel art: enlarged without blurring."""
