@@ -32,7 +32,7 @@ class SamplingOptions:
 
 # How much an image's log-likelihood (nats, `Generated.log_likelihoods`) weighs in its
 # ranking score beside the ranker's cosine. Chosen on bench_ranker.py's tuning prompts,
-# not the eval set (MODEL.md): 0.01 - 0.03 all score within 0.01 of one another.
+# not the eval set (MODEL.md): 0.01 - 0.03 all keep within 0.02 of one another.
 LIKELIHOOD_WEIGHT = 0.02
 
 
