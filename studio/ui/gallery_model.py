@@ -22,7 +22,7 @@ from PySide6.QtCore import (
     Qt,
     QUrl,
 )
-from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 
 from studio.core.app import Core
 from studio.core.history import HistoryEntry
@@ -108,7 +108,9 @@ class GalleryModel(QAbstractListModel):
         return 0 if parent.isValid() else len(self._entries)
 
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and len(self._entries) < self._total
+        # The view may still ask while the window closes, after the store has closed.
+        closed = self.core.history.closed
+        return not closed and not parent.isValid() and len(self._entries) < self._total
 
     def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
         if not self.canFetchMore(parent):
@@ -198,9 +200,15 @@ class GalleryModel(QAbstractListModel):
 
 def _icon(thumbnail: Image.Image, side: int) -> QImage:
     """A thumbnail as the QImage the view shows (on a worker: QImage is thread-safe).
-    Smaller than the icon, it is enlarged with sharp pixels (pixel art stays crisp)."""
+    Smaller than the icon, it is enlarged with sharp pixels (pixel art stays crisp). A
+    faint frame shows where a picture on a white background ends."""
     image = to_qimage(thumbnail)
     if max(image.width(), image.height()) < side:
         image = image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                              Qt.TransformationMode.FastTransformation)  # fmt: skip
+    image = image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    painter = QPainter(image)
+    painter.setPen(QColor(0, 0, 0, 60))
+    painter.drawRect(0, 0, image.width() - 1, image.height() - 1)
+    painter.end()
     return image

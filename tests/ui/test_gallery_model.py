@@ -90,8 +90,21 @@ def test_thumbnails_are_made_off_the_gui_thread_then_shown(qtbot, core) -> None:
     thumbnail = model.index(0).data(Qt.ItemDataRole.DecorationRole)
     assert thumbnail.cacheKey() != placeholder.cacheKey()
     assert thumbnail.toImage().pixelColor(10, 10).getRgb()[:3] == (200, 30, 30)
+    assert thumbnail.toImage().pixelColor(0, 0).getRgb()[:3] != (200, 30, 30)  # its frame
     assert threads and threads[0] != threading.main_thread().name
     assert core.thumbnails.path_for(entry.id).is_file()  # and kept on disk for next time
+
+
+def test_a_view_asking_for_more_after_the_store_closed_gets_nothing(core) -> None:
+    """A closing window's list view may still ask for rows once the store is closed."""
+    add_rows(core, [f"prompt {i}" for i in range(30)])
+    model = GalleryModel(core, page=10)
+    model.fetchMore(QModelIndex())
+    assert model.canFetchMore() and model.rowCount() == 10
+    core.close()
+    assert not model.canFetchMore()
+    model.fetchMore(QModelIndex())  # no error, no rows
+    assert model.rowCount() == 10
 
 
 def test_a_missing_image_keeps_its_placeholder(qtbot, core) -> None:
