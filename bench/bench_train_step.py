@@ -1,0 +1,82 @@
+"""The transformer's training step on the CPU: fp32 against bf16 autocast, side by side.
+
+    .venv/bin/python bench/bench_train_step.py [--threads 1,2] [--steps 30] [--bundle DIR]
+
+Times forward, backward and AdamW on the shipped configuration's transformer and batch
+size, over batches rendered beforehand (so only the model is timed), after a few warm-up
+steps. On a CPU with AMX or AVX512-BF16, bf16 matmuls run on their own units; whether
+that pays at width 192 is what this measures. The losses of the timed steps are printed
+too: the two precisions start from the same weights and see the same batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from plugins.shapes.model.bundle import Tokenizers
+from plugins.shapes.model.config import TrainConfig, get_config
+from plugins.shapes.model.data import transformer_batches
+from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
+
+BUNDLE = Path(__file__).resolve().parents[1] / "resources" / "shapes" / "model"
+WARMUP = 5
+
+
+def time_steps(
+    config: TrainConfig, tokenizers: Tokenizers, batches: list, bf16: bool
+) -> tuple[float, float]:
+    """(steps a second, mean loss) of training steps over `batches`, from fresh weights."""
+    model_config = TransformerConfig(
+        text_vocab=tokenizers.text.size, n_codes=tokenizers.image.n_codes,
+        n_patches=tokenizers.image.n_patches, width=config.width, layers=config.layers,
+        heads=config.heads,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = ShapesTransformer(model_config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
+                                  weight_decay=0.01)  # fmt: skip
+    losses, started = [], 0.0
+    for index, (text, backgrounds, patches) in enumerate(batches):
+        if index == WARMUP:
+            started = time.perf_counter()
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            text_loss, image_loss = model.losses(text, backgrounds, patches)
+        loss = config.text_weight * text_loss + (1 - config.text_weight) * image_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if index >= WARMUP:
+            losses.append(loss.item())
+    return (len(batches) - WARMUP) / (time.perf_counter() - started), sum(losses) / len(losses)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per run")
+    parser.add_argument("--config", default="shipped")
+    parser.add_argument("--bundle", type=Path, default=BUNDLE, help="tokenizers from here")
+    args = parser.parse_args()
+    config = get_config(args.config)
+    tokenizers = Tokenizers.load(args.bundle)
+    stream = transformer_batches(tokenizers, config.batch, seed=123)
+    batches = [tuple(next(stream)) for _ in range(WARMUP + args.steps)]
+    print(f"transformer {config.width} wide, {config.layers} layers, batch {config.batch}; "
+          f"{WARMUP} warm-up steps, then {args.steps} timed")  # fmt: skip
+    print(f"{'threads':>7}{'fp32 steps/s':>14}{'bf16 steps/s':>14}{'speed-up':>10}"
+          f"{'fp32 loss':>11}{'bf16 loss':>11}")  # fmt: skip
+    for threads in (int(t) for t in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        fp32, fp32_loss = time_steps(config, tokenizers, batches, bf16=False)
+        bf16, bf16_loss = time_steps(config, tokenizers, batches, bf16=True)
+        print(f"{threads:>7}{fp32:>14.2f}{bf16:>14.2f}{bf16 / fp32:>9.2f}x"
+              f"{fp32_loss:>11.4f}{bf16_loss:>11.4f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
