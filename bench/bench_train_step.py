@@ -20,7 +20,7 @@ import torch
 from plugins.shapes.model.bundle import Tokenizers
 from plugins.shapes.model.config import TrainConfig, get_config
 from plugins.shapes.model.data import transformer_batches
-from plugins.shapes.model.transformer import ShapesTransformer, TransformerConfig
+from plugins.shapes.model.train import new_transformer, training_loss
 
 BUNDLE = Path(__file__).resolve().parents[1] / "resources" / "shapes" / "model"
 WARMUP = 5
@@ -30,22 +30,15 @@ def time_steps(
     config: TrainConfig, tokenizers: Tokenizers, batches: list, bf16: bool
 ) -> tuple[float, float]:
     """(steps a second, mean loss) of training steps over `batches`, from fresh weights."""
-    model_config = TransformerConfig(
-        text_vocab=tokenizers.text.size, n_codes=tokenizers.image.n_codes,
-        n_patches=tokenizers.image.n_patches, width=config.width, layers=config.layers,
-        heads=config.heads,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = ShapesTransformer(model_config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
-                                  weight_decay=0.01)  # fmt: skip
+    model, optimizer = new_transformer(config, tokenizers)
+    model.train()
     losses, started = [], 0.0
     for index, (text, backgrounds, patches) in enumerate(batches):
         if index == WARMUP:
             started = time.perf_counter()
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             text_loss, image_loss = model.losses(text, backgrounds, patches)
-        loss = config.text_weight * text_loss + (1 - config.text_weight) * image_loss
+        loss = training_loss(config, text_loss, image_loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
