@@ -20,7 +20,7 @@ import torch
 from plugins.shapes.model.bundle import Tokenizers
 from plugins.shapes.model.config import TrainConfig, get_config
 from plugins.shapes.model.data import transformer_batches
-from plugins.shapes.model.train import new_transformer, training_loss
+from plugins.shapes.model.train import new_transformer, training_loss, transformer_update
 
 BUNDLE = Path(__file__).resolve().parents[1] / "resources" / "shapes" / "model"
 WARMUP = 5
@@ -39,10 +39,7 @@ def time_steps(
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             text_loss, image_loss = model.losses(text, backgrounds, patches)
         loss = training_loss(config, text_loss, image_loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        transformer_update(model, optimizer, loss)
         if index >= WARMUP:
             losses.append(loss.item())
     return (len(batches) - WARMUP) / (time.perf_counter() - started), sum(losses) / len(losses)

@@ -211,6 +211,16 @@ def training_loss(
     return config.text_weight * text_loss + (1 - config.text_weight) * image_loss
 
 
+def transformer_update(
+    model: ShapesTransformer, optimizer: torch.optim.Optimizer, loss: torch.Tensor
+) -> None:
+    """One optimizer step on `loss`, gradients clipped to norm 1."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
 def stage_transformer(
     config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog,
     device: str = "cpu", workers: int = 0, minutes: float | None = None, threads: int = 1,
@@ -253,10 +263,7 @@ def stage_transformer(
         loss = training_loss(config, text_loss, image_loss)
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr(step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        transformer_update(model, optimizer, loss)
         step += 1
         window.append((text_loss.item(), image_loss.item()))
         late = 0 < config.all_threads_from <= step  # a resumed run too
