@@ -1,7 +1,7 @@
 """Set up `.venv` if needed, then launch the app or run the tests.
 
     python3 dev.py app [ARGS...]     # install, then `python main.py ARGS...`
-    python3 dev.py test [ARGS...]    # install with test extras, ruff, then pytest ARGS...
+    python3 dev.py test [ARGS...]    # install with test extras, ruff, import layers, pytest ARGS...
 
 Needs only Python 3.11+ and pip. The install is skipped while pyproject.toml is unchanged.
 """
@@ -21,17 +21,22 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
+# The app and every plugin distribution, installed together (editable, so edits apply).
+DISTRIBUTIONS = (".", "plugins/shapes", "plugins/shapes-lab", "plugins/diffusion")
+
+
 def ensure_environment(extras: str) -> None:
     if not PYTHON.exists():
         print(f"creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    spec = (ROOT / "pyproject.toml").read_bytes() + extras.encode()
+    spec = b"".join((ROOT / d / "pyproject.toml").read_bytes() for d in DISTRIBUTIONS)
     stamp = VENV / f".studio-installed-{extras or 'app'}"
-    digest = hashlib.sha256(spec).hexdigest()
+    digest = hashlib.sha256(spec + extras.encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
         return
-    target = f".[{extras}]" if extras else "."
-    run([str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-e", target])
+    targets = [f".[{extras}]" if extras else ".", *DISTRIBUTIONS[1:]]
+    editable = [arg for target in targets for arg in ("-e", target)]
+    run([str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", *editable])
     stamp.write_text(digest)
 
 
@@ -52,6 +57,8 @@ def main() -> None:
     ensure_environment("test")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     run([str(PYTHON), "-m", "ruff", "check", "."], env)
+    run([str(PYTHON), "-m", "ruff", "format", "--check", "."], env)
+    run([str(BIN / "lint-imports")], env)  # the layers in pyproject.toml [tool.importlinter]
     run([str(PYTHON), "-m", "pytest", *rest], env)
 
 

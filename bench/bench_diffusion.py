@@ -44,8 +44,8 @@ class Ctx:
 if mode == "direct":
     import torch
     torch.set_num_threads(threads)
-    from plugins.diffusion.backend import load_diffusers_folder, quiet_offline_libraries
-    from plugins.diffusion.noise import initial_noise
+    from sd_backends.backend import load_diffusers_folder, quiet_offline_libraries
+    from sd_backends.noise import initial_noise
     quiet_offline_libraries()
     pipe = load_diffusers_folder(Path(folder), torch.float32)
     pipe.set_progress_bar_config(disable=True)
@@ -59,13 +59,13 @@ else:
     if mode in ("pytorch", "single"):
         import torch
         torch.set_num_threads(threads)
-        from plugins.diffusion.backend import DiffusionBackend
+        from sd_backends.backend import DiffusionBackend
         backend = DiffusionBackend()
         if mode == "single":  # the bench model's own configuration stands in for SD 1.x's
-            from plugins.diffusion import single_file
+            from sd_backends import single_file
             single_file.CONFIG_FOLDERS["SD 1.x"] = Path(sys.argv[7])
     else:
-        from plugins.diffusion.onnx_backend import DiffusionOnnxBackend
+        from sd_backends.onnx_backend import DiffusionOnnxBackend
         backend = DiffusionOnnxBackend(threads=threads)
     backend.model_library = lambda: ModelLibrary([], [], Path(folder).parent / "hashes.json")
     backend.load(folder)
@@ -101,9 +101,9 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from plugins.diffusion.backend import load_diffusers_folder, quiet_offline_libraries
-    from plugins.diffusion.export_onnx import export
-    from plugins.diffusion.random_model import build_random_sd, save_single_file
+    from sd_backends.backend import load_diffusers_folder, quiet_offline_libraries
+    from sd_backends.export_onnx import export
+    from tests.support.random_sd import build_random_sd, save_single_file
 
     quiet_offline_libraries()
     with tempfile.TemporaryDirectory(prefix="studio-bench-sd-") as tmp:

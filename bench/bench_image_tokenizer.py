@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from plugins.shapes import world
-from plugins.shapes.judge import Judge
-from plugins.shapes.model.image_tokens import ImageTokenizer, fit_tokenizer
-from plugins.shapes.render import render_array
-from plugins.shapes.sampler import SceneSampler
+from shapes_backend import world
+from shapes_backend.model.image_tokens import ImageTokenizer
+from shapes_lab.judge import Judge
+from shapes_lab.model.fit_tokenizer import fit_tokenizer
+from shapes_lab.render import render_array
+from shapes_lab.sampler import SceneSampler
 
 
 def main() -> None:

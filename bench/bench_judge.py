@@ -16,11 +16,11 @@ import time
 import numpy as np
 import torch
 
-from plugins.shapes import world
-from plugins.shapes.judge import Judge, wrong_spec
-from plugins.shapes.render import render_array
-from plugins.shapes.sampler import SceneSampler
-from plugins.shapes.scene import PromptSpec
+from shapes_backend import world
+from shapes_backend.scene import PromptSpec
+from shapes_lab.judge import Judge, wrong_spec
+from shapes_lab.render import render_array
+from shapes_lab.sampler import SceneSampler
 
 
 def main() -> None:

@@ -22,16 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from plugins.shapes import world
-from plugins.shapes.evaluate import make_prompt_set
-from plugins.shapes.judge import Judge
-from plugins.shapes.model.bundle import RANKER, Tokenizers, load_module
-from plugins.shapes.model.common import LIKELIHOOD_WEIGHT
-from plugins.shapes.model.onnx_pipeline import OnnxShapesPipeline
-from plugins.shapes.model.ranker import RankerConfig, ShapesRanker
-from plugins.shapes.parser import parse_prompt
+from shapes_backend import world
+from shapes_backend.model.bundle import RANKER, SHIPPED, Tokenizers, load_module
+from shapes_backend.model.common import LIKELIHOOD_WEIGHT
+from shapes_backend.model.onnx_pipeline import OnnxShapesPipeline
+from shapes_backend.model.ranker import RankerConfig, ShapesRanker
+from shapes_backend.parser import parse_prompt
+from shapes_lab.evaluate import make_prompt_set
+from shapes_lab.judge import Judge
 
-MODEL = Path(__file__).resolve().parents[1] / "resources" / "shapes" / "model"
+MODEL = SHIPPED
 CANDIDATES, KEPT, SEED = 16, 4, 777
 
 

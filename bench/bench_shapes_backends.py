@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from shapes_backend.model.bundle import SHIPPED
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "three yellow hearts on a black background"
 
@@ -35,9 +37,9 @@ from studio.api import GenerationRequest
 if sys.argv[1] == "pytorch":
     import torch
     torch.set_num_threads(threads)
-    from plugins.shapes.backend import ShapesBackend as Backend
+    from shapes_backend.backend import ShapesBackend as Backend
 else:
-    from plugins.shapes.onnx_backend import ShapesOnnxBackend as Backend
+    from shapes_backend.onnx_backend import ShapesOnnxBackend as Backend
 imported = time.perf_counter()
 backend = Backend(Path(sys.argv[3]), threads=threads)
 backend.load("")
@@ -107,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", default="1,2", help="thread counts to compare, e.g. 1,2")
-    parser.add_argument("--bundle", type=Path, default=ROOT / "resources" / "shapes" / "model")
+    parser.add_argument("--bundle", type=Path, default=SHIPPED)
     parser.add_argument("--prompt", default=PROMPT)
     args = parser.parse_args()
     counts = [int(t) for t in args.threads.split(",")]

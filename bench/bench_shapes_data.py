@@ -16,11 +16,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from plugins.shapes.captions import write_caption
-from plugins.shapes.dataset import stream, write_shard
-from plugins.shapes.parser import parse_prompt
-from plugins.shapes.render import render_array
-from plugins.shapes.sampler import SceneSampler
+from shapes_backend.parser import parse_prompt
+from shapes_lab.captions import write_caption
+from shapes_lab.dataset import stream, write_shard
+from shapes_lab.render import render_array
+from shapes_lab.sampler import SceneSampler
 
 TRAINING_RATE = 75  # samples/s the transformer consumes (BUILTIN_MODEL_NOTES.md)
 

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import torch
 
-from plugins.shapes.model.bundle import Tokenizers
-from plugins.shapes.model.config import TrainConfig, get_config
-from plugins.shapes.model.data import transformer_batches
-from plugins.shapes.model.train import new_transformer, training_loss, transformer_update
+from shapes_backend.model.bundle import SHIPPED, Tokenizers
+from shapes_lab.model.config import TrainConfig, get_config
+from shapes_lab.model.data import transformer_batches
+from shapes_lab.model.train import new_transformer, training_loss, transformer_update
 
-BUNDLE = Path(__file__).resolve().parents[1] / "resources" / "shapes" / "model"
 WARMUP = 5
 
 
@@ -50,7 +49,7 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per run")
     parser.add_argument("--config", default="shipped")
-    parser.add_argument("--bundle", type=Path, default=BUNDLE, help="tokenizers from here")
+    parser.add_argument("--bundle", type=Path, default=SHIPPED, help="tokenizers from here")
     args = parser.parse_args()
     config = get_config(args.config)
     tokenizers = Tokenizers.load(args.bundle)

@@ -30,8 +30,8 @@ def main() -> int:
     os.environ["QT_QPA_PLATFORM"] = args.platform
     from PySide6.QtWidgets import QApplication
 
-    from plugins.shapes.render import render_array
-    from plugins.shapes.sampler import SceneSampler
+    from shapes_lab.render import render_array
+    from shapes_lab.sampler import SceneSampler
     from studio.core.app import Core
     from studio.ui.main_window import MainWindow
 

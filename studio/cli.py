@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 the work failed, 2 bad usage or input, 3 not found,
 from __future__ import annotations
 
 import argparse
-import json
 import queue
 import re
 import sys
@@ -16,16 +15,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from studio import __version__
+from studio import __version__, cli_models
+from studio.api.commands import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    emit,
+    open_core,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 COMMANDS_GROUP = "studio.commands"
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,8 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", parents=[common], help="the metadata of an image file")
     info.add_argument("file", type=Path)
     info.set_defaults(run=cmd_info)
-    from studio import cli_models  # its own module: it imports this one
-
     cli_models.register(commands, common)
     _add_plugin_commands(commands, common)
     return parser
@@ -133,20 +132,6 @@ def _size(text: str) -> tuple[int, int]:
     if not match:
         raise argparse.ArgumentTypeError(f"size must look like 64x64, not {text!r}")
     return int(match[1]), int(match[2])
-
-
-def open_core(args: argparse.Namespace):  # -> Core, imported late: keeps --help instant
-    from studio.core.app import Core
-
-    core = Core.open(args.data_dir)
-    if core.recovery is not None:
-        print(f"studio: {core.recovery.message()}", file=sys.stderr)
-    return core
-
-
-def emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    """Print `data` as JSON with --json, else `text`."""
-    print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
 
 
 # -- generate -----------------------------------------------------------------

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from studio.cli import EXIT_OK, EXIT_USAGE, CliError, emit, open_core
+from studio.api.commands import EXIT_OK, EXIT_USAGE, CliError, emit, open_core
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -28,13 +32,20 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 def cmd_models_list(args: argparse.Namespace) -> int:
     with open_core(args) as core:
         library = core.models()
+        entries = library.entries()
+        loaders = _loaders(core)
+        formats = {e.info.format for e in entries if e.info is not None}
+        architectures = _architectures(core, {i for f in formats for i in loaders.get(f, [])})
         rows, lines = [], []
-        for entry in library.entries():
+        for entry in entries:
             row = entry.to_json()
             if entry.info is not None:
+                row["architecture"] = architectures.get(str(entry.info.path), "")
+                row["backends"] = loaders.get(entry.info.format, [])
                 row["hash"] = library.short_hash(entry.info)
-                lines.append(f"{row['name']}  {row['architecture']}  {row['format']}  "
-                             f"{_size(row['size'])}  [{row['hash']}]  {row['path']}")  # fmt: skip
+                shown = (row["name"], row["architecture"], row["format"], _size(row["size"]),
+                         f"[{row['hash']}]", row["path"])  # fmt: skip
+                lines.append("  ".join(field for field in shown if field))
             else:
                 lines.append(f"refused: {row['path']}\n    {row['error']}")
             rows.append(row)
@@ -57,7 +68,11 @@ def cmd_models_add(args: argparse.Namespace) -> int:
             emit(args, {"folder": str(folder), "models": count},
                  f"added the folder {folder} ({count} models in it)")  # fmt: skip
         else:
-            emit(args, found.to_json(), f"added {found.name}: {found.architecture}, {found.format}")
+            backends = _loaders(core).get(found.format, [])
+            architecture = _architectures(core, backends).get(str(found.path), "")
+            row = {**found.to_json(), "architecture": architecture, "backends": backends}
+            what = ", ".join(filter(None, (architecture, found.format)))
+            emit(args, row, f"added {found.name}: {what}")
         return EXIT_OK
 
 
@@ -71,6 +86,32 @@ def cmd_models_convert(args: argparse.Namespace) -> int:
         raise CliError(str(error), EXIT_USAGE) from None
     emit(args, {"written": str(out)}, f"wrote {out}")
     return EXIT_OK
+
+
+def _loaders(core: Any) -> dict[str, list[str]]:
+    """The ids of the backends that load each format, as their manifests say (no backend
+    is imported)."""
+    loaders: dict[str, list[str]] = {}
+    for record in core.registry.records():
+        for format_ in record.formats:
+            loaders.setdefault(format_, []).append(record.id)
+    return loaders
+
+
+def _architectures(core: Any, backend_ids: Iterable[str]) -> dict[str, str]:
+    """Model path -> architecture, as these backends list the library's models (the
+    architecture is theirs to know, not the core's); a backend that fails is skipped."""
+    found: dict[str, str] = {}
+    for backend_id in sorted(backend_ids):
+        try:
+            models = core.registry.get(backend_id).models()
+        except Exception as error:  # not installed properly, a listing that fails
+            log.warning("backend %r: cannot list its models: %s", backend_id, error)
+            continue
+        for info in models:
+            if info.architecture:
+                found.setdefault(info.ref, info.architecture)
+    return found
 
 
 def _size(n: int) -> str:

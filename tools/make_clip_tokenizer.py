@@ -1,6 +1,7 @@
 """Write the CLIP tokenizer the Stable-Diffusion single-file configs use, offline.
 
-    .venv/bin/python tools/make_clip_tokenizer.py BPE_FILE resources/diffusion/clip-tokenizer
+    .venv/bin/python tools/make_clip_tokenizer.py BPE_FILE \
+        plugins/diffusion/sd_backends/configs/clip-tokenizer
 
 BPE_FILE is `bpe_simple_vocab_16e6.txt.gz`, OpenAI's CLIP byte-pair merges, as the
 open-clip-torch package ships it (`pip download open-clip-torch==3.3.0 --no-deps`, then
@@ -22,7 +23,7 @@ MERGES = 49152 - 256 - 2  # CLIP keeps this many merges
 def main(argv: list[str]) -> int:
     from transformers import CLIPTokenizer
 
-    from plugins.diffusion.random_model import byte_characters
+    from tests.support.random_sd import byte_characters
 
     source, out = Path(argv[0]), Path(argv[1])
     lines = gzip.decompress(source.read_bytes()).decode("utf-8").split("\n")

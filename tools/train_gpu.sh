@@ -12,14 +12,14 @@ out=$1
 minutes=${2:-8}
 run=${RUN:-/tmp/shapes-gpu}
 mkdir -p "$run/bundle" "$out"
-cp resources/shapes/model/image-tokenizer.safetensors resources/shapes/model/text-vocab.json \
+cp plugins/shapes/shapes_backend/weights/image-tokenizer.safetensors plugins/shapes/shapes_backend/weights/text-vocab.json \
     "$run/bundle/"
 # One thread per process: numpy's BLAS would start a thread per core in every worker (15
 # workers x 16 threads ran 40x slower on the H200 machine). nproc --all, since plain nproc
 # honours OMP_NUM_THREADS.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 workers=$(($(nproc --all) - 1))
-PYTHONUNBUFFERED=1 python3 -m plugins.shapes.model.train --config gpu --run "$run" \
+PYTHONUNBUFFERED=1 python3 -m shapes_lab.model.train --config gpu --run "$run" \
     --stages transformer --device "${DEVICE:-cuda}" --workers "$workers" --minutes "$minutes"
 python3 tools/safetensors_parts.py split "$run/bundle/transformer.safetensors" "$out"
 cp "$run/log.txt" "$out/training-log.txt"

@@ -15,7 +15,7 @@ from studio.core.history_recovery import Recovery, open_history
 from studio.core.model_files import ModelFile, ModelFileError, identify
 from studio.core.models import ModelLibrary
 from studio.core.paths import StudioPaths
-from studio.core.registry import PluginRegistry
+from studio.core.registry import BackendStatus, PluginRegistry
 from studio.core.request import GenerationRequest
 from studio.core.settings import Settings
 from studio.core.thumbnails import ThumbnailCache
@@ -93,15 +93,12 @@ class Core:
 
     def backend_for_model(self, model: str) -> str:
         """The first installed backend that loads `model`'s format (a path or a library
-        name); raises ModelFileError saying why there is none."""
+        name), by the formats backends declare in their manifests; raises ModelFileError
+        saying why there is none."""
         found = self.models().find(model)
-        for backend_id in self.registry.ids():
-            try:
-                formats = self.registry.get(backend_id).capabilities().formats
-            except Exception:  # a broken plugin is reported elsewhere; try the next
-                continue
-            if found.format in formats:
-                return backend_id
+        for record in self.registry.records():  # reads manifests: imports no backend
+            if found.format in record.formats and record.status is not BackendStatus.FAILED:
+                return record.id
         raise ModelFileError(f"no installed backend runs {found.format} models ({found.name})")
 
     def default_backend(self) -> str:

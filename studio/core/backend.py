@@ -52,7 +52,6 @@ class Capabilities:
     negative_prompt: bool = False
     samplers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)
-    formats: tuple[str, ...] = ()  # model formats on disk it loads (see model_files)
     ranks: bool = False  # samples `candidates` and keeps the best `count`
 
     def with_defaults(self, request: GenerationRequest) -> GenerationRequest:

@@ -1,11 +1,11 @@
 """What a model file or folder on disk is, read from its content, never from its name.
 
-Formats: a diffusers folder (`model_index.json`), a single-file `.safetensors`
-checkpoint (SD 1.x, SD 2.x, SDXL: the architecture is read from its tensor names and
-shapes), and an ONNX folder (text encoder, UNet and VAE decoder as `.onnx`, weights as
-external data inside the folder). Pickled checkpoints are recognised by their bytes,
-whatever their extension, and refused: unpickling can run any code. Nothing here loads
-weights; a model's files are only validated.
+The core knows file formats, not model architectures: a single `.safetensors` file, a
+diffusers folder (`model_index.json`) and an ONNX folder (`.onnx` graphs, weights as
+external data inside the folder). Which architecture a file holds is for the plugin that
+loads it to say. Pickled checkpoints are recognised by their bytes, whatever their
+extension, and refused: unpickling can run any code. An ONNX graph whose weights point
+outside its folder is refused too. Nothing here loads weights; files are only validated.
 """
 
 from __future__ import annotations
@@ -17,14 +17,6 @@ from pathlib import Path
 from typing import Any
 
 DIFFUSERS, SAFETENSORS, ONNX = "diffusers", "safetensors", "onnx"
-SD1, SD2, SDXL, UNKNOWN = "SD 1.x", "SD 2.x", "SDXL", "unknown"
-ONNX_PARTS = ("text_encoder", "unet", "vae_decoder")
-# The UNet's first cross-attention keys: their width is the text encoder's (768 for SD 1.x,
-# 1024 for SD 2.x); SDXL checkpoints carry a second text encoder and the ADM embedding.
-_SD_CROSS_ATTENTION = (
-    "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
-)
-_SDXL_MARKERS = ("conditioner.embedders.1.", "model.diffusion_model.label_emb.")
 
 
 class ModelFileError(ValueError):
@@ -39,7 +31,6 @@ class PickleRefused(ModelFileError):
 class ModelFile:
     path: Path
     format: str  # DIFFUSERS | SAFETENSORS | ONNX
-    architecture: str  # SD1 | SD2 | SDXL | UNKNOWN
     size: int  # bytes on disk, all files of a folder
 
     @property
@@ -47,8 +38,7 @@ class ModelFile:
         return self.path.stem if self.path.is_file() else self.path.name
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "format": self.format,
-                "architecture": self.architecture, "size": self.size}  # fmt: skip
+        return {"name": self.name, "path": str(self.path), "format": self.format, "size": self.size}
 
 
 def identify(path: Path) -> ModelFile:
@@ -56,14 +46,14 @@ def identify(path: Path) -> ModelFile:
     it cannot be used."""
     path = Path(path)
     if path.is_dir():
-        if (path / "unet" / "model.onnx").is_file():  # ONNX exports may carry an index too
+        if onnx_graphs(path):  # ONNX exports may carry a model_index.json too
             check_onnx_folder(path)
-            return ModelFile(path, ONNX, _onnx_architecture(path), _folder_size(path))
+            return ModelFile(path, ONNX, _folder_size(path))
         if (path / "model_index.json").is_file():
-            return ModelFile(path, DIFFUSERS, _diffusers_architecture(path), _folder_size(path))
+            return ModelFile(path, DIFFUSERS, _folder_size(path))
         raise ModelFileError(
             f"{path} is a folder but not a model: expected model_index.json (diffusers) "
-            "or unet/model.onnx (ONNX)"
+            "or .onnx graphs (ONNX)"
         )
     if not path.is_file():
         raise ModelFileError(f"{path} does not exist")
@@ -76,8 +66,8 @@ def identify(path: Path) -> ModelFile:
         )
     if kind != SAFETENSORS:
         raise ModelFileError(f"{path.name} is not a model file Studio knows ({kind})")
-    shapes = safetensors_shapes(path)
-    return ModelFile(path, SAFETENSORS, architecture_of(shapes), path.stat().st_size)
+    safetensors_shapes(path)  # refuses a header that doesn't add up
+    return ModelFile(path, SAFETENSORS, path.stat().st_size)
 
 
 def sniff(path: Path) -> str:
@@ -114,43 +104,29 @@ def safetensors_shapes(path: Path) -> dict[str, list[int]]:
         raise ModelFileError(f"{path.name} is not a valid safetensors file: {reason}") from error
 
 
-def architecture_of(shapes: dict[str, list[int]]) -> str:
-    """SD 1.x, SD 2.x or SDXL from a single-file checkpoint's tensor names and shapes:
-    SDXL's two text encoders and added conditioning; else the text encoder, OpenAI's CLIP
-    (SD 1.x) or OpenCLIP (SD 2.x), by its names or, for files that leave it out, by the
-    width the UNet's cross-attention takes."""
-    names = shapes.keys()
-    if any(name.startswith(_SDXL_MARKERS) for name in names):
-        return SDXL
-    if any(name.startswith("cond_stage_model.model.") for name in names):
-        return SD2
-    if any(name.startswith("cond_stage_model.transformer.") for name in names):
-        return SD1
-    width = shapes.get(_SD_CROSS_ATTENTION, [0, 0])[-1]
-    return {768: SD1, 1024: SD2}.get(width, UNKNOWN)
+def onnx_graphs(folder: Path) -> list[Path]:
+    """The `.onnx` graphs in a folder and its subfolders (one level: one per model part)."""
+    return sorted([*folder.glob("*.onnx"), *folder.glob("*/*.onnx")])
 
 
 def check_onnx_folder(folder: Path) -> None:
-    """Every part is there, and no external-data path leaves the folder (by `..`, an
-    absolute path or a symlink): ONNX Runtime would read whatever such a path names."""
+    """No graph's external-data path leaves the folder (by `..`, an absolute path or a
+    symlink): ONNX Runtime would read whatever such a path names."""
     import onnx
 
     root = folder.resolve()
-    second = ("text_encoder_2",) if (folder / "text_encoder_2").exists() else ()  # SDXL's
-    for part in ONNX_PARTS + second:
-        graph = folder / part / "model.onnx"
-        if not graph.is_file():
-            raise ModelFileError(f"{folder.name} lacks {part}/model.onnx")
+    for graph in onnx_graphs(folder):
+        part = graph.relative_to(folder).as_posix()
         try:
             model = onnx.load(str(graph), load_external_data=False)
         except Exception as error:
-            raise ModelFileError(f"{part}/model.onnx is not a valid ONNX file: {error}") from error
+            raise ModelFileError(f"{part} is not a valid ONNX file: {error}") from error
         for tensor in _external_tensors(model):
             location = dict((e.key, e.value) for e in tensor.external_data).get("location", "")
             target = (graph.parent / location).resolve()
             if Path(location).is_absolute() or not target.is_relative_to(root):
                 raise ModelFileError(
-                    f"{part}/model.onnx refused: its weights {tensor.name!r} point outside "
+                    f"{part} refused: its weights {tensor.name!r} point outside "
                     f"the model folder ({location!r})"
                 )
 
@@ -175,28 +151,8 @@ def _external_tensors(model: Any) -> list[Any]:
     return found
 
 
-def _diffusers_architecture(folder: Path) -> str:
-    index = _read_json(folder / "model_index.json")
-    if "XL" in str(index.get("_class_name", "")):
-        return SDXL
-    unet = _read_json(folder / "unet" / "config.json") if (folder / "unet").is_dir() else {}
-    return {768: SD1, 1024: SD2}.get(unet.get("cross_attention_dim"), UNKNOWN)
-
-
-def _onnx_architecture(folder: Path) -> str:
-    """Studio's exports name it in their index; other exports keep diffusers' configs."""
-    index = folder / "model_index.json"
-    if not index.is_file():
-        return UNKNOWN
-    named = _read_json(index).get("architecture")
-    if named in (SD1, SD2, SDXL):
-        return str(named)
-    return (
-        _diffusers_architecture(folder) if (folder / "unet" / "config.json").is_file() else UNKNOWN
-    )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file holding an object (a model's index or config); ModelFileError if not."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

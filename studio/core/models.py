@@ -1,9 +1,10 @@
 """The model library: models in the user's model folders and models added one by one.
 
-Each model shows its format, architecture, size and short hash: the first 10 hex digits
-of its file's SHA-256, as other local generators show theirs, so the hash written into
-an image's metadata matches theirs. A folder's hash is the SHA-256 of its files' own
-SHA-256s in path order. Hashes are cached by path, size and modification time.
+Each model shows its format, size and short hash (its architecture is for the backends
+that load it to say). The short hash is the first 10 hex digits of its file's SHA-256, as
+other local generators show theirs, so the hash written into an image's metadata matches
+theirs. A folder's hash is the SHA-256 of its files' own SHA-256s in path order. Hashes
+are cached by path, size and modification time.
 """
 
 from __future__ import annotations

@@ -1,19 +1,32 @@
-"""Backends declared as entry points, found without importing them, imported on first use."""
+"""Backends declared as entry points, found without importing them, imported on first use.
+
+What Studio must know of a backend before importing it (the model formats it loads)
+comes from its package's manifest, `studio-plugin.toml` beside the package's
+`__init__.py`, read as data:
+
+    [backends.my-backend]
+    formats = ["safetensors"]
+"""
 
 from __future__ import annotations
 
 import enum
 import logging
 import threading
+import tomllib
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.metadata import EntryPoint, entry_points
+from importlib.resources import files
+from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
 from studio.core.backend import Backend
 
 GROUP = "studio.backends"
+MANIFEST = "studio-plugin.toml"
 if TYPE_CHECKING:
     from studio.core.models import ModelLibrary
 
@@ -45,6 +58,24 @@ class BackendRecord:
     def target(self) -> str:
         """Where the code is: "package.module:Class"."""
         return self.entry_point.value
+
+    @cached_property
+    def formats(self) -> tuple[str, ...]:
+        """The model formats it loads, from its package's manifest (no plugin code runs;
+        a missing or broken manifest means none)."""
+        package = self.entry_point.module.partition(".")[0]
+        spec = find_spec(package)
+        if spec is None or spec.submodule_search_locations is None:
+            return ()  # a plain module, not a package: no manifest
+        try:
+            manifest = tomllib.loads((files(package) / MANIFEST).read_text(encoding="utf-8"))
+            formats = manifest["backends"][self.id].get("formats", [])
+        except FileNotFoundError:
+            return ()
+        except Exception as error:  # a package that won't import, bad TOML, wrong types
+            log.warning("backend %r: cannot read its %s: %s", self.id, MANIFEST, error)
+            return ()
+        return tuple(str(f) for f in formats) if isinstance(formats, list) else ()
 
     @property
     def distribution(self) -> str:

@@ -140,7 +140,7 @@ class BackendsDialog(QDialog):
         )  # fmt: skip
 
     def _added(self, path: Path, found: ModelFile | None, note: str = "") -> None:
-        what = f"the folder {path}" if found is None else f"{found.name} ({found.architecture})"
+        what = f"the folder {path}" if found is None else f"{found.name} ({found.format})"
         self.details.setPlainText(f"{note}Added {what}.")
         self.refresh()
 

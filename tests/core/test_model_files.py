@@ -214,7 +214,8 @@ def test_library_lists_models_refusals_and_short_hashes(tmp_path) -> None:
 
 
 def test_cli_adds_lists_and_refuses(tmp_path, monkeypatch, capsys) -> None:
-    from studio.cli import EXIT_OK, EXIT_USAGE, main
+    from studio.api import EXIT_OK, EXIT_USAGE
+    from studio.cli import main
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
     folder = tmp_path / "collection"

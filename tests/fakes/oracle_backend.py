@@ -5,9 +5,9 @@ It drives `studio eval` end to end: every image it makes should pass the judge.
 
 from __future__ import annotations
 
-from plugins.shapes.parser import parse_prompt
-from plugins.shapes.render import render_array
-from plugins.shapes.sampler import SceneSampler
+from shapes_backend.parser import parse_prompt
+from shapes_lab.render import render_array
+from shapes_lab.sampler import SceneSampler
 from studio.api import (
     Backend,
     Candidate,

@@ -9,8 +9,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def micro_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from plugins.shapes.model.config import get_config
-    from plugins.shapes.model.train import RunLog, train
+    from shapes_lab.model.config import get_config
+    from shapes_lab.model.train import RunLog, train
 
     run = tmp_path_factory.mktemp("micro-run")
     return train(get_config("micro"), run, None, RunLog(run / "log.txt"))

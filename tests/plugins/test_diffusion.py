@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from contexts import Context
+from support.random_sd import build_random_sd
 
-from plugins.diffusion.backend import DiffusionBackend
-from plugins.diffusion.noise import initial_noise
-from plugins.diffusion.random_model import build_random_sd
-from plugins.diffusion.schedulers import SAMPLERS
+from sd_backends.backend import DiffusionBackend
+from sd_backends.noise import initial_noise
+from sd_backends.schedulers import SAMPLERS
 from studio.api import Cancelled, GenerationRequest, ModelFileError, ModelLibrary
 
 torch.set_num_threads(1)
@@ -154,7 +154,8 @@ def test_cli_picks_the_backend_from_the_model_and_records_its_hash(
 ) -> None:
     import json
 
-    from studio.cli import EXIT_OK, EXIT_USAGE, main
+    from studio.api import EXIT_OK, EXIT_USAGE
+    from studio.cli import main
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
     shutil.copytree(models / "tiny", tmp_path / "home" / "data" / "models" / "tiny")
@@ -202,6 +203,8 @@ def test_damaged_folders_get_clear_errors(models, tmp_path) -> None:
     (truncated / "unet" / "config.json").unlink()
     with pytest.raises(ModelFileError, match=r"cannot read unet/config\.json"):
         loader.load(str(truncated))
+    loader.model_library = _library(tmp_path, tmp_path / "h.json")  # still listed, as unknown
+    assert {m.name: m.architecture for m in loader.models()}["truncated"] == "unknown"
 
 
 def _library(folder: Path, cache: Path):
@@ -210,8 +213,9 @@ def _library(folder: Path, cache: Path):
 
 def test_single_file_checkpoints_load_and_make_the_same_images(backend, models, tmp_path,
                                                                monkeypatch) -> None:  # fmt: skip
-    from plugins.diffusion import single_file
-    from plugins.diffusion.random_model import save_single_file
+    from support.random_sd import save_single_file
+
+    from sd_backends import single_file
 
     checkpoint = save_single_file(models / "tiny", tmp_path / "tiny-single.bin")  # any name
     loader = DiffusionBackend()
@@ -232,8 +236,9 @@ def test_sd2_single_files_read_openclip_and_their_prediction_type(backend, model
                                                                   monkeypatch) -> None:  # fmt: skip
     """SD 2.x's text encoder is OpenCLIP's (other names, one in_proj for q, k and v); the
     prediction type comes from a config YAML beside the file where there is one."""
-    from plugins.diffusion import single_file
-    from plugins.diffusion.random_model import save_single_file
+    from support.random_sd import save_single_file
+
+    from sd_backends import single_file
 
     checkpoint = save_single_file(models / "tiny", tmp_path / "tiny-v2.safetensors", open_clip=True)
     monkeypatch.setitem(single_file.CONFIG_FOLDERS, "SD 2.x", models / "tiny")
@@ -256,7 +261,7 @@ def test_sd2_single_files_read_openclip_and_their_prediction_type(backend, model
 def test_sd2_prediction_type_from_the_weights(tmp_path) -> None:
     from safetensors.torch import save_file
 
-    from plugins.diffusion.single_file import _V_PREDICTION_PROBE, sd2_prediction_type
+    from sd_backends.single_file import _V_PREDICTION_PROBE, sd2_prediction_type
 
     for spread, expected in ((0.2, "v_prediction"), (0.02, "epsilon")):
         path = tmp_path / f"{spread}.safetensors"
@@ -270,8 +275,9 @@ def test_sd2_prediction_type_from_the_weights(tmp_path) -> None:
 
 
 def test_sdxl_single_files_load_both_text_encoders(tmp_path, monkeypatch) -> None:
-    from plugins.diffusion import single_file
-    from plugins.diffusion.random_model import build_random_sdxl, save_single_file
+    from support.random_sd import build_random_sdxl, save_single_file
+
+    from sd_backends import single_file
 
     folder = build_random_sdxl(tmp_path / "models" / "tiny-xl")
     (tmp_path / "files").mkdir()
@@ -290,21 +296,41 @@ def test_sdxl_single_files_load_both_text_encoders(tmp_path, monkeypatch) -> Non
 
 
 def test_distilled_models_get_a_few_step_hint(tmp_path) -> None:
-    import dataclasses
+    import json
 
-    from plugins.diffusion.library import FEW_STEP_HINT, LCM_HINT, few_step_hint, hints
+    from sd_backends.library import FEW_STEP_HINT, LCM_HINT, few_step_hint, hints
     from studio.core.model_files import identify
 
     lcm = build_random_sd(tmp_path / "dreamshaper-distilled", lcm=True)  # said by its UNet
     assert few_step_hint(identify(lcm)) == LCM_HINT
     plain = build_random_sd(tmp_path / "plain")
     assert few_step_hint(identify(plain)) == ""
-    plain.rename(tmp_path / "sdxl-Lightning-4step")
-    lightning = identify(tmp_path / "sdxl-Lightning-4step")
+    plain.rename(tmp_path / "tiny-Lightning-4step")
+    lightning = identify(tmp_path / "tiny-Lightning-4step")
     assert few_step_hint(lightning) == FEW_STEP_HINT
-    assert hints(dataclasses.replace(lightning, architecture="SDXL")) == (
-        f"made for 1024 x 1024; {FEW_STEP_HINT}"
-    )
+    assert hints(lightning) == FEW_STEP_HINT  # an unknown architecture: no native size
+    xl = tmp_path / "sdxl-Lightning-4step"  # a diffusers folder that says it is SDXL
+    xl.mkdir()
+    (xl / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
+    assert hints(identify(xl)) == f"made for 1024 x 1024; {FEW_STEP_HINT}"
+
+
+def test_the_manifest_declares_what_each_backend_loads() -> None:
+    """Studio picks the backend for a model by the formats in the manifest, without
+    importing the backend: they must be the formats its code loads."""
+    import tomllib
+    from importlib.metadata import entry_points
+    from importlib.resources import files
+
+    from studio.core.registry import GROUP, MANIFEST, PluginRegistry
+
+    manifest = tomllib.loads((files("sd_backends") / MANIFEST).read_text(encoding="utf-8"))
+    points = {p.name: p for p in entry_points(group=GROUP) if p.module.startswith("sd_backends.")}
+    assert set(manifest["backends"]) == set(points) == {"diffusion", "diffusion-onnx"}
+    registry = PluginRegistry()
+    for name, point in points.items():
+        declared = tuple(manifest["backends"][name]["formats"])
+        assert declared == tuple(point.load().formats) == registry.record(name).formats, name
 
 
 # Parameter counts of the released models' parts (UNet, VAE, text encoders): the shipped
@@ -325,7 +351,7 @@ def test_shipped_configurations_build_the_released_architectures(architecture) -
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from plugins.diffusion.single_file import CONFIG_FOLDERS
+    from sd_backends.single_file import CONFIG_FOLDERS
 
     folder = CONFIG_FOLDERS[architecture]
     assert (folder / "model_index.json").is_file()
@@ -350,7 +376,7 @@ def test_the_shipped_tokenizer_is_clips() -> None:
     """OpenAI's tokenizer's ids; OpenCLIP's encoders (SD 2.x, SDXL's second) pad with "!"."""
     from transformers import CLIPTokenizer
 
-    from plugins.diffusion.single_file import CLIP_TOKENIZER, _tokenizers
+    from sd_backends.single_file import CLIP_TOKENIZER, _tokenizers
 
     tokenizer = CLIPTokenizer.from_pretrained(CLIP_TOKENIZER)
     assert tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
@@ -373,7 +399,7 @@ def test_cuda_runs_fp16_with_the_same_seeds(models, tmp_path) -> None:
 
 
 def test_sdxl_folders_generate_with_the_same_seed_rules(tmp_path) -> None:
-    from plugins.diffusion.random_model import build_random_sdxl
+    from support.random_sd import build_random_sdxl
 
     folder = build_random_sdxl(tmp_path / "models" / "tiny-xl")
     xl = DiffusionBackend()

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 from contexts import Context
+from support.random_sd import build_random_sd
 from test_diffusion import request
 
-from plugins.diffusion.backend import DiffusionBackend, load_diffusers_folder
-from plugins.diffusion.export_onnx import export
-from plugins.diffusion.onnx_backend import DiffusionOnnxBackend
-from plugins.diffusion.random_model import build_random_sd
+from sd_backends.architecture import SD2, SDXL, architecture
+from sd_backends.backend import DiffusionBackend, load_diffusers_folder
+from sd_backends.export_onnx import export
+from sd_backends.onnx_backend import DiffusionOnnxBackend
 from studio.api import Cancelled, ModelLibrary
 from studio.core.model_files import identify
 
@@ -105,11 +106,11 @@ def test_lcm_sampling_matches_in_one_step_and_repeats_in_more(library, model) ->
 @pytest.mark.parametrize("negative", ["", "blurry"])  # SDXL guides an empty one by zeros
 @pytest.mark.parametrize("guidance", [5.0, 1.0])
 def test_sdxl_exports_and_makes_the_same_images(tmp_path, negative, guidance) -> None:
-    from plugins.diffusion.random_model import build_random_sdxl
+    from support.random_sd import build_random_sdxl
 
     folder = build_random_sdxl(tmp_path / "tiny-xl")
     export(load_diffusers_folder(folder, torch.float32), tmp_path / "tiny-xl-onnx", "SDXL")
-    assert identify(tmp_path / "tiny-xl-onnx").architecture == "SDXL"
+    assert architecture(identify(tmp_path / "tiny-xl-onnx")) == SDXL
     library = lambda: ModelLibrary([tmp_path], [], tmp_path / "h.json")  # noqa: E731
     torch_backend, onnx_backend = DiffusionBackend(), DiffusionOnnxBackend(threads=1)
     for backend, model in ((torch_backend, "tiny-xl"), (onnx_backend, "tiny-xl-onnx")):
@@ -135,7 +136,7 @@ def test_the_onnx_backend_never_imports_torch(library, tmp_path) -> None:
     script = f"""
 import sys
 from pathlib import Path
-from plugins.diffusion.onnx_backend import DiffusionOnnxBackend
+from sd_backends.onnx_backend import DiffusionOnnxBackend
 from studio.api import GenerationRequest, ModelLibrary
 backend = DiffusionOnnxBackend(threads=1)
 backend.model_library = lambda: ModelLibrary([], [], Path({str(tmp_path / "h.json")!r}))
@@ -160,7 +161,8 @@ print("ok")
 
 
 def test_export_command(library, tmp_path, monkeypatch, capsys) -> None:
-    from studio.cli import EXIT_OK, EXIT_USAGE, main
+    from studio.api import EXIT_OK, EXIT_USAGE
+    from studio.cli import main
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
     tiny = library().folders[0] / "tiny"
@@ -173,20 +175,21 @@ def test_export_command(library, tmp_path, monkeypatch, capsys) -> None:
     assert main(["sd-export-onnx", str(out), str(tmp_path / "again")]) == EXIT_USAGE
     assert "is onnx: a diffusers folder or a single file exports" in capsys.readouterr().err
     # a single file exports too (the tiny model's configuration standing in for SD 2.x's)
-    from plugins.diffusion import single_file
-    from plugins.diffusion.random_model import save_single_file
+    from support.random_sd import save_single_file
+
+    from sd_backends import single_file
 
     monkeypatch.setitem(single_file.CONFIG_FOLDERS, "SD 2.x", tiny)
     checkpoint = save_single_file(tiny, tmp_path / "tiny-v2.safetensors", open_clip=True)
     from_file = tmp_path / "from-file"
     assert main(["sd-export-onnx", str(checkpoint), str(from_file)]) == EXIT_OK
-    assert identify(from_file).architecture == "SD 2.x"
+    assert architecture(identify(from_file)) == SD2
 
 
 def test_scheduler_settings_the_numpy_loop_lacks_are_refused() -> None:
     import numpy as np
 
-    from plugins.diffusion.numpy_schedulers import Sampler
+    from sd_backends.numpy_schedulers import Sampler
 
     config = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
               "use_karras_sigmas": True}  # fmt: skip

@@ -7,13 +7,14 @@ from collections import Counter
 
 import pytest
 
-from plugins.shapes import world
-from plugins.shapes.evaluate import DEFAULT_PROMPTS, EvalPrompt, evaluate_images, load_prompts
-from plugins.shapes.judge import Judge
-from plugins.shapes.parser import parse_prompt
-from plugins.shapes.render import render
-from plugins.shapes.sampler import SceneSampler
-from studio.cli import EXIT_OK, EXIT_USAGE, main
+from shapes_backend import world
+from shapes_backend.parser import parse_prompt
+from shapes_lab.evaluate import DEFAULT_PROMPTS, EvalPrompt, evaluate_images, load_prompts
+from shapes_lab.judge import Judge
+from shapes_lab.render import render
+from shapes_lab.sampler import SceneSampler
+from studio.api import EXIT_OK, EXIT_USAGE
+from studio.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plugins.shapes import world
-from plugins.shapes.judge import Judge, score_kinds
-from plugins.shapes.judge.classifier import WEIGHTS
-from plugins.shapes.render import render, render_array
-from plugins.shapes.sampler import SceneSampler
-from plugins.shapes.scene import ObjectSpec, PromptSpec, RelationSpec, Scene
+from shapes_backend import world
+from shapes_backend.scene import ObjectSpec, PromptSpec, RelationSpec, Scene
+from shapes_lab.judge import Judge, score_kinds
+from shapes_lab.judge.classifier import WEIGHTS
+from shapes_lab.render import render, render_array
+from shapes_lab.sampler import SceneSampler
 
 REPO = Path(__file__).resolve().parents[2]
 OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
@@ -167,7 +167,7 @@ def test_other_sizes_are_box_resized(judge: Judge) -> None:
 
 
 def test_training_runs_and_round_trips_through_safetensors(tmp_path: Path) -> None:
-    from plugins.shapes.judge.train import train
+    from shapes_lab.judge.train import train
 
     out = tmp_path / "judge.safetensors"
     log: list[str] = []
@@ -182,9 +182,9 @@ def test_shipped_weights_are_small_and_checking_never_imports_torch() -> None:
     assert WEIGHTS.stat().st_size < 1_000_000
     code = (
         "import sys\n"
-        "from plugins.shapes.judge import Judge\n"
-        "from plugins.shapes.render import render_array\n"
-        "from plugins.shapes.sampler import SceneSampler\n"
+        "from shapes_lab.judge import Judge\n"
+        "from shapes_lab.render import render_array\n"
+        "from shapes_lab.sampler import SceneSampler\n"
         "s = SceneSampler(0, pairs='any'); scene = s.realise(s.spec('relation'))\n"
         "assert Judge.load().check(render_array(scene), scene.spec).passed\n"
         "assert 'torch' not in sys.modules\n"

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from plugins.shapes import world
-from plugins.shapes.captions import caption_variants, write_caption
-from plugins.shapes.parser import infer_kind, known_words, normalize, parse_prompt
-from plugins.shapes.scene import ObjectSpec, PromptSpec, RelationSpec
+from shapes_backend import world
+from shapes_backend.parser import infer_kind, known_words, normalize, parse_prompt
+from shapes_backend.scene import ObjectSpec, PromptSpec, RelationSpec
+from shapes_lab.captions import caption_variants, write_caption
 
 
 def _background(rng: random.Random) -> str | None:

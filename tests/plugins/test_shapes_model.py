@@ -11,9 +11,9 @@ import torch
 from contexts import Context
 from safetensors.numpy import load_file
 
-from plugins.shapes import world
-from plugins.shapes.backend import ShapesBackend
-from plugins.shapes.model.bundle import (
+from shapes_backend import world
+from shapes_backend.backend import ShapesBackend
+from shapes_backend.model.bundle import (
     IMAGE_TOKENIZER,
     RANKER,
     TEXT_VOCAB,
@@ -22,20 +22,26 @@ from plugins.shapes.model.bundle import (
     Tokenizers,
     load_module,
 )
-from plugins.shapes.model.common import (
+from shapes_backend.model.common import (
     NoKnownWords,
     Phrases,
     SamplingOptions,
     noun_phrase,
     prompt_groups,
 )
-from plugins.shapes.model.config import get_config
-from plugins.shapes.model.data import transformer_batches
-from plugins.shapes.model.image_tokens import FIRST_MASK
-from plugins.shapes.model.pipeline import ShapesPipeline
-from plugins.shapes.model.sampling import sample_tokens
-from plugins.shapes.model.text_tokens import PAD, UNK, TextTokenizer
-from plugins.shapes.model.train import (
+from shapes_backend.model.image_tokens import FIRST_MASK
+from shapes_backend.model.pipeline import ShapesPipeline
+from shapes_backend.model.sampling import sample_tokens
+from shapes_backend.model.text_tokens import PAD, UNK, TextTokenizer
+from shapes_backend.model.transformer import (
+    ShapesTransformer,
+    TransformerConfig,
+    split_patch_tokens,
+)
+from shapes_backend.scene import ObjectSpec
+from shapes_lab.model.config import get_config
+from shapes_lab.model.data import transformer_batches
+from shapes_lab.model.train import (
     RunLog,
     Schedule,
     parse_overrides,
@@ -43,14 +49,8 @@ from plugins.shapes.model.train import (
     stage_transformer,
     train,
 )
-from plugins.shapes.model.transformer import (
-    ShapesTransformer,
-    TransformerConfig,
-    split_patch_tokens,
-)
-from plugins.shapes.render import render_array
-from plugins.shapes.sampler import SceneSampler
-from plugins.shapes.scene import ObjectSpec
+from shapes_lab.render import render_array
+from shapes_lab.sampler import SceneSampler
 from studio.api import Cancelled, GenerationRequest
 
 

@@ -13,19 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.shapes.model.bundle import TRANSFORMER, BundleError
-from plugins.shapes.model.common import SamplingOptions
-from plugins.shapes.model.export_onnx import export
-from plugins.shapes.model.onnx_pipeline import (
+from shapes_backend.model.bundle import RANKER, TRANSFORMER, BundleError
+from shapes_backend.model.common import SamplingOptions
+from shapes_backend.model.onnx_pipeline import (
     CPU,
     PREFIX,
     STEP,
     KVCache,
     OnnxShapesPipeline,
+    model_metadata,
 )
-from plugins.shapes.model.pipeline import ShapesPipeline
-from plugins.shapes.model.text_tokens import PAD
-from plugins.shapes.onnx_backend import ShapesOnnxBackend
+from shapes_backend.model.pipeline import ShapesPipeline
+from shapes_backend.model.text_tokens import PAD
+from shapes_backend.onnx_backend import ShapesOnnxBackend
+from shapes_lab.model.export_onnx import export
 from studio.api import Cancelled, GenerationRequest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,11 +133,48 @@ def test_graphs_from_other_weights_are_refused(exported, tmp_path) -> None:
         OnnxShapesPipeline(folder)
 
 
-def test_the_onnx_path_never_imports_torch(exported) -> None:
+def test_graphs_over_shorter_weights_are_refused_before_onnx_runtime_reads_them(
+    exported, tmp_path
+) -> None:
+    """Only the ranker's graphs read ranker.safetensors: ONNX Runtime would fail on it
+    with an out-of-bounds initializer if the check came after the session."""
+    folder = tmp_path / "bundle"
+    shutil.copytree(exported, folder)
+    weights = (folder / RANKER).read_bytes()
+    (folder / RANKER).write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(BundleError, match="ranker-text.onnx was exported from other weights"):
+        OnnxShapesPipeline(folder)
+
+
+def test_metadata_is_read_as_the_onnx_package_reads_it(exported) -> None:
+    import onnx
+
+    for path in sorted(exported.glob("*.onnx")):
+        model = onnx.load(str(path), load_external_data=False)
+        expected = {p.key: p.value for p in model.metadata_props}
+        assert "weights_sha256" in expected
+        assert model_metadata(path.read_bytes()) == expected
+    with_two = onnx.load(str(exported / STEP), load_external_data=False)
+    with_two.metadata_props.add(key="other", value="é")
+    assert model_metadata(with_two.SerializeToString())["other"] == "é"
+
+
+@pytest.mark.parametrize("data", [b"\x0a", b"\x0a\x05abc", b"\x08\x80", b"\x0b"])
+def test_what_is_not_a_model_is_refused(data, exported, tmp_path) -> None:
+    with pytest.raises(ValueError, match="not an ONNX model"):
+        model_metadata(data)
+    folder = tmp_path / "bundle"
+    shutil.copytree(exported, folder)
+    (folder / STEP).write_bytes(data)
+    with pytest.raises(BundleError, match=f"cannot read {STEP}"):
+        OnnxShapesPipeline(folder)
+
+
+def test_the_onnx_path_never_imports_torch_nor_onnx(exported) -> None:
     code = f"""
 import sys, json
 from pathlib import Path
-from plugins.shapes.onnx_backend import ShapesOnnxBackend
+from shapes_backend.onnx_backend import ShapesOnnxBackend
 from studio.api import GenerationRequest
 backend = ShapesOnnxBackend(Path({str(exported)!r}))
 backend.load("")
@@ -147,10 +185,12 @@ class Ctx:
     def progress(self, step, total): pass
     def preview(self, image): pass
 images = backend.generate(GenerationRequest("a red circle", seed=1, count=1), Ctx())
-print(json.dumps({{"torch": "torch" in sys.modules, "images": len(images)}}))
+heavy = {{"onnx", "torch", "transformers", "diffusers"}}
+print(json.dumps({{"heavy": sorted(m for m in sys.modules if m.split(".")[0] in heavy),
+                  "images": len(images)}}))
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, env=env, cwd=ROOT)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"torch": False, "images": 1}
+    assert json.loads(done.stdout.splitlines()[-1]) == {"heavy": [], "images": 1}

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.shapes import world
-from plugins.shapes.model.bundle import Tokenizers
-from plugins.shapes.model.data import CaptionedBatches, near_miss, patch_labels, patch_owners
-from plugins.shapes.model.image_tokens import EMPTY
-from plugins.shapes.model.ranker import PatchHeads, RankerConfig, ShapesRanker
-from plugins.shapes.model.train import parse_overrides
-from plugins.shapes.parser import parse_prompt
-from plugins.shapes.render import render_array, render_with_objects
-from plugins.shapes.sampler import SceneSampler
+from shapes_backend import world
+from shapes_backend.model.bundle import Tokenizers
+from shapes_backend.model.image_tokens import EMPTY
+from shapes_backend.model.ranker import PatchHeads, RankerConfig, ShapesRanker
+from shapes_backend.parser import parse_prompt
+from shapes_lab.model.data import CaptionedBatches, near_miss, patch_labels, patch_owners
+from shapes_lab.model.train import parse_overrides
+from shapes_lab.render import render_array, render_with_objects
+from shapes_lab.sampler import SceneSampler
 
 torch.set_num_threads(1)
 

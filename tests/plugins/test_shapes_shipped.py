@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from plugins.shapes.backend import ShapesBackend
-from plugins.shapes.judge import Judge
-from plugins.shapes.model.bundle import SHIPPED
-from plugins.shapes.onnx_backend import ShapesOnnxBackend
-from plugins.shapes.parser import parse_prompt
-from studio.api import GenerationRequest
-from studio.cli import EXIT_FAILED, EXIT_OK, main
+from shapes_backend.backend import ShapesBackend
+from shapes_backend.model.bundle import SHIPPED
+from shapes_backend.onnx_backend import ShapesOnnxBackend
+from shapes_backend.parser import parse_prompt
+from shapes_lab.judge import Judge
+from studio.api import EXIT_FAILED, EXIT_OK, GenerationRequest
+from studio.cli import main
 
 
 class Quiet:

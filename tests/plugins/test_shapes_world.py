@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plugins.shapes import world
-from plugins.shapes.dataset import stream, write_shard
-from plugins.shapes.render import render_array, unit_outline
-from plugins.shapes.sampler import SceneSampler
-from plugins.shapes.scene import ObjectSpec, PromptSpec, Scene, SceneObject
+from shapes_backend import world
+from shapes_backend.scene import ObjectSpec, PromptSpec, Scene, SceneObject
+from shapes_lab.dataset import stream, write_shard
+from shapes_lab.render import render_array, unit_outline
+from shapes_lab.sampler import SceneSampler
 from studio.cli import main
 
 # Width of each shape's drawing, as a share of its box side s (the spec's geometry).

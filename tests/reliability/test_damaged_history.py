@@ -61,7 +61,8 @@ def test_a_damaged_database_is_kept_aside_and_rebuilt(tmp_path, damage) -> None:
 
 @pytest.mark.reliability
 def test_the_cli_and_the_app_say_so(tmp_path, capsys, qtbot) -> None:
-    from studio.cli import EXIT_OK, main
+    from studio.api import EXIT_OK
+    from studio.cli import main
     from studio.ui.main_window import MainWindow
 
     home = tmp_path / "home"

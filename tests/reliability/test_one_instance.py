@@ -23,7 +23,8 @@ def launch(home: Path, *extra: str) -> subprocess.Popen:
 
 @pytest.mark.reliability
 def test_a_second_window_on_the_same_history_says_so_and_leaves(tmp_path) -> None:
-    from studio.cli import EXIT_OK, main
+    from studio.api import EXIT_OK
+    from studio.cli import main
 
     home = tmp_path / "home"
     first = launch(home)

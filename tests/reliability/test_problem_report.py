@@ -8,7 +8,8 @@ import zipfile
 import pytest
 from PIL import Image
 
-from studio.cli import EXIT_OK, main
+from studio.api import EXIT_OK
+from studio.cli import main
 from studio.core.app import Core
 from studio.core.metadata import ImageMetadata
 from studio.core.request import GenerationRequest

@@ -1,0 +1,217 @@
+"""Stable-Diffusion-family models from the user's disk, run by diffusers (PyTorch).
+
+CUDA with fp16 when present, the CPU with fp32 otherwise. The starting noise of each
+image is drawn on the CPU from its own seed (the request's seed + its index, `noise`),
+so a seed gives the same image on any machine, alone or in a batch, and from the ONNX
+backend. Previews come from the
+latents by a linear map at every step; a cancel stops at the next step, before decoding.
+On CUDA out-of-memory the batch is halved and retried (reported in the log).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from sd_backends import library
+from sd_backends.architecture import SDXL, architecture
+from sd_backends.noise import initial_noise
+from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
+from sd_backends.schedulers import SAMPLERS, make_scheduler
+from sd_backends.single_file import CONFIG_FOLDERS, load_single_file
+from studio.api import (
+    Candidate,
+    GenerationContext,
+    GenerationRequest,
+    ModelFile,
+    ModelFileError,
+    PickleRefused,
+    sniff,
+)
+
+log = logging.getLogger(__name__)
+SUPPORTED_FORMATS = ("diffusers", "safetensors")
+
+
+class DiffusionBackend(library.LibraryBackend):
+    display_name = "Stable Diffusion (diffusers)"
+    formats = SUPPORTED_FORMATS
+    samplers = tuple(SAMPLERS)
+
+    def loads(self, found: ModelFile) -> bool:
+        """Single files only of the architectures whose configuration ships."""
+        return found.format != "safetensors" or architecture(found) in CONFIG_FOLDERS
+
+    def __init__(self) -> None:
+        self._pipeline: Any = None
+        self._model: ModelFile | None = None
+        self._device = "cpu"
+        self._batch: int | None = None  # lowered after an out-of-memory
+        self._scheduler_config: Any = None
+
+    # -- what it offers --------------------------------------------------------
+
+    def device(self) -> str:
+        return self._device
+
+    # -- loading ---------------------------------------------------------------
+
+    def load(self, model: str) -> None:
+        quiet_offline_libraries()
+        import torch
+
+        found = library.find(self.model_library, model, self.formats)
+        kind = architecture(found)  # reads its header or configuration: a damaged one says so
+        self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.float16 if self._device == "cuda" else torch.float32
+        if found.format == "safetensors":
+            pipeline = load_single_file(found.path, kind, dtype)
+        else:
+            pipeline = load_diffusers_folder(found.path, dtype)
+        _check_finite(pipeline, found.name)
+        self._pipeline = pipeline.to(self._device)
+        self._scheduler_config = pipeline.scheduler.config  # the model's own, never drifted
+        self._pipeline.set_progress_bar_config(disable=True)
+        self._model, self._batch = found, None
+
+    def unload(self) -> None:
+        self._pipeline, self._model = None, None
+        if self._device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # -- generating ------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
+        import torch
+
+        if self._pipeline is None:
+            raise RuntimeError("no model is loaded")
+        pipe = self._pipeline
+        # from the model's own configuration: one sampler's settings (Karras sigmas, say)
+        # must not carry over to the next
+        pipe.scheduler = make_scheduler(self.sampler_name(request), self._scheduler_config)
+        _memory_options(pipe, request.options, self._device)
+        seeds = [request.seed + i for i in range(request.count)]
+        images: list[Any] = []
+        batch = min(self._batch or len(seeds), len(seeds))
+        while len(images) < len(seeds):
+            chunk = seeds[len(images) : len(images) + batch]
+            try:
+                images += self._run(request, chunk, len(images), len(seeds), ctx)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                if batch == 1:
+                    raise MemoryError(
+                        "out of GPU memory even for one image: try a smaller size"
+                    ) from None
+                batch = self._batch = max(1, batch // 2)
+                log.warning("out of GPU memory: retrying %d images at a time", batch)
+        return [Candidate(image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
+
+    def _run(self, request: GenerationRequest, seeds: list[int], done: int, total: int,
+             ctx: GenerationContext) -> list[Any]:  # fmt: skip
+        import torch
+
+        pipe = self._pipeline
+        steps = request.steps
+        factors = SDXL_FACTORS if self._model and architecture(self._model) == SDXL else SD_FACTORS
+        scale = pipe.vae_scale_factor  # image pixels per latent pixel (8 in real models)
+        shape = (pipe.unet.config.in_channels, request.height // scale, request.width // scale)
+        noise = torch.from_numpy(initial_noise(seeds, shape))  # as the ONNX backend's
+        generators = [torch.Generator().manual_seed(s) for s in seeds]  # ancestral samplers'
+
+        def on_step(_pipe: Any, step: int, _timestep: Any, tensors: dict) -> dict:
+            ctx.progress(done * steps + len(seeds) * (step + 1), total * steps)
+            ctx.preview(latents_to_rgb(tensors["latents"].float().cpu().numpy(), factors))
+            return {}
+
+        ctx.check_cancelled()
+        out = pipe(
+            request.prompt, negative_prompt=request.negative_prompt or None,
+            height=request.height, width=request.width, num_inference_steps=steps,
+            guidance_scale=request.guidance, num_images_per_prompt=len(seeds),
+            latents=noise.to(self._device, pipe.unet.dtype), generator=generators,
+            output_type="np",
+            callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["latents"],
+        )  # fmt: skip
+        return list(out.images)
+
+
+def load_diffusers_folder(folder: Path, dtype: Any) -> Any:
+    """A diffusers folder's pipeline, from safetensors weights only (a part whose
+    weights are pickles is refused before anything reads them), never reaching for the
+    network."""
+    from diffusers import DiffusionPipeline
+
+    for part in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = [f for f in part.iterdir() if f.is_file() and f.suffix != ".json"]
+        pickled = [f for f in files if sniff(f) == "pickle"]
+        if pickled and not any(sniff(f) == "safetensors" for f in files):
+            raise PickleRefused(
+                f"cannot load pickled weights ({part.name}/{pickled[0].name}): a pickle can "
+                f"run code when loaded. Convert it with `studio models convert {pickled[0]}`."
+            )
+    try:
+        return DiffusionPipeline.from_pretrained(
+            folder, dtype=dtype, local_files_only=True, use_safetensors=True,
+            safety_checker=None, requires_safety_checker=False,
+        )  # fmt: skip
+    except MemoryError:
+        raise
+    except Exception as error:  # missing parts, wrong shapes, broken safetensors: say which
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"cannot load {folder.name}: {reason}") from error
+
+
+def _check_finite(pipeline: Any, name: str) -> None:
+    """Weights holding NaN or infinities would make black images: refuse the model."""
+    import torch
+
+    for part, module in pipeline.components.items():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        for weight, tensor in module.named_parameters():
+            if not torch.isfinite(tensor).all():
+                raise ModelFileError(f"{name}: {part} weight {weight} holds NaN or infinite "
+                                     "values (a damaged or broken model)")  # fmt: skip
+
+
+MEMORY_OPTIONS = ("attention_slicing", "vae_tiling", "cpu_offload")
+
+
+def _memory_options(pipe: Any, options: dict[str, Any], device: str) -> None:
+    """Request options for small GPUs, each on or off for this request: attention in
+    slices (the same images, a little slower), the VAE decoding in tiles (blended at
+    their seams: large images fit, the pixels change slightly), and on CUDA each model
+    moved to the GPU only while it runs (accelerate's offload: slower, far less VRAM)."""
+    if options.get("attention_slicing"):
+        pipe.enable_attention_slicing()
+    else:
+        pipe.disable_attention_slicing()
+    if options.get("vae_tiling"):
+        pipe.vae.enable_tiling()
+    else:
+        pipe.vae.disable_tiling()
+    if device == "cuda":
+        if options.get("cpu_offload"):
+            pipe.enable_model_cpu_offload()
+        else:
+            pipe.remove_all_hooks()
+            pipe.to(device)
+
+
+def quiet_offline_libraries() -> None:
+    """Nothing is ever fetched; their notices and progress bars go to the log level."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for name in ("TRANSFORMERS", "DIFFUSERS"):
+        os.environ.setdefault(f"{name}_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()

@@ -1,0 +1,136 @@
+"""The models of the user's library that a backend of this plugin loads, by format, and
+what the two backends (PyTorch, ONNX Runtime) share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from sd_backends.architecture import UNKNOWN, architecture
+from studio.api import (
+    Backend,
+    Capabilities,
+    ModelFile,
+    ModelFileError,
+    ModelInfo,
+    ModelLibrary,
+)
+
+Library = Callable[[], ModelLibrary] | None
+
+
+def listed(library: Library, formats: tuple[str, ...],
+           loads: Callable[[ModelFile], bool] = lambda _: True) -> list[ModelInfo]:  # fmt: skip
+    """The library's models of these formats that `loads` accepts."""
+    if library is None:
+        return []
+    return [describe(e.info) for e in library().entries()
+            if e.info is not None and e.info.format in formats and loads(e.info)]  # fmt: skip
+
+
+def find(library: Library, model: str, formats: tuple[str, ...]) -> ModelFile:
+    """`model` (a path, name or short hash), or with '' the first usable one."""
+    if library is None:
+        raise ModelFileError("no model library: Studio did not start this backend")
+    models = library()
+    if model:
+        found = models.find(model)
+    else:
+        usable = [e.info for e in models.entries() if e.info and e.info.format in formats]
+        if not usable:
+            folders = ", ".join(str(f) for f in models.folders)
+            raise ModelFileError(f"no {' or '.join(formats)} model found in {folders}")
+        found = usable[0]
+    if found.format not in formats:
+        raise ModelFileError(f"{found.name} is a {found.format} model; this backend loads "
+                             f"{' or '.join(formats)} models")  # fmt: skip
+    return found
+
+
+def describe(found: ModelFile, library: Library = None) -> ModelInfo:
+    """As the app shows it; with the library, with its short hash (computed once)."""
+    digest = library().short_hash(found) if library is not None else ""
+    return ModelInfo(ref=str(found.path), name=found.name,
+                     architecture=listed_architecture(found), format=found.format,
+                     size_bytes=found.size, hash=digest, description=hints(found))  # fmt: skip
+
+
+def listed_architecture(found: ModelFile) -> str:
+    """Its architecture, or unknown where its configuration can't be read: a damaged
+    model stays listed, and loading it says what is wrong."""
+    try:
+        return architecture(found)
+    except ModelFileError:
+        return UNKNOWN
+
+
+NATIVE_SIZES = {"SD 1.x": 512, "SD 2.x": 768, "SDXL": 1024}  # what each was trained at
+
+
+def hints(found: ModelFile) -> str:
+    """What the app's tip says of a model: the size it was made for, and how few steps
+    a distilled one wants."""
+    native = NATIVE_SIZES.get(listed_architecture(found))
+    size = f"made for {native} x {native}" if native else ""
+    return "; ".join(hint for hint in (size, few_step_hint(found)) if hint)
+
+
+LCM_HINT = "LCM-distilled: 4-8 steps, guidance 1-2, sampler LCM"
+FEW_STEP_HINT = "few-step distilled: 1-8 steps, guidance 1 (none) to 2"
+
+
+def few_step_hint(found: ModelFile) -> str:
+    """Distilled models (LCM, Turbo, Lightning, Hyper) want a few steps and little
+    guidance, not the usual 25 and 7. Their weights rarely say so: an LCM folder's UNet
+    or scheduler does, otherwise only the name that their makers give them."""
+    name = found.name.lower()
+    if "lcm" in name or _lcm_folder(found):
+        return LCM_HINT
+    if any(word in name for word in ("turbo", "lightning", "hyper")):
+        return FEW_STEP_HINT
+    return ""
+
+
+def _lcm_folder(found: ModelFile) -> bool:
+    if not found.path.is_dir():
+        return False
+    try:
+        unet = json.loads((found.path / "unet" / "config.json").read_text(encoding="utf-8"))
+        scheduler = json.loads(
+            (found.path / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8")
+        )
+    except (OSError, ValueError):
+        return False
+    return bool(unet.get("time_cond_proj_dim")) or scheduler.get("_class_name") == "LCMScheduler"
+
+
+class LibraryBackend(Backend):
+    """A backend of the user's models of some `formats`, run with some `samplers`."""
+
+    formats: tuple[str, ...] = ()
+    samplers: tuple[str, ...] = ()
+    _model: ModelFile | None = None  # the loaded one
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            min_size=64, max_size=2048, size_multiple=8, max_count=16, max_candidates=16,
+            default_steps=25, max_steps=150, default_guidance=7.0, max_guidance=30.0,
+            negative_prompt=True, samplers=self.samplers, devices=("cpu", "cuda"),
+        )  # fmt: skip
+
+    def models(self) -> list[ModelInfo]:
+        return listed(self.model_library, self.formats, self.loads)
+
+    def loads(self, found: ModelFile) -> bool:
+        """Whether this backend can load a model of its formats (some architectures of a
+        format may not be supported yet)."""
+        return True
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        """With the short hash, for metadata: computed once per file, then cached."""
+        if self._model is None:
+            return super().model_info(model)
+        return describe(self._model, self.model_library)
+
+    def sampler_name(self, request) -> str:
+        return str(request.options.get("sampler", self.samplers[0]))

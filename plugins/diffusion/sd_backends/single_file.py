@@ -1,0 +1,121 @@
+"""Single-file checkpoints (the original, "LDM" layout most tools share), loaded offline.
+
+A single file holds weights only; the configuration of its architecture (JSON files, no
+weights) ships in this package's `configs/<architecture>/`, CLIP's tokenizer once in
+`configs/clip-tokenizer/`, and diffusers maps the weights onto them. SD 1.x,
+SD 2.x and SDXL are supported, their Turbo variants too (the same architectures).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from sd_backends.architecture import SD1, SD2, SDXL
+from studio.api import ModelFileError
+
+RESOURCES = Path(str(files("sd_backends") / "configs"))  # package data
+CONFIG_FOLDERS: dict[str, Path] = {
+    SD1: RESOURCES / "sd1",
+    SD2: RESOURCES / "sd2",
+    SDXL: RESOURCES / "sdxl",
+}
+CLIP_TOKENIZER = RESOURCES / "clip-tokenizer"
+# SD 2.x files come as v-prediction (2.0-v, 2.1-768) or epsilon (the 512 "base" models,
+# SD-Turbo) and nothing in the file's layout says which. This bias's spread tells them apart
+# in the released weights, as ComfyUI measured: well above 0.09 for v-prediction.
+_V_PREDICTION_PROBE = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"
+_V_PREDICTION_SPREAD = 0.09
+
+
+def load_single_file(path: Path, architecture: str, dtype: Any) -> Any:
+    """The pipeline of a single-file checkpoint whose architecture was read from its
+    tensor names and shapes (`architecture.architecture_of`)."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    config = CONFIG_FOLDERS.get(architecture)
+    if config is None:
+        supported = ", ".join(CONFIG_FOLDERS)
+        raise ModelFileError(
+            f"{path.name}: single-file {architecture} checkpoints are not supported "
+            f"({supported} are); a diffusers folder of it loads"
+        )
+    xl = architecture == SDXL
+    pipeline_class = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
+    extra = {} if xl else {"safety_checker": None, "requires_safety_checker": False}
+    try:
+        with _safetensors_name(path) as named:
+            pipeline = pipeline_class.from_single_file(
+                str(named), config=str(config), local_files_only=True, torch_dtype=dtype,
+                **_tokenizers(config, architecture), **extra,
+            )  # fmt: skip
+    except MemoryError:
+        raise
+    except Exception as error:  # shapes that don't fit the architecture, a damaged file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"cannot load {path.name} as {architecture}: {reason}") from error
+    if architecture == SD2:
+        scheduler = pipeline.scheduler
+        prediction = sd2_prediction_type(path, scheduler.config.prediction_type)
+        pipeline.scheduler = type(scheduler).from_config(scheduler.config,
+                                                         prediction_type=prediction)  # fmt: skip
+    return pipeline
+
+
+def _tokenizers(config: Path, architecture: str) -> dict[str, Any]:
+    """CLIP's tokenizer for each text encoder: the configuration's own if it has one, else
+    the shared one, padded as its encoder was trained (OpenCLIP's, SD 2.x's and SDXL's
+    second, with "!")."""
+    from transformers import CLIPTokenizer
+
+    open_clip = {"tokenizer": architecture == SD2, "tokenizer_2": True}
+    tokenizers = {}
+    for name in ("tokenizer", "tokenizer_2") if architecture == SDXL else ("tokenizer",):
+        if (config / name).is_dir():
+            tokenizers[name] = CLIPTokenizer.from_pretrained(config / name)
+        else:
+            pad = {"pad_token": "!"} if open_clip[name] else {}
+            tokenizers[name] = CLIPTokenizer.from_pretrained(CLIP_TOKENIZER, **pad)
+    return tokenizers
+
+
+def sd2_prediction_type(path: Path, default: str) -> str:
+    """ "v_prediction" or "epsilon" for an SD 2.x single file: as a config YAML beside it
+    says (`parameterization: "v"`, the convention other tools follow), else as its
+    weights show (`_V_PREDICTION_PROBE`), else `default`."""
+    sidecar = next((p for p in (path.with_suffix(".yaml"), path.with_suffix(".yml"))
+                    if p.is_file()), None)  # fmt: skip
+    if sidecar is not None:
+        text = sidecar.read_text(encoding="utf-8", errors="replace")
+        v = re.search(r"^\s*parameterization:\s*[\"']?v[\"']?\s*$", text, re.MULTILINE)
+        return "v_prediction" if v else "epsilon"
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        if _V_PREDICTION_PROBE not in handle.keys():  # noqa: SIM118
+            return default
+        spread = float(handle.get_tensor(_V_PREDICTION_PROBE).float().std(unbiased=False))
+    return "v_prediction" if spread > _V_PREDICTION_SPREAD else "epsilon"
+
+
+@contextlib.contextmanager
+def _safetensors_name(path: Path) -> Iterator[Path]:
+    """`path` under a name ending in .safetensors. diffusers picks its reader by the
+    extension; Studio read the content (a safetensors file), so a checkpoint named
+    otherwise gets a link that says so and never reaches torch.load."""
+    if path.suffix.lower() == ".safetensors":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="studio-") as folder:
+        named = Path(folder) / "model.safetensors"
+        try:
+            named.symlink_to(path.resolve())
+        except OSError:  # e.g. Windows without the symlink privilege
+            os.link(path, named)
+        yield named

@@ -1,1 +1,0 @@
-"""The built-in model: its Shapes world, data, judge and (soon) the model itself."""

@@ -1,0 +1,88 @@
+"""Sampling image tokens from the transformer: KV cache, temperature, top-k, guidance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from shapes_backend.model import image_tokens as it
+from shapes_backend.model.common import Phrases, SamplingOptions, prompt_groups
+from shapes_backend.model.transformer import ShapesTransformer, join_patch_tokens
+
+# Called after each patch with (patches done, backgrounds (n,), patch ids so far (n, done)).
+OnPatch = Callable[[int, Tensor, Tensor], None]
+
+
+def pick(logits: Tensor, options: SamplingOptions, generator: torch.Generator) -> Tensor:
+    """One sample per row of `logits` after temperature and top-k."""
+    if options.temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / options.temperature
+    if 0 < options.top_k < logits.shape[-1]:
+        threshold = logits.topk(options.top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < threshold, float("-inf"))
+    return torch.multinomial(F.softmax(logits, -1), 1, generator=generator)[:, 0]
+
+
+@torch.inference_mode()
+def sample_tokens(
+    model: ShapesTransformer,
+    text: Tensor,
+    n: int,
+    options: SamplingOptions,
+    generator: torch.Generator,
+    on_patch: OnPatch | None = None,
+    phrases: Phrases | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`n` images for one prompt: (backgrounds (n,), patch ids (n, P), log-likelihoods (n,)).
+
+    The same tokens run under several prompts, n rows each: the prompt; with guidance,
+    the empty prompt, and the log-probabilities are pushed away from it, u + g * (c - u);
+    with `phrases`, each object's own phrase, under which mask codes of its colour are
+    drawn (`Phrases`). An image's log-likelihood sums its tokens' log-probabilities under
+    that guided distribution, before temperature and top-k: the ranking weighs it in.
+    """
+    c = model.config
+    guided = options.guidance != 1.0
+    prompts, prompt_of_kind = prompt_groups(text.cpu().numpy(), options, phrases)
+    groups, code_prompt = len(prompts), torch.from_numpy(prompt_of_kind)
+
+    def choose(h: Tensor, head: Callable[[Tensor], Tensor], images: Tensor, rows: Tensor):
+        """A token for each of `images` from its `rows` of hidden states `h` (and, with
+        guidance, its rows under the empty prompt); adds its log-probability to theirs."""
+        log_p = F.log_softmax(head(h[rows]).float(), -1)
+        if guided:
+            uncond = F.log_softmax(head(h[n + images]).float(), -1)
+            log_p = uncond + options.guidance * (log_p - uncond)
+        token = pick(log_p, options, generator)
+        picked = log_p.gather(1, token[:, None])[:, 0] - log_p.logsumexp(-1)
+        log_likelihood.index_add_(0, images.cpu(), picked.cpu())
+        return token
+
+    log_likelihood = torch.zeros(n)
+    prompts = torch.from_numpy(prompts).to(text.device).repeat_interleave(n, 0)
+    h, past = model.run(model.text_embed(prompts), 0)
+    h = h[:, -1]
+    every = torch.arange(n)
+    backgrounds = choose(h, model.background_head, every, every)
+    x = model.background_embed(backgrounds.repeat(groups))[:, None]
+    patches = torch.empty(n, c.n_patches, dtype=torch.long)
+    for p in range(c.n_patches):
+        h, past = model.run(x, c.text_length + p, past)
+        h = h[:, -1]
+        kind = choose(h, model.kind_head, every, every)
+        code = torch.full_like(kind, c.n_codes)  # "no code" unless the patch is a mask
+        masked = (kind >= it.FIRST_MASK).nonzero()[:, 0]
+        if len(masked):  # codes only where needed: most patches are empty or solid
+            kinds = kind[masked]
+            rows = code_prompt[kinds] * n + masked  # under the phrase of the patch's colour
+            code[masked] = choose(h, partial(model.code_logits, kind=kinds), masked, rows)
+        patches[:, p] = join_patch_tokens(kind, code, c.n_codes)
+        x = model.embed_patches(kind, code).repeat(groups, 1)[:, None]
+        if on_patch is not None:
+            on_patch(p + 1, backgrounds, patches[:, : p + 1])
+    return backgrounds, patches, log_likelihood
