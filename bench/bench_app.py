@@ -77,10 +77,15 @@ def fill_history(core: Core, entries: int) -> None:
     for i in range(entries):
         Image.new("RGB", (64, 64), (i % 256, 255 - i % 256, 90)).save(folder / f"{i}.png")
     rows = (
-        (ImageMetadata(GenerationRequest(f"{PROMPT} {i}", seed=i, backend="shapes"),
-                       created_at=1.7e9 + i), f"bench{i}", f"images/bench/{i}.png")
+        (
+            ImageMetadata(
+                GenerationRequest(f"{PROMPT} {i}", seed=i, backend="shapes"), created_at=1.7e9 + i
+            ),
+            f"bench{i}",
+            f"images/bench/{i}.png",
+        )
         for i in range(entries)
-    )  # fmt: skip
+    )
     core.history.insert_records(rows)
 
 
@@ -126,8 +131,13 @@ def main() -> int:
             bar.setValue(bar.value() + panel.view.viewport().height())
             app.processEvents()
         p99, worst = heart.stop()
-        rows.append((f"scroll through {panel.model.rowCount():,} entries, stall p99 / max",
-                     f"{p99:.0f} / {worst:.0f} ms", "<= 50 ms"))  # fmt: skip
+        rows.append(
+            (
+                f"scroll through {panel.model.rowCount():,} entries, stall p99 / max",
+                f"{p99:.0f} / {worst:.0f} ms",
+                "<= 50 ms",
+            )
+        )
         panel.close()
 
         window = MainWindow(core)
@@ -145,8 +155,13 @@ def main() -> int:
             wait(app, lambda b=before: core.history.count() >= b + 4)
             p99, worst = heart.stop()
             what = "first job (model load included)" if job == 0 else f"job {job + 1}"
-            rows.append((f"generating, {what}: stall p99 / max", f"{p99:.0f} / {worst:.0f} ms",
-                         "<= 50 / 100 ms"))  # fmt: skip
+            rows.append(
+                (
+                    f"generating, {what}: stall p99 / max",
+                    f"{p99:.0f} / {worst:.0f} ms",
+                    "<= 50 / 100 ms",
+                )
+            )
             rows.append(("  the job took", f"{time.perf_counter() - began:.2f} s", ""))
         window.close()
         core.close()

@@ -11,7 +11,7 @@ cache and writes the bytecode caches, as on a machine where the app was started 
 - Bytecode: Python writes and reads its .pyc files under a temporary
   PYTHONPYCACHEPREFIX (so nothing is written into the checkout) and
   PYTHONDONTWRITEBYTECODE is dropped, as for an installed app. Without that, every
-  run would compile the app's sources again (about 40 ms more on the development VM).
+  run would compile the app's own sources again (cProfile: ~40 ms of compile()).
   --keep-bytecode-env keeps the caller's settings instead.
 - Data: `generate` runs against one temporary STUDIO_HOME shared by all runs (the
   warm-up creates it; each run adds one history entry), or a new one per run with
@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_startup import launch_once  # noqa: E402
+from bench_startup import launch_once
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIO = Path(sys.executable).parent / "studio"  # the console script, as a user runs it
@@ -85,9 +85,13 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 def heavy_imports(home: Path, env: dict[str, str]) -> list[str]:
     command = [sys.executable, "-c", HEAVY_PROBE, "generate", PROMPT, "--seed", "0"]
     done = subprocess.run(
-        command, cwd=ROOT, env={**env, "STUDIO_HOME": str(home)},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        command,
+        cwd=ROOT,
+        env={**env, "STUDIO_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in done.stderr.splitlines() if line.startswith("HEAVY ")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"the import probe failed ({done.returncode}):\n{done.stderr}")
@@ -141,11 +145,11 @@ def main() -> None:
         "generate": f'studio generate "{PROMPT}" --seed N',
         "window": "python main.py -> window shown",
     }
+    home_kind = "fresh per run" if args.fresh_home else "shared temp"
+    bytecode = "caller env" if args.keep_bytecode_env else "cached (temp prefix)"
     print(
-        f"runs: {args.runs} (+1 warm-up each), cores: {os.cpu_count()}, "
-        f"platform: {args.platform}, STUDIO_HOME: {'fresh per run' if args.fresh_home else 'shared temp'}, "
-        f"bytecode: {'caller env' if args.keep_bytecode_env else 'cached (temp prefix)'}, "
-        f"threads: 1"
+        f"runs: {args.runs} (+1 warm-up each), cores: {os.cpu_count()}, platform: "
+        f"{args.platform}, STUDIO_HOME: {home_kind}, bytecode: {bytecode}, threads: 1"
     )
     print(f"load average (1 min) before: {load_before[0]:.2f}, after: {load_after[0]:.2f}")
     print(f"{'command':<44}{'median s':>9}{'max s':>9}{'target':>8}{'met':>5}{'peak MiB':>10}")
@@ -159,7 +163,11 @@ def main() -> None:
             f"{labels[key]:<44}{median:>9.3f}{max(walls):>9.3f}"
             f"{TARGETS[key]:>8.2f}{met:>5}{rss_text:>10}"
         )
-    print(f"heavy modules imported by generate ({', '.join(HEAVY)}): {heavy}")
+    packages = sorted({name.split(".")[0] for name in heavy})
+    print(
+        f"heavy modules imported by generate ({', '.join(HEAVY)}): {packages}"
+        + (f" ({len(heavy)} modules: {', '.join(heavy[:6])}, ...)" if heavy else "")
+    )
     print(f"torch imported by the window: {any(window_torch)}")
 
 

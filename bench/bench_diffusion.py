@@ -3,7 +3,7 @@ our ONNX Runtime backend; load time per format, a request, peak memory.
 
     .venv/bin/python bench/bench_diffusion.py [--scale bench] [--runs 3] [--threads 1]
 
-The model is built here with random weights (`plugins/diffusion/random_model.py`, scale
+The model is built here with random weights (`tests/support/random_sd.py`, scale
 "bench": a UNet of 64/128/256 channels, 128 x 128 images) and exported to ONNX; each
 runtime then runs in a fresh process (its own imports and peak memory). A request: 2
 images, 10 Euler steps, guidance 7, the same starting noise everywhere. Targets: our
@@ -85,8 +85,13 @@ print(json.dumps({"load": loaded - started, "times": times, "peak_mb": peak_mb})
 
 def child(mode: str, folder: Path, threads: int, runs: int, size: int, config: str = "") -> dict:
     arguments = [mode, str(folder), str(threads), str(runs), str(size), PROMPT, config]
-    done = subprocess.run([sys.executable, "-c", CHILD, *arguments], cwd=ROOT,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode:
         raise SystemExit(f"{mode} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -111,8 +116,10 @@ def main() -> None:
         export(load_diffusers_folder(folder, torch.float32), Path(tmp) / "model-onnx")
         single = save_single_file(folder, Path(tmp) / "model.safetensors")
         size = 128 if args.scale == "bench" else 64
-        print(f"scale {args.scale}: {size}x{size}, 2 images, 10 Euler steps, guidance 7; median "
-              f"of {args.runs} runs after a warm-up, each runtime in its own process")  # fmt: skip
+        print(
+            f"scale {args.scale}: {size}x{size}, 2 images, 10 Euler steps, guidance 7; median "
+            f"of {args.runs} runs after a warm-up, each runtime in its own process"
+        )
         for threads in (int(t) for t in args.threads.split(",")):
             found = {
                 "diffusers direct": child("direct", folder, threads, args.runs, size),
@@ -129,8 +136,10 @@ def main() -> None:
                 f"{'':<22}{'load (s)':>10}{'request (s)':>13}{'slowest (s)':>13}{'peak (MB)':>11}"
             )
             for name, f in found.items():
-                print(f"{name:<22}{f['load']:>10.2f}{statistics.median(f['times']):>13.3f}"
-                      f"{max(f['times']):>13.3f}{f['peak_mb']:>11.0f}")  # fmt: skip
+                print(
+                    f"{name:<22}{f['load']:>10.2f}{statistics.median(f['times']):>13.3f}"
+                    f"{max(f['times']):>13.3f}{f['peak_mb']:>11.0f}"
+                )
             direct, ours, _, onnx = (statistics.median(f["times"]) for f in found.values())
             overhead = 100 * (ours / direct - 1)
             print(f"our PyTorch backend's overhead over diffusers: {overhead:+.1f}% (target <= 5%)")

@@ -95,18 +95,27 @@ def metadata_stream(rng: random.Random, rows: int, now: float) -> Iterator[Recor
     for job in range(0, rows, JOB_SIZE):
         backend = rng.choice(list(BACKENDS))
         request = GenerationRequest(
-            prompt(rng), negative_prompt=", ".join(rng.sample(NEGATIVES, 3)),
-            seed=rng.randrange(2**32), width=512, height=512, steps=rng.choice([4, 20, 30]),
-            guidance=rng.choice([1.0, 5.0, 7.5]), backend=backend,
+            prompt(rng),
+            negative_prompt=", ".join(rng.sample(NEGATIVES, 3)),
+            seed=rng.randrange(2**32),
+            width=512,
+            height=512,
+            steps=rng.choice([4, 20, 30]),
+            guidance=rng.choice([1.0, 5.0, 7.5]),
+            backend=backend,
             model=rng.choice(BACKENDS[backend]),
-        )  # fmt: skip
+        )
         created = now - YEARS * 365 * 86400 + job // JOB_SIZE * step
         for rank in range(min(JOB_SIZE, rows - job)):
             meta = ImageMetadata(
-                request.replace(seed=(request.seed or 0) + rank), sampler="euler",
-                model_name=request.model, model_hash="0123456789",
-                score=rng.random(), rank=rank, created_at=created,
-            )  # fmt: skip
+                request.replace(seed=(request.seed or 0) + rank),
+                sampler="euler",
+                model_name=request.model,
+                model_hash="0123456789",
+                score=rng.random(),
+                rank=rank,
+                created_at=created,
+            )
             yield meta, f"bench{job:07d}", f"images/bench/bench{job:07d}-{rank}.png"
 
 
@@ -163,11 +172,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, HistoryStore(Path(tmp)) as store:
         rate = bulk_insert(store, args.rows, rng)
-        print(f"bulk insert_records: {args.rows:,} rows at {rate:,.0f} rows/s "
-              "(rows + FTS index + metadata JSON; no image files)")  # fmt: skip
+        print(
+            f"bulk insert_records: {args.rows:,} rows at {rate:,.0f} rows/s "
+            "(rows + FTS index + metadata JSON; no image files)"
+        )
         saves = real_saves(store, args.saves, rng)
-        table.append((f"save() per image, {args.saves} 64x64 PNGs", statistics.median(saves),
-                      p95(saves), "-"))  # fmt: skip
+        table.append(
+            (
+                f"save() per image, {args.saves} 64x64 PNGs",
+                statistics.median(saves),
+                p95(saves),
+                "-",
+            )
+        )
         total = store.count()
         for entry_id in rng.sample(range(1, total + 1), total // 100):  # 1% favourites
             store.set_favourite(entry_id, True)
@@ -176,19 +193,33 @@ def main(argv: list[str] | None = None) -> int:
         for q in queries:  # warm the page cache once, as a running app would be
             store.search(q, limit=200)
         search = [timed(lambda q=q: store.search(q, limit=200))[0] for q in queries]
-        table.append((f"search, {len(queries)} queries, page of 200", statistics.median(search),
-                      p95(search), "<= 20 ms median"))  # fmt: skip
-        filtered = [timed(lambda q=q: store.search(q, limit=200, backend="torch-sd"))[0]
-                    for q in queries]  # fmt: skip
-        table.append(("search + backend filter", statistics.median(filtered), p95(filtered),
-                      "<= 20 ms median"))  # fmt: skip
+        table.append(
+            (
+                f"search, {len(queries)} queries, page of 200",
+                statistics.median(search),
+                p95(search),
+                "<= 20 ms median",
+            )
+        )
+        filtered = [
+            timed(lambda q=q: store.search(q, limit=200, backend="torch-sd"))[0] for q in queries
+        ]
+        table.append(
+            (
+                "search + backend filter",
+                statistics.median(filtered),
+                p95(filtered),
+                "<= 20 ms median",
+            )
+        )
         counts = [timed(lambda q=q: store.count(query=q))[0] for q in queries]
         table.append(("count(query=...)", statistics.median(counts), p95(counts), "-"))
 
         for offset in (0, 1_000, 10_000, 50_000, max(0, total - 200)):
             t = timed(lambda o=offset: store.list(offset=o, limit=200), repeat=20)
-            table.append((f"list 200 at offset {offset:,}", statistics.median(t), p95(t),
-                          "<= 10 ms median"))  # fmt: skip
+            table.append(
+                (f"list 200 at offset {offset:,}", statistics.median(t), p95(t), "<= 10 ms median")
+            )
         month = time.time() - 30 * 86400
         filters: dict[str, dict[str, object]] = {
             "favourites": {"favourites_only": True},

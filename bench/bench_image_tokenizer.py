@@ -30,8 +30,11 @@ def main() -> None:
     parser.add_argument("--tokenizer", type=Path, help="score this codebook file instead")
     args = parser.parse_args()
     judge = Judge.load()
-    print(f"{'config':<12}{'fit s':>7}" + "".join(f"{k:>9}" for k in world.KINDS)
-          + f"{'mean':>8}{'mse':>7}{'codes used':>12}")  # fmt: skip
+    print(
+        f"{'config':<12}{'fit s':>7}"
+        + "".join(f"{k:>9}" for k in world.KINDS)
+        + f"{'mean':>8}{'mse':>7}{'codes used':>12}"
+    )
     configs = [str(args.tokenizer)] if args.tokenizer else args.configs.split(",")
     for config in configs:
         started = time.perf_counter()
@@ -44,9 +47,12 @@ def main() -> None:
             tokenizer = fit_tokenizer(patch_h, patch_w, int(codes), args.scenes, seed=0)
         fit = time.perf_counter() - started
         scores, errors, used = ceiling(tokenizer, judge, args.per_kind)
-        print(f"{config:<12}{fit:>7.0f}" + "".join(f"{scores[k]:>9.3f}" for k in world.KINDS)
-              + f"{np.mean(list(scores.values())):>8.3f}{np.mean(errors):>7.1f}"
-              + f"{used:>7}/{tokenizer.n_codes}")  # fmt: skip
+        print(
+            f"{config:<12}{fit:>7.0f}"
+            + "".join(f"{scores[k]:>9.3f}" for k in world.KINDS)
+            + f"{np.mean(list(scores.values())):>8.3f}{np.mean(errors):>7.1f}"
+            + f"{used:>7}/{tokenizer.n_codes}"
+        )
 
 
 def ceiling(tokenizer: ImageTokenizer, judge: Judge, per_kind: int):

@@ -32,8 +32,10 @@ def main() -> None:
 
     started = time.perf_counter()
     judge = Judge.load()
-    print(f"judge loaded in {1e3 * (time.perf_counter() - started):.1f} ms; "
-          f"{args.per_kind} scenes per kind, seed {args.seed}")  # fmt: skip
+    print(
+        f"judge loaded in {1e3 * (time.perf_counter() - started):.1f} ms; "
+        f"{args.per_kind} scenes per kind, seed {args.seed}"
+    )
     sampler = SceneSampler(args.seed, pairs="any")
     header = f"{'kind':<10}{'images':>7}{'GT pass':>9}{'false pass':>12}{'checks/s':>10}"
     print(header)
@@ -54,12 +56,14 @@ def main() -> None:
             false_passes += judge.check(image, wrong).passed
         seconds = time.perf_counter() - clock
         n = len(cases)
-        print(f"{kind:<10}{n:>7}{passed / n:>9.4f}{false_passes / n:>12.4f}"
-              f"{2 * n / seconds:>10.0f}")  # fmt: skip
+        print(
+            f"{kind:<10}{n:>7}{passed / n:>9.4f}{false_passes / n:>12.4f}{2 * n / seconds:>10.0f}"
+        )
         totals += (n, passed, false_passes, seconds)
     n, passed, false_passes, seconds = totals
-    print(f"{'all':<10}{n:>7.0f}{passed / n:>9.4f}{false_passes / n:>12.4f}"
-          f"{2 * n / seconds:>10.0f}")  # fmt: skip
+    print(
+        f"{'all':<10}{n:>7.0f}{passed / n:>9.4f}{false_passes / n:>12.4f}{2 * n / seconds:>10.0f}"
+    )
     if failures:
         print("ground-truth failures, most common first:")
         for reason, count in sorted(failures.items(), key=lambda kv: -kv[1])[:10]:
@@ -70,8 +74,7 @@ def main() -> None:
     clock = time.perf_counter()
     for image in images:
         judge.detect(image)
-    print(f"detect only (count scenes): {len(images) / (time.perf_counter() - clock):.0f} "
-          "images/s")  # fmt: skip
+    print(f"detect only (count scenes): {len(images) / (time.perf_counter() - clock):.0f} images/s")
 
 
 if __name__ == "__main__":

@@ -49,22 +49,32 @@ def build_cache(path: Path, per_kind: int) -> None:
         passed.append([judge.check(image, spec).passed for image in generated.images])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        path, images=np.stack(images), log_likelihoods=np.stack(likelihoods),
-        passed=np.array(passed), prompt=[p.prompt for p in prompts],
-        kind=[p.kind for p in prompts], split=[p.split for p in prompts],
-    )  # fmt: skip
-    print(f"cached {len(prompts)} prompts x {CANDIDATES} candidates "
-          f"in {time.perf_counter() - started:.0f} s: {path}")  # fmt: skip
+        path,
+        images=np.stack(images),
+        log_likelihoods=np.stack(likelihoods),
+        passed=np.array(passed),
+        prompt=[p.prompt for p in prompts],
+        kind=[p.kind for p in prompts],
+        split=[p.split for p in prompts],
+    )
+    print(
+        f"cached {len(prompts)} prompts x {CANDIDATES} candidates "
+        f"in {time.perf_counter() - started:.0f} s: {path}"
+    )
 
 
 def cosines(ranker: ShapesRanker, tokenizers: Tokenizers, prompts, images) -> np.ndarray:
     """The ranker's cosine of each prompt with each of its candidates."""
     with torch.inference_mode():
-        return np.stack([
-            ranker.scores(torch.from_numpy(tokenizers.text.encode(str(prompt)).ids),
-                          torch.from_numpy(candidates)).numpy()
-            for prompt, candidates in zip(prompts, images, strict=True)
-        ])  # fmt: skip
+        return np.stack(
+            [
+                ranker.scores(
+                    torch.from_numpy(tokenizers.text.encode(str(prompt)).ids),
+                    torch.from_numpy(candidates),
+                ).numpy()
+                for prompt, candidates in zip(prompts, images, strict=True)
+            ]
+        )
 
 
 def kept_pass_rate(passed: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -109,13 +119,17 @@ def main() -> None:
     rows = [(f"seen {k}", (splits == "seen") & (kinds == k)) for k in world.KINDS]
     rows += [("held-out", splits == "held_out"), ("seen, mean of kinds", None)]
     width = max(12, *(len(n) + 2 for n in columns))
-    print(f"\n{len(passed)} prompts x {CANDIDATES} candidates, best {KEPT} kept: pass rate "
-          "(RANKER+W: its cosine + W x the log-likelihood)")  # fmt: skip
+    print(
+        f"\n{len(passed)} prompts x {CANDIDATES} candidates, best {KEPT} kept: pass rate "
+        "(RANKER+W: its cosine + W x the log-likelihood)"
+    )
     print(f"{'':<22}" + "".join(f"{n:>{width}}" for n in columns))
     for label, mask in rows:
         if mask is None:
-            values = [np.mean([v[(splits == "seen") & (kinds == k)].mean() for k in world.KINDS])
-                      for v in columns.values()]  # fmt: skip
+            values = [
+                np.mean([v[(splits == "seen") & (kinds == k)].mean() for k in world.KINDS])
+                for v in columns.values()
+            ]
         else:
             values = [v[mask].mean() for v in columns.values()]
         print(f"{label:<22}" + "".join(f"{x:>{width}.2f}" for x in values))

@@ -135,25 +135,31 @@ def main() -> None:
     row("model load (s)", lambda r: r["load_s"], "{:.3f}", "1.0")
     row("imports before load (s)", lambda r: r["import_s"], "{:.3f}", "")
     row("peak memory (MB)", lambda r: r["peak_mb"], "{:.0f}", "1024")
-    print("devices: " + "; ".join(f"{NAMES[rt]} {t}t {results[rt, t]['device']}"
-                                  for rt, t in columns))  # fmt: skip
+    print(
+        "devices: " + "; ".join(f"{NAMES[rt]} {t}t {results[rt, t]['device']}" for rt, t in columns)
+    )
 
     def median(rt: str, t: int) -> float:
         return statistics.median(results[rt, t]["times"])
 
     for t in counts:
-        print(f"ONNX Runtime speed-up, both {t} thread(s): "
-              f"{median('pytorch', t) / median('onnx', t):.2f}x (target >= 1.5x)")  # fmt: skip
+        print(
+            f"ONNX Runtime speed-up, both {t} thread(s): "
+            f"{median('pytorch', t) / median('onnx', t):.2f}x (target >= 1.5x)"
+        )
     best = {rt: min(counts, key=lambda t, rt=rt: median(rt, t)) for rt in RUNTIMES}
-    print(f"best vs best (PyTorch {best['pytorch']}t, ONNX {best['onnx']}t): "
-          f"{median('pytorch', best['pytorch']) / median('onnx', best['onnx']):.2f}x")  # fmt: skip
+    print(
+        f"best vs best (PyTorch {best['pytorch']}t, ONNX {best['onnx']}t): "
+        f"{median('pytorch', best['pytorch']) / median('onnx', best['onnx']):.2f}x"
+    )
     flops = results["pytorch", counts[0]]["flops"]
     for t in counts:
         big, small = matmul_gflops(t)
-        print(f"{t} thread(s): fp32 matmul {big:.1f} GFLOP/s (1024^3), {small:.1f} GFLOP/s "
-              f"(32x192x768); a request is {flops / 1e9:.2f} GFLOP: "
-              + ", ".join(f"{NAMES[rt]} {flops / median(rt, t) / 1e9:.1f} GFLOP/s"
-                          for rt in RUNTIMES))  # fmt: skip
+        print(
+            f"{t} thread(s): fp32 matmul {big:.1f} GFLOP/s (1024^3), {small:.1f} GFLOP/s "
+            f"(32x192x768); a request is {flops / 1e9:.2f} GFLOP: "
+            + ", ".join(f"{NAMES[rt]} {flops / median(rt, t) / 1e9:.1f} GFLOP/s" for rt in RUNTIMES)
+        )
 
 
 RUNTIMES = ("pytorch", "onnx")

@@ -55,16 +55,22 @@ def main() -> None:
     tokenizers = Tokenizers.load(args.bundle)
     stream = transformer_batches(tokenizers, config.batch, seed=123)
     batches = [tuple(next(stream)) for _ in range(WARMUP + args.steps)]
-    print(f"transformer {config.width} wide, {config.layers} layers, batch {config.batch}; "
-          f"{WARMUP} warm-up steps, then {args.steps} timed")  # fmt: skip
-    print(f"{'threads':>7}{'fp32 steps/s':>14}{'bf16 steps/s':>14}{'speed-up':>10}"
-          f"{'fp32 loss':>11}{'bf16 loss':>11}")  # fmt: skip
+    print(
+        f"transformer {config.width} wide, {config.layers} layers, batch {config.batch}; "
+        f"{WARMUP} warm-up steps, then {args.steps} timed"
+    )
+    print(
+        f"{'threads':>7}{'fp32 steps/s':>14}{'bf16 steps/s':>14}{'speed-up':>10}"
+        f"{'fp32 loss':>11}{'bf16 loss':>11}"
+    )
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         fp32, fp32_loss = time_steps(config, tokenizers, batches, bf16=False)
         bf16, bf16_loss = time_steps(config, tokenizers, batches, bf16=True)
-        print(f"{threads:>7}{fp32:>14.2f}{bf16:>14.2f}{bf16 / fp32:>9.2f}x"
-              f"{fp32_loss:>11.4f}{bf16_loss:>11.4f}")  # fmt: skip
+        print(
+            f"{threads:>7}{fp32:>14.2f}{bf16:>14.2f}{bf16 / fp32:>9.2f}x"
+            f"{fp32_loss:>11.4f}{bf16_loss:>11.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -80,10 +80,15 @@ def main() -> int:
         sampler = SceneSampler(11)
         for job in range(args.gallery // 4):
             scenes = [sampler.scene() for _ in range(4)]
-            items = [(Image.fromarray(render_array(s)),
-                      ImageMetadata(GenerationRequest(s.caption, seed=job * 4 + i,
-                                                      backend="shapes"), rank=i))
-                     for i, s in enumerate(scenes)]  # fmt: skip
+            items = [
+                (
+                    Image.fromarray(render_array(s)),
+                    ImageMetadata(
+                        GenerationRequest(s.caption, seed=job * 4 + i, backend="shapes"), rank=i
+                    ),
+                )
+                for i, s in enumerate(scenes)
+            ]
             core.history.save(items, f"screens-{job}")
         window.gallery.model.refresh()
         shot(window, "4-gallery")

@@ -98,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         "report", parents=[common], help="a zip of the log, versions and backends, to report a bug"
     )
     report.add_argument("--out", type=Path, default=Path("studio-report.zip"))
-    report.add_argument("--with-prompts", action="store_true",
-                        help="keep prompts in the log (left out unless you say so)")  # fmt: skip
+    report.add_argument(
+        "--with-prompts",
+        action="store_true",
+        help="keep prompts in the log (left out unless you say so)",
+    )
     report.set_defaults(run=cmd_report)
 
     info = commands.add_parser("info", parents=[common], help="the metadata of an image file")
@@ -154,10 +157,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 raise CliError(str(error), EXIT_USAGE) from None
         try:
             request = core.request(
-                args.prompt, negative_prompt=args.negative, count=args.count,
-                candidates=args.candidates, seed=args.seed, width=width, height=height,
-                steps=args.steps, guidance=args.guidance, backend=args.backend, model=args.model,
-            )  # fmt: skip
+                args.prompt,
+                negative_prompt=args.negative,
+                count=args.count,
+                candidates=args.candidates,
+                seed=args.seed,
+                width=width,
+                height=height,
+                steps=args.steps,
+                guidance=args.guidance,
+                backend=args.backend,
+                model=args.model,
+            )
         except RequestError as error:
             raise CliError(f"invalid request: {error}", EXIT_USAGE) from None
         if not request.backend:
@@ -266,8 +277,10 @@ def _entry_summary(entry: Any) -> dict[str, Any]:
 def cmd_history_list(args: argparse.Namespace) -> int:
     with open_core(args) as core:
         filters = {
-            "favourites_only": args.favourites, "backend": args.backend, "model": args.model,
-        }  # fmt: skip
+            "favourites_only": args.favourites,
+            "backend": args.backend,
+            "model": args.model,
+        }
         page = {"offset": args.offset, "limit": args.limit}
         if args.verb == "search":
             entries = core.history.search(args.query, **page, **filters)
@@ -315,9 +328,12 @@ def cmd_history_export(args: argparse.Namespace) -> int:
         try:
             args.out.mkdir(parents=True, exist_ok=True)
             written = export_images(
-                entries, args.out, fmt=args.format,
-                strip_metadata=args.strip_metadata, name_template=args.name,
-            )  # fmt: skip
+                entries,
+                args.out,
+                fmt=args.format,
+                strip_metadata=args.strip_metadata,
+                name_template=args.name,
+            )
         except (OSError, ValueError) as error:
             raise CliError(f"export failed: {error}") from None
         emit(args, [str(p) for p in written], "\n".join(str(p) for p in written))
@@ -351,11 +367,18 @@ def cmd_backends(args: argparse.Namespace) -> int:
             except Exception as error:  # listing models is plugin code too
                 core.registry.mark_failed(record.id, error)
                 device = ""
-            rows.append({
-                "id": record.id, "status": record.status.value, "target": record.target,
-                "distribution": record.distribution, "device": device, "models": models,
-                "error": record.error, "traceback": record.traceback,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "id": record.id,
+                    "status": record.status.value,
+                    "target": record.target,
+                    "distribution": record.distribution,
+                    "device": device,
+                    "models": models,
+                    "error": record.error,
+                    "traceback": record.traceback,
+                }
+            )
         lines = []
         for row in rows:
             lines.append(f"{row['id']}  [{row['status']}]  {row['target']}  {row['device']}")

@@ -43,8 +43,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
                 row["architecture"] = architectures.get(str(entry.info.path), "")
                 row["backends"] = loaders.get(entry.info.format, [])
                 row["hash"] = library.short_hash(entry.info)
-                shown = (row["name"], row["architecture"], row["format"], _size(row["size"]),
-                         f"[{row['hash']}]", row["path"])  # fmt: skip
+                shown = (
+                    row["name"],
+                    row["architecture"],
+                    row["format"],
+                    _size(row["size"]),
+                    f"[{row['hash']}]",
+                    row["path"],
+                )
                 lines.append("  ".join(field for field in shown if field))
             else:
                 lines.append(f"refused: {row['path']}\n    {row['error']}")
@@ -65,8 +71,11 @@ def cmd_models_add(args: argparse.Namespace) -> int:
         if found is None:
             folder = args.path.expanduser().resolve()
             count = sum(1 for e in core.models().entries() if e.path.parent == folder)
-            emit(args, {"folder": str(folder), "models": count},
-                 f"added the folder {folder} ({count} models in it)")  # fmt: skip
+            emit(
+                args,
+                {"folder": str(folder), "models": count},
+                f"added the folder {folder} ({count} models in it)",
+            )
         else:
             backends = _loaders(core).get(found.format, [])
             architecture = _architectures(core, backends).get(str(found.path), "")

@@ -15,9 +15,18 @@ PLUGIN_SOURCES = sorted(
 )
 # Names only a Stable-Diffusion checkpoint or pipeline uses: they belong to its plugin.
 SD_KNOWLEDGE = (
-    "model.diffusion_model", "first_stage_model", "cond_stage_model", "conditioner.embedders",
-    "input_blocks", "output_blocks", "text_encoder_2", "vae_decoder", "StableDiffusion",
-    "cross_attention_dim", "SDXL", "SD 1.x",
+    "model.diffusion_model",
+    "first_stage_model",
+    "cond_stage_model",
+    "conditioner.embedders",
+    "input_blocks",
+    "output_blocks",
+    "text_encoder_2",
+    "vae_decoder",
+    "StableDiffusion",
+    "cross_attention_dim",
+    "SDXL",
+    "SD 1.x",
 )
 
 

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_safetensors_parts_split_in_halves_and_join_back(tmp_path) -> None:
     rng = np.random.default_rng(0)
-    tensors = {f"layer.{i}.weight": rng.standard_normal((i + 1, 64), dtype=np.float32)
-               for i in range(12)}  # fmt: skip
+    tensors = {
+        f"layer.{i}.weight": rng.standard_normal((i + 1, 64), dtype=np.float32) for i in range(12)
+    }
     original = tmp_path / "model.safetensors"
     save_file(tensors, str(original), metadata={"config": '{"width": 64}'})
     tool = [sys.executable, str(ROOT / "tools" / "safetensors_parts.py")]

@@ -23,6 +23,7 @@ MERGES = 49152 - 256 - 2  # CLIP keeps this many merges
 def main(argv: list[str]) -> int:
     from transformers import CLIPTokenizer
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ is not installed
     from tests.support.random_sd import byte_characters
 
     source, out = Path(argv[0]), Path(argv[1])
@@ -31,11 +32,14 @@ def main(argv: list[str]) -> int:
     chars = byte_characters()
     vocab = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
-    tokenizer = CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=merges,
-                              model_max_length=77)  # fmt: skip
+    tokenizer = CLIPTokenizer(
+        vocab={t: i for i, t in enumerate(vocab)}, merges=merges, model_max_length=77
+    )
     tokenizer.save_pretrained(out)
-    print(f"wrote {out}: {len(vocab)} tokens; 'a photo of a cat' ->",
-          tokenizer("a photo of a cat").input_ids)  # fmt: skip
+    print(
+        f"wrote {out}: {len(vocab)} tokens; 'a photo of a cat' ->",
+        tokenizer("a photo of a cat").input_ids,
+    )
     return 0
 
 

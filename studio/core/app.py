@@ -48,8 +48,9 @@ class Core:
         engine = Engine(registry, history)
         reconciled = engine.background(_reconcile, history)
         thumbnails = ThumbnailCache(paths.thumbnails)
-        core = cls(paths, settings, history, registry, engine, thumbnails, reconciled, handler,
-                   recovery)  # fmt: skip
+        core = cls(
+            paths, settings, history, registry, engine, thumbnails, reconciled, handler, recovery
+        )
         registry.model_library = core.models
         return core
 
@@ -131,8 +132,10 @@ def _reconcile(history: HistoryStore) -> ReconcileReport:
     if report.missing or report.adopted or report.quarantined:
         log.warning(
             "history: %d files missing, %d adopted, %d moved to quarantine",
-            len(report.missing), len(report.adopted), len(report.quarantined),
-        )  # fmt: skip
+            len(report.missing),
+            len(report.adopted),
+            len(report.quarantined),
+        )
     return report
 
 

@@ -59,8 +59,9 @@ def contact_sheet(
                 image = image.resize(size, resample)
             sheet.paste(image, (x + (cell - image.width) // 2, y + (cell - image.height) // 2))
             caption = _caption(entry, chars_per_line)
-            draw.multiline_text((x, y + cell + MARGIN // 2), caption, fill="black", font=font,
-                                spacing=4)  # fmt: skip
+            draw.multiline_text(
+                (x, y + cell + MARGIN // 2), caption, fill="black", font=font, spacing=4
+            )
         buffer = io.BytesIO()
         sheet.save(
             buffer,

@@ -110,10 +110,24 @@ class _Record(NamedTuple):
     def row(self) -> tuple[Any, ...]:
         m, r = self.metadata, self.metadata.request
         return (
-            self.created_at, self.job_key, m.rank, r.prompt, r.negative_prompt, r.seed,
-            r.width, r.height, r.steps, r.guidance, r.backend, r.model, m.model_hash,
-            m.sampler, m.score, self.path, m.to_json(),
-        )  # fmt: skip
+            self.created_at,
+            self.job_key,
+            m.rank,
+            r.prompt,
+            r.negative_prompt,
+            r.seed,
+            r.width,
+            r.height,
+            r.steps,
+            r.guidance,
+            r.backend,
+            r.model,
+            m.model_hash,
+            m.sampler,
+            m.score,
+            self.path,
+            m.to_json(),
+        )
 
 
 class HistoryStore:
@@ -194,9 +208,11 @@ class HistoryStore:
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         # check_same_thread=False only so that close() may close every thread's connection.
         conn = sqlite3.connect(
-            self.database_path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+            self.database_path,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
             check_same_thread=False,
-        )  # fmt: skip
+        )
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
         return conn
@@ -260,9 +276,11 @@ class HistoryStore:
             ids = [conn.execute(_INSERT, record.row()).lastrowid or 0 for record in records]
             conn.executemany(
                 "INSERT INTO images_fts (rowid, prompt, negative_prompt) VALUES (?, ?, ?)",
-                [(id_, r.metadata.request.prompt, r.metadata.request.negative_prompt)
-                 for id_, r in zip(ids, records, strict=True)],
-            )  # fmt: skip
+                [
+                    (id_, r.metadata.request.prompt, r.metadata.request.negative_prompt)
+                    for id_, r in zip(ids, records, strict=True)
+                ],
+            )
         return ids
 
     def _write_image(
@@ -312,10 +330,16 @@ class HistoryStore:
         return entries[0] if entries else None
 
     def list(
-        self, *, offset: int = 0, limit: int = 200, favourites_only: bool = False,
-        backend: str | None = None, model: str | None = None,
-        since: float | None = None, until: float | None = None,
-    ) -> builtins.list[HistoryEntry]:  # fmt: skip
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 200,
+        favourites_only: bool = False,
+        backend: str | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> builtins.list[HistoryEntry]:
         """A page of entries, newest first (within a job: best rank first).
 
         `since` is inclusive and `until` exclusive (unix times).
@@ -363,10 +387,18 @@ class HistoryStore:
             except Exception:  # one unreadable row must not break the whole gallery
                 log.warning("history entry %s has unreadable metadata; skipped", id_, exc_info=True)
                 continue
-            entries.append(HistoryEntry(
-                id_, created_at, self.data_dir / path, metadata, job_key,
-                bool(favourite), tags.get(id_, ()), bool(missing),
-            ))  # fmt: skip
+            entries.append(
+                HistoryEntry(
+                    id_,
+                    created_at,
+                    self.data_dir / path,
+                    metadata,
+                    job_key,
+                    bool(favourite),
+                    tags.get(id_, ()),
+                    bool(missing),
+                )
+            )
         return entries
 
     def _tags_of(self, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
@@ -416,9 +448,10 @@ class HistoryStore:
         with self._transaction() as conn:
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                found = [row[0] for row in conn.execute(
-                    f"SELECT path FROM images WHERE id IN ({marks})", chunk
-                )]  # fmt: skip
+                found = [
+                    row[0]
+                    for row in conn.execute(f"SELECT path FROM images WHERE id IN ({marks})", chunk)
+                ]
                 deleted += conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk).rowcount
                 paths += found
             now = time.time()
@@ -456,8 +489,9 @@ class HistoryStore:
                 for flag, ids in ((1, missing), (0, restored)):
                     for chunk in _chunks(ids):
                         marks = ",".join("?" * len(chunk))
-                        conn.execute(f"UPDATE images SET missing = ? WHERE id IN ({marks})",
-                                     [flag, *chunk])  # fmt: skip
+                        conn.execute(
+                            f"UPDATE images SET missing = ? WHERE id IN ({marks})", [flag, *chunk]
+                        )
                 conn.executemany(  # forget files that are gone for good
                     "DELETE FROM forgotten WHERE path = ?",
                     [(p,) for p in forgotten if p not in files],

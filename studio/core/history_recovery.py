@@ -31,9 +31,11 @@ class Recovery:
     favourites: int  # favourites read back from the damaged file
 
     def message(self) -> str:
-        return (f"The history database was damaged ({self.error}). It was kept as "
-                f"{self.backup.name}, and {self.images} images were recovered from their "
-                f"files ({self.favourites} favourites).")  # fmt: skip
+        return (
+            f"The history database was damaged ({self.error}). It was kept as "
+            f"{self.backup.name}, and {self.images} images were recovered from their "
+            f"files ({self.favourites} favourites)."
+        )
 
 
 def open_history(data_dir: Path) -> tuple[HistoryStore, Recovery | None]:

@@ -35,8 +35,10 @@ def convert_pickle(source: Path, out: Path | None = None) -> Path:
     if not tensors:
         raise ModelFileError(f"{source.name} holds no tensors")
     # safetensors wants each tensor in its own contiguous storage
-    data = save({name: t.detach().contiguous().clone() for name, t in tensors.items()},
-                metadata={"converted_from": os.path.basename(source)})  # fmt: skip
+    data = save(
+        {name: t.detach().contiguous().clone() for name, t in tensors.items()},
+        metadata={"converted_from": os.path.basename(source)},
+    )
     atomic_write_bytes(out, data)
     return out
 

@@ -20,14 +20,26 @@ from studio.core.files import atomic_write_bytes
 if TYPE_CHECKING:
     from studio.core.app import Core
 
-PACKAGES = ("PySide6-Essentials", "torch", "onnxruntime", "onnxruntime-gpu", "diffusers",
-            "transformers", "numpy", "pillow", "safetensors")  # fmt: skip
+PACKAGES = (
+    "PySide6-Essentials",
+    "torch",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "diffusers",
+    "transformers",
+    "numpy",
+    "pillow",
+    "safetensors",
+)
 RECENT_PROMPTS = 5_000  # the prompts looked for in the log
 
 
 def versions() -> str:
-    lines = [f"Studio {__version__}", f"Python {sys.version.split()[0]}",
-             f"{platform.system()} {platform.release()} ({platform.machine()})"]  # fmt: skip
+    lines = [
+        f"Studio {__version__}",
+        f"Python {sys.version.split()[0]}",
+        f"{platform.system()} {platform.release()} ({platform.machine()})",
+    ]
     for package in PACKAGES:
         try:
             lines.append(f"{package} {metadata.version(package)}")

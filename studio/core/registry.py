@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.metadata import EntryPoint, entry_points
-from importlib.resources import files
 from importlib.util import find_spec
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.core.backend import Backend
@@ -64,15 +64,18 @@ class BackendRecord:
         """The model formats it loads, from its package's manifest (no plugin code runs;
         a missing or broken manifest means none)."""
         package = self.entry_point.module.partition(".")[0]
-        spec = find_spec(package)
-        if spec is None or spec.submodule_search_locations is None:
-            return ()  # a plain module, not a package: no manifest
-        try:
-            manifest = tomllib.loads((files(package) / MANIFEST).read_text(encoding="utf-8"))
-            formats = manifest["backends"][self.id].get("formats", [])
-        except FileNotFoundError:
+        try:  # find_spec of a top-level package locates it without running its __init__
+            spec = find_spec(package)
+        except (ImportError, ValueError):
             return ()
-        except Exception as error:  # a package that won't import, bad TOML, wrong types
+        folders = spec.submodule_search_locations if spec is not None else None
+        found = [Path(f) / MANIFEST for f in folders or () if (Path(f) / MANIFEST).is_file()]
+        if not found:
+            return ()  # no manifest (or a plain module, not a package): no formats
+        try:
+            manifest = tomllib.loads(found[0].read_text(encoding="utf-8"))
+            formats = manifest["backends"][self.id].get("formats", [])
+        except Exception as error:  # unreadable, bad TOML, wrong types, backend not listed
             log.warning("backend %r: cannot read its %s: %s", self.id, MANIFEST, error)
             return ()
         return tuple(str(f) for f in formats) if isinstance(formats, list) else ()

@@ -60,8 +60,10 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def _already_running(paths: StudioPaths) -> None:
     """Two windows on one history would each reconcile and write it: one at a time."""
-    text = (f"Studio is already running with the history in {paths.data}. Use that window, "
-            "or start this one with --data-dir for another history.")  # fmt: skip
+    text = (
+        f"Studio is already running with the history in {paths.data}. Use that window, "
+        "or start this one with --data-dir for another history."
+    )
     print(f"studio: {text}", file=sys.stderr)
     if QGuiApplication.platformName() != "offscreen":  # no screen, nobody to click
         QMessageBox.warning(None, "Studio is already running", text)

@@ -45,8 +45,7 @@ def read_backends(core: Core) -> list[BackendReport]:
     hashes new model files: call off the GUI thread)."""
     library = core.models()
     entries = library.entries()  # read once: each entry's files are opened to identify it
-    hashes = {str(e.info.path): library.short_hash(e.info)
-              for e in entries if e.info is not None}  # fmt: skip
+    hashes = {str(e.info.path): library.short_hash(e.info) for e in entries if e.info is not None}
     reports = []
     for record in core.registry.records():
         report = BackendReport(record.id)
@@ -54,9 +53,10 @@ def read_backends(core: Core) -> list[BackendReport]:
             backend = core.registry.get(record.id)
             report.name = backend.display_name or record.id
             report.device = backend.device()
-            report.models = [m if m.hash or m.ref not in hashes
-                             else dataclasses.replace(m, hash=hashes[m.ref])
-                             for m in backend.models()]  # fmt: skip
+            report.models = [
+                m if m.hash or m.ref not in hashes else dataclasses.replace(m, hash=hashes[m.ref])
+                for m in backend.models()
+            ]
         except Exception as error:  # a plugin's own fault: shown, never raised
             report.error = str(error)
         record = core.registry.record(record.id)  # as it stands after the import
@@ -66,11 +66,15 @@ def read_backends(core: Core) -> list[BackendReport]:
         reports.append(report)
     refused = [e for e in entries if e.info is None]
     if refused:
-        reports.append(BackendReport(
-            "", name="Model files that cannot be used", status=f"{len(refused)} refused",
-            error="select this line to see why",
-            details="\n\n".join(f"{e.path}\n  {e.error}" for e in refused),
-        ))  # fmt: skip
+        reports.append(
+            BackendReport(
+                "",
+                name="Model files that cannot be used",
+                status=f"{len(refused)} refused",
+                error="select this line to see why",
+                details="\n\n".join(f"{e.path}\n  {e.error}" for e in refused),
+            )
+        )
     return reports
 
 
@@ -98,8 +102,10 @@ class BackendsDialog(QDialog):
         add_folder.setToolTip("A diffusers or ONNX model folder, or a folder of models")
         # offered once a pickle was refused: its tensors only, never its code
         self.convert = QPushButton("Convert to safetensors")
-        self.convert.setToolTip("Reads only tensors (torch.load with weights_only=True) and "
-                                "writes a .safetensors file beside the checkpoint")  # fmt: skip
+        self.convert.setToolTip(
+            "Reads only tensors (torch.load with weights_only=True) and "
+            "writes a .safetensors file beside the checkpoint"
+        )
         self.convert.hide()
         self._refused: Path | None = None
         buttons = QHBoxLayout()
@@ -135,9 +141,12 @@ class BackendsDialog(QDialog):
         self.details.setPlainText(f"Reading {path}…")
         self._offer_conversion(None)
         run_in_background(
-            self.core.engine, self, lambda: self.core.add_model(path),
-            lambda found: self._added(path, found), lambda error: self._refused_model(path, error),
-        )  # fmt: skip
+            self.core.engine,
+            self,
+            lambda: self.core.add_model(path),
+            lambda found: self._added(path, found),
+            lambda error: self._refused_model(path, error),
+        )
 
     def _added(self, path: Path, found: ModelFile | None, note: str = "") -> None:
         what = f"the folder {path}" if found is None else f"{found.name} ({found.format})"
@@ -172,11 +181,14 @@ class BackendsDialog(QDialog):
             return out, self.core.add_model(out)
 
         run_in_background(
-            self.core.engine, self, convert_and_add,
-            lambda done: self._added(done[0], done[1], f"Converted {source.name} to "
-                                     f"{done[0].name} (tensors only). "),
+            self.core.engine,
+            self,
+            convert_and_add,
+            lambda done: self._added(
+                done[0], done[1], f"Converted {source.name} to {done[0].name} (tensors only). "
+            ),
             lambda error: self.details.setPlainText(f"Not converted: {error}"),
-        )  # fmt: skip
+        )
 
     def refresh(self) -> None:
         folders = [str(self.core.paths.models), *self.core.settings.model_folders]
@@ -195,8 +207,19 @@ class BackendsDialog(QDialog):
             item.setToolTip(1, report.error)
             for model in report.models:
                 size = f"{model.size_bytes / 1e6:,.1f} MB" if model.size_bytes else ""
-                item.addChild(QTreeWidgetItem([model.name or model.ref, "", "", model.architecture,
-                                               model.format, size, model.hash]))  # fmt: skip
+                item.addChild(
+                    QTreeWidgetItem(
+                        [
+                            model.name or model.ref,
+                            "",
+                            "",
+                            model.architecture,
+                            model.format,
+                            size,
+                            model.hash,
+                        ]
+                    )
+                )
             self.tree.addTopLevelItem(item)
             item.setExpanded(True)
         for column in range(self.tree.columnCount()):

@@ -27,9 +27,14 @@ class CandidateTile(QLabel):
     def show_image(self, image: QImage, entry: HistoryEntry | None = None) -> None:
         """A preview (no entry yet) or a result. Pixel art: enlarged without blurring."""
         self.entry = entry
-        self.setPixmap(QPixmap.fromImage(image).scaled(
-            self.side, self.side, Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.FastTransformation))  # fmt: skip
+        self.setPixmap(
+            QPixmap.fromImage(image).scaled(
+                self.side,
+                self.side,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.FastTransformation,
+            )
+        )
         self.setCursor(Qt.CursorShape.OpenHandCursor if entry else Qt.CursorShape.ArrowCursor)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:

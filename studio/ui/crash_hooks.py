@@ -27,8 +27,9 @@ class UncaughtErrors(QObject):
     def uninstall(self) -> None:
         sys.excepthook, threading.excepthook = self._previous
 
-    def _on_gui_error(self, kind: type[BaseException], error: BaseException,
-                      trace: TracebackType | None) -> None:  # fmt: skip
+    def _on_gui_error(
+        self, kind: type[BaseException], error: BaseException, trace: TracebackType | None
+    ) -> None:
         self._report("the window", kind, error, trace)
 
     def _on_thread_error(self, args: threading.ExceptHookArgs) -> None:
@@ -37,8 +38,13 @@ class UncaughtErrors(QObject):
         where = f"thread {args.thread.name}" if args.thread else "a thread"
         self._report(where, args.exc_type, args.exc_value, args.exc_traceback)
 
-    def _report(self, where: str, kind: type[BaseException], error: BaseException | None,
-                trace: TracebackType | None) -> None:  # fmt: skip
+    def _report(
+        self,
+        where: str,
+        kind: type[BaseException],
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         details = "".join(traceback.format_exception(kind, error, trace))
         log.error("uncaught exception in %s:\n%s", where, details)
         self.caught.emit(where, f"{kind.__name__}: {error}")  # queued to the GUI thread

@@ -48,8 +48,14 @@ class ExportDialog(QDialog):
         browse = QPushButton("Browse…")
         self.format = QComboBox()
         self.format.addItems(list(FORMATS))
-        self.format.setCurrentIndex(max(0, list(FORMATS.values()).index(s.export_format)
-                                        if s.export_format in FORMATS.values() else 0))  # fmt: skip
+        self.format.setCurrentIndex(
+            max(
+                0,
+                list(FORMATS.values()).index(s.export_format)
+                if s.export_format in FORMATS.values()
+                else 0,
+            )
+        )
         self.strip = QCheckBox("Strip metadata (prompt and settings)")
         self.template = QLineEdit(s.export_name_template)
         self.template.setToolTip("Fields: " + " ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS))
@@ -100,8 +106,9 @@ class ExportDialog(QDialog):
             self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
             return
         first = self.entries[0] if self.entries else None
-        name = render_name(self.template.text(), first.metadata if first else None, index=1,
-                           fallback="image")  # fmt: skip
+        name = render_name(
+            self.template.text(), first.metadata if first else None, index=1, fallback="image"
+        )
         suffix = SUFFIXES[FORMATS[self.format.currentText()]]
         self.preview.setText(f"e.g. {html.escape(name + suffix)}")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(self.entries))
@@ -117,8 +124,9 @@ class ExportDialog(QDialog):
         self.status.setText("Exporting…")
 
         def work() -> list[Path]:  # on a worker
-            written = export_images(self.entries, folder, fmt=fmt, strip_metadata=strip,
-                                    name_template=template)  # fmt: skip
+            written = export_images(
+                self.entries, folder, fmt=fmt, strip_metadata=strip, name_template=template
+            )
             if sheet:
                 name, n = folder / f"contact-sheet.{sheet}", 1
                 while name.exists():  # never replace a file

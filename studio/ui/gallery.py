@@ -95,8 +95,9 @@ class GalleryPanel(QWidget):
         self.model.modelReset.connect(self._visible_timer.start)
 
         self.favourite_action = self._action("Favourite", "F", self.toggle_favourite)
-        self.delete_action = self._action("Delete…", QKeySequence.StandardKey.Delete,
-                                          self.delete_selected)  # fmt: skip
+        self.delete_action = self._action(
+            "Delete…", QKeySequence.StandardKey.Delete, self.delete_selected
+        )
         self.export_action = self._action("Export…", "Ctrl+E", self.export_selected)
         self._show_count()
 
@@ -140,10 +141,11 @@ class GalleryPanel(QWidget):
             return 0
         if confirm:
             answer = QMessageBox.question(
-                self, "Delete images",
+                self,
+                "Delete images",
                 f"Delete {len(entries)} image{'s' if len(entries) > 1 else ''} and "
                 f"{'their files' if len(entries) > 1 else 'its file'}? This cannot be undone.",
-            )  # fmt: skip
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 return 0
         deleted = self.core.history.delete([e.id for e in entries])

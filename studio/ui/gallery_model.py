@@ -179,11 +179,12 @@ class GalleryModel(QAbstractListModel):
                 continue
             self._pending.add(entry.id)
             run_in_background(
-                self.core.engine, self,
+                self.core.engine,
+                self,
                 lambda entry=entry: _icon(self.core.thumbnails.get(entry.id, entry.path), side),
                 lambda image, entry=entry: self._on_thumbnail(entry.id, image),
                 lambda _error: None,  # unreadable: stays pending, the placeholder stays
-            )  # fmt: skip
+            )
 
     def _on_thumbnail(self, entry_id: int, image: QImage) -> None:
         self._pending.discard(entry_id)
@@ -204,8 +205,9 @@ def _icon(thumbnail: Image.Image, side: int) -> QImage:
     faint frame shows where a picture on a white background ends."""
     image = to_qimage(thumbnail)
     if max(image.width(), image.height()) < side:
-        image = image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                             Qt.TransformationMode.FastTransformation)  # fmt: skip
+        image = image.scaled(
+            side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+        )
     image = image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
     painter = QPainter(image)
     painter.setPen(QColor(0, 0, 0, 60))

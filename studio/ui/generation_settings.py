@@ -29,8 +29,14 @@ from studio.core.request import SEED_RANGE, random_seed
 from studio.ui.tasks import run_in_background
 
 HINT_ROLE = Qt.ItemDataRole.UserRole + 1  # a model's tip: what a distilled one wants
-DEFAULT_CAPABILITIES = Capabilities(min_size=64, max_size=2048, size_multiple=8, max_steps=150,
-                                    max_guidance=30.0, negative_prompt=True)  # fmt: skip
+DEFAULT_CAPABILITIES = Capabilities(
+    min_size=64,
+    max_size=2048,
+    size_multiple=8,
+    max_steps=150,
+    max_guidance=30.0,
+    negative_prompt=True,
+)
 
 
 class GenerationSettings(QWidget):
@@ -59,8 +65,9 @@ class GenerationSettings(QWidget):
         self.seed.setValidator(QRegularExpressionValidator(QRegularExpression(r"\d{0,10}")))
         self.seed.setPlaceholderText("random")
         self.seed_lock = QToolButton(checkable=True, text="Lock")
-        self.seed_lock.setToolTip("Locked: every generation uses this seed. Unlocked: a new "
-                                  "random seed each time.")  # fmt: skip
+        self.seed_lock.setToolTip(
+            "Locked: every generation uses this seed. Unlocked: a new random seed each time."
+        )
         self.reuse_seed = QToolButton(text="Reuse")
         self.reuse_seed.setToolTip("Lock the seed of the last result")
         self.reuse_seed.setEnabled(False)
@@ -176,13 +183,16 @@ class GenerationSettings(QWidget):
             return backend.capabilities(), backend.models()
 
         run_in_background(  # the first call imports the plugin: never on the GUI thread
-            self.core.engine, self, read,
+            self.core.engine,
+            self,
+            read,
             lambda found: self._apply_capabilities(backend_id, *found),
             lambda _error: self._apply_capabilities(backend_id, None, []),  # generating says why
-        )  # fmt: skip
+        )
 
-    def _apply_capabilities(self, backend_id: str, capabilities: Capabilities | None,
-                            models: list[ModelInfo]) -> None:  # fmt: skip
+    def _apply_capabilities(
+        self, backend_id: str, capabilities: Capabilities | None, models: list[ModelInfo]
+    ) -> None:
         if backend_id != self.backend_id():
             return  # the user has picked another backend meanwhile
         self.model.clear()

@@ -127,8 +127,10 @@ class MainWindow(QMainWindow):
         history = QDockWidget("History", self)
         history.setObjectName("history")
         history.setWidget(self.gallery)
-        history.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                            | QDockWidget.DockWidgetFeature.DockWidgetFloatable)  # fmt: skip
+        history.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, history)
         self.queue = QueuePanel(core.engine, self.bridge)
         queue = QDockWidget("Queue", self)
@@ -173,26 +175,33 @@ class MainWindow(QMainWindow):
         if not out:
             return
         answer = QMessageBox.question(
-            self, "Include prompts?",
+            self,
+            "Include prompts?",
             "The log may mention your prompts. Keep them in the report? (No replaces them "
-            "with [prompt].)", defaultButton=QMessageBox.StandardButton.No,
-        )  # fmt: skip
+            "with [prompt].)",
+            defaultButton=QMessageBox.StandardButton.No,
+        )
         with_prompts = answer == QMessageBox.StandardButton.Yes
         run_in_background(
-            self.core.engine, self, lambda: write_report(self.core, Path(out), with_prompts),
+            self.core.engine,
+            self,
+            lambda: write_report(self.core, Path(out), with_prompts),
             lambda path: self.message.setText(f"Problem report saved: {path}"),
             lambda error: self.message.setText(f"Cannot save the report: {error}"),
-        )  # fmt: skip
+        )
 
     def show_uncaught(self, where: str, message: str) -> None:
         """An exception nobody caught (see crash_hooks): said, and the window goes on."""
         log_file = self.core.paths.logs / LOG_FILE
-        self.message.setText(f"Something went wrong in {where}: {message}. Studio carries "
-                             f"on; the details are in {log_file}.")  # fmt: skip
+        self.message.setText(
+            f"Something went wrong in {where}: {message}. Studio carries "
+            f"on; the details are in {log_file}."
+        )
 
     def _tell_recovery(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, "History recovered",
-                          self.core.recovery.message(), parent=self)  # fmt: skip
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "History recovered", self.core.recovery.message(), parent=self
+        )
         box.open()
         self.recovery_box = box
 
@@ -213,10 +222,12 @@ class MainWindow(QMainWindow):
         ComfyUI, InvokeAI); read off the GUI thread, the file may be anything."""
         self.message.setText(f"Reading {path.name}…")
         run_in_background(
-            self.core.engine, self, lambda: read_metadata(path),
+            self.core.engine,
+            self,
+            lambda: read_metadata(path),
             lambda found: self._apply_found(path, found),
             lambda error: self.message.setText(f"Cannot read {path.name}: {error}"),
-        )  # fmt: skip
+        )
 
     def _apply_found(self, path: Path, found: ParsedMetadata) -> None:
         try:
@@ -236,8 +247,11 @@ class MainWindow(QMainWindow):
         backend = self.settings_panel.backend_id() or "no backend installed"
         device = f" on {self.device}" if self.device else ""
         waiting = len(self.core.engine.queued())
-        parts = [f"{backend}{device}", f"queue: {waiting} waiting",
-                 f"history: {self.core.history.count():,} images"]  # fmt: skip
+        parts = [
+            f"{backend}{device}",
+            f"queue: {waiting} waiting",
+            f"history: {self.core.history.count():,} images",
+        ]
         memory = process_memory_mb()
         if memory:
             parts.append(f"memory: {memory:,.0f} MB")
@@ -321,11 +335,12 @@ class MainWindow(QMainWindow):
             return
 
         run_in_background(  # the first call may import the plugin
-            self.core.engine, self,
+            self.core.engine,
+            self,
             lambda: self.core.registry.get(backend_id).unknown_words(prompt),
             lambda words: self._on_unknown_words(backend_id, prompt, words),
             lambda _error: None,  # a broken backend: generating will say what is wrong
-        )  # fmt: skip
+        )
 
     def _on_unknown_words(self, backend_id: str, prompt: str, words: list[str]) -> None:
         if (backend_id, prompt) != (self.settings_panel.backend_id(), self.prompt.toPlainText()):
@@ -445,20 +460,29 @@ def apply_theme(name: str) -> None:
         app.setPalette(app.style().standardPalette())
     elif hints.colorScheme() != wanted:
         app.setStyle("Fusion")
-        app.setPalette(_dark_palette() if wanted == Qt.ColorScheme.Dark else
-                       app.style().standardPalette())  # fmt: skip
+        app.setPalette(
+            _dark_palette() if wanted == Qt.ColorScheme.Dark else app.style().standardPalette()
+        )
 
 
 def _dark_palette() -> QPalette:
     palette = QPalette()
     role, group = QPalette.ColorRole, QPalette.ColorGroup
-    for r, rgb in ((role.Window, (45, 45, 48)), (role.WindowText, (230, 230, 230)),
-                   (role.Base, (30, 30, 32)), (role.AlternateBase, (45, 45, 48)),
-                   (role.ToolTipBase, (30, 30, 32)), (role.ToolTipText, (230, 230, 230)),
-                   (role.Text, (230, 230, 230)), (role.Button, (55, 55, 58)),
-                   (role.ButtonText, (230, 230, 230)), (role.BrightText, (255, 90, 90)),
-                   (role.Highlight, (60, 130, 220)), (role.HighlightedText, (255, 255, 255)),
-                   (role.PlaceholderText, (140, 140, 140))):  # fmt: skip
+    for r, rgb in (
+        (role.Window, (45, 45, 48)),
+        (role.WindowText, (230, 230, 230)),
+        (role.Base, (30, 30, 32)),
+        (role.AlternateBase, (45, 45, 48)),
+        (role.ToolTipBase, (30, 30, 32)),
+        (role.ToolTipText, (230, 230, 230)),
+        (role.Text, (230, 230, 230)),
+        (role.Button, (55, 55, 58)),
+        (role.ButtonText, (230, 230, 230)),
+        (role.BrightText, (255, 90, 90)),
+        (role.Highlight, (60, 130, 220)),
+        (role.HighlightedText, (255, 255, 255)),
+        (role.PlaceholderText, (140, 140, 140)),
+    ):
         palette.setColor(r, QColor(*rgb))
     for r in (role.WindowText, role.Text, role.ButtonText):
         palette.setColor(group.Disabled, r, QColor(120, 120, 120))

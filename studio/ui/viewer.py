@@ -109,10 +109,18 @@ class Viewer(QWidget):
         for name, text, keys, slot in (
             ("fit", "Fit", "Ctrl+0", self.view.fit),
             ("actual", "100 %", "Ctrl+1", self.view.actual_size),
-            ("zoom_in", "Zoom in", QKeySequence.StandardKey.ZoomIn,
-             lambda: self.view.zoom_by(ZOOM_STEP)),
-            ("zoom_out", "Zoom out", QKeySequence.StandardKey.ZoomOut,
-             lambda: self.view.zoom_by(1 / ZOOM_STEP)),
+            (
+                "zoom_in",
+                "Zoom in",
+                QKeySequence.StandardKey.ZoomIn,
+                lambda: self.view.zoom_by(ZOOM_STEP),
+            ),
+            (
+                "zoom_out",
+                "Zoom out",
+                QKeySequence.StandardKey.ZoomOut,
+                lambda: self.view.zoom_by(1 / ZOOM_STEP),
+            ),
             ("reuse", "Reuse settings", "Ctrl+R", lambda: self._emit(self.reuse_settings)),
             ("reuse_prompt", "Reuse prompt", "Ctrl+Shift+R", self._reuse_prompt),
             ("vary", "Vary", "Ctrl+Shift+V", lambda: self._emit(self.vary)),
@@ -121,7 +129,7 @@ class Viewer(QWidget):
             ("show_file", "Show file", "Ctrl+Shift+O", self.show_file),
             ("export", "Export…", "Ctrl+E", lambda: self._emit(self.export)),
             ("delete", "Delete…", QKeySequence.StandardKey.Delete, lambda: self._emit(self.delete)),
-        ):  # fmt: skip
+        ):
             action = QAction(text, self)
             action.setShortcut(QKeySequence(keys))
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)

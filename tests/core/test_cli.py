@@ -34,9 +34,24 @@ def generate(capsys, *extra: str) -> dict:
 def test_generate_saves_to_history_and_writes_files_with_metadata(env, capsys, tmp_path) -> None:
     out = tmp_path / "out"
     result = generate(
-        capsys, "--count", "2", "--candidates", "5", "--seed", "42", "--steps", "3",
-        "--guidance", "2.5", "--negative", "blurry", "--out", str(out), "--format", "webp",
-    )  # fmt: skip
+        capsys,
+        "--count",
+        "2",
+        "--candidates",
+        "5",
+        "--seed",
+        "42",
+        "--steps",
+        "3",
+        "--guidance",
+        "2.5",
+        "--negative",
+        "blurry",
+        "--out",
+        str(out),
+        "--format",
+        "webp",
+    )
     assert result["request"]["seed"] == 42 and result["request"]["candidates"] == 5
     images = result["images"]
     assert len(images) == 2
@@ -97,14 +112,20 @@ def test_backends_lists_status_models_and_errors(env, capsys) -> None:
     [
         (["generate", "   ", "--backend", "fake"], EXIT_USAGE, "the prompt is empty"),
         (["generate", "x", "--backend", "fake", "--size", "12x16"], EXIT_USAGE, "multiple of 8"),
-        (["generate", "x", "--backend", "fake", "--count", "9", "--candidates", "2"],
-         EXIT_USAGE, "candidates must be from"),
+        (
+            ["generate", "x", "--backend", "fake", "--count", "9", "--candidates", "2"],
+            EXIT_USAGE,
+            "candidates must be from",
+        ),
         (["generate", "x", "--backend", "broken"], EXIT_FAILED, "ImportError"),
-        (["generate", "x", "--backend", "fake", "--model", "zzz", "--size", "16x16"],
-         EXIT_FAILED, "no model named 'zzz'"),
+        (
+            ["generate", "x", "--backend", "fake", "--model", "zzz", "--size", "16x16"],
+            EXIT_FAILED,
+            "no model named 'zzz'",
+        ),
         (["info", "/no/such/file.png"], EXIT_NOT_FOUND, "no such file"),
     ],
-)  # fmt: skip
+)
 def test_errors_have_exit_codes_and_messages(env, capsys, args, code, message) -> None:
     assert main(args) == code
     assert message in capsys.readouterr().err
@@ -119,17 +140,42 @@ def test_info_on_a_non_image(tmp_path, capsys) -> None:
 
 def test_python_dash_m_studio_in_a_subprocess(env, tmp_path) -> None:
     home = tmp_path / "elsewhere"
-    command = [sys.executable, "-m", "studio", "generate", "a red heart", "--backend", "fake",
-               "--size", "16x16", "--count", "1", "--data-dir", str(home), "--json"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "studio",
+        "generate",
+        "a red heart",
+        "--backend",
+        "fake",
+        "--size",
+        "16x16",
+        "--count",
+        "1",
+        "--data-dir",
+        str(home),
+        "--json",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == EXIT_OK, done.stderr
     (image,) = json.loads(done.stdout)["images"]
     assert Path(image["path"]).is_relative_to(home)
     unknown = subprocess.run(
-        [sys.executable, "-m", "studio", "generate", "x", "--backend", "nope",
-         "--data-dir", str(home)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "generate",
+            "x",
+            "--backend",
+            "nope",
+            "--data-dir",
+            str(home),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert unknown.returncode == EXIT_FAILED
     assert "unknown backend 'nope'" in unknown.stderr
 

@@ -43,9 +43,10 @@ class Recorder:
 
     def of(self, job_id: int, kind: type | None = None) -> list:
         return [
-            e for e in self.drain()
+            e
+            for e in self.drain()
             if getattr(e, "job_id", None) == job_id and (kind is None or isinstance(e, kind))
-        ]  # fmt: skip
+        ]
 
     def states(self, job_id: int) -> list[JobState]:
         return [e.state for e in self.of(job_id, StateChanged)]
@@ -87,8 +88,11 @@ def test_a_job_runs_through_its_states_and_saves_before_announcing(engine) -> No
     assert job.wait(WAIT)
     assert job.state is JobState.DONE
     assert events.states(job.id) == [
-        JobState.QUEUED, JobState.LOADING, JobState.RUNNING, JobState.DONE,
-    ]  # fmt: skip
+        JobState.QUEUED,
+        JobState.LOADING,
+        JobState.RUNNING,
+        JobState.DONE,
+    ]
     steps = [(e.step, e.total) for e in events.of(job.id, Progress)]
     assert steps == [(1, 3), (2, 3), (3, 3)]
     assert len(events.of(job.id, Preview)) == 3

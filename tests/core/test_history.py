@@ -20,13 +20,22 @@ from studio.core.request import GenerationRequest
 T0 = 1_700_000_000.0  # a fixed unix time, so folders and ordering are predictable
 
 
-def meta(prompt: str = "a red fox in the snow", *, rank: int = 0, created_at: float = T0,
-         **request: object) -> ImageMetadata:  # fmt: skip
+def meta(
+    prompt: str = "a red fox in the snow",
+    *,
+    rank: int = 0,
+    created_at: float = T0,
+    **request: object,
+) -> ImageMetadata:
     fields: dict[str, object] = {"seed": 1234, "backend": "fake", "model": "tiny"} | request
     return ImageMetadata(
         GenerationRequest(prompt, **fields),  # type: ignore[arg-type]
-        sampler="euler", model_hash="0123456789", score=0.5, rank=rank, created_at=created_at,
-    )  # fmt: skip
+        sampler="euler",
+        model_hash="0123456789",
+        score=0.5,
+        rank=rank,
+        created_at=created_at,
+    )
 
 
 def image(shade: int = 128) -> Image.Image:
@@ -240,11 +249,14 @@ def test_filters(store: HistoryStore) -> None:
 
 
 def test_search_matches_words_and_the_last_words_prefix(store: HistoryStore) -> None:
-    add_rows(store, [
-        "portrait of an astronaut, oil painting",
-        "an astronomer at night",
-        "a red fox in the snow",
-    ])  # fmt: skip
+    add_rows(
+        store,
+        [
+            "portrait of an astronaut, oil painting",
+            "an astronomer at night",
+            "a red fox in the snow",
+        ],
+    )
 
     def prompts(query: str) -> set[str]:
         return {e.request.prompt for e in store.search(query)}
@@ -292,11 +304,38 @@ def test_search_ignores_case_and_diacritics(store: HistoryStore) -> None:
     assert [e.request.prompt for e in store.search("naive facade")] == ["a naïve façade"]
 
 
-@pytest.mark.parametrize("query", [
-    '"', '""', "'", "AND", "fox AND", "OR NOT", "NOT fox", "*", "fox*", "-", "-fox", "+",
-    "NEAR(fox snow)", "prompt:fox", "{prompt}: fox", "(", ")", "^fox", 'fox"snow', "\\",
-    "a:b:c", "🚀", "   ", "\t\n", "x" * 2000, "%_", "'; DROP TABLE images; --",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        '""',
+        "'",
+        "AND",
+        "fox AND",
+        "OR NOT",
+        "NOT fox",
+        "*",
+        "fox*",
+        "-",
+        "-fox",
+        "+",
+        "NEAR(fox snow)",
+        "prompt:fox",
+        "{prompt}: fox",
+        "(",
+        ")",
+        "^fox",
+        'fox"snow',
+        "\\",
+        "a:b:c",
+        "🚀",
+        "   ",
+        "\t\n",
+        "x" * 2000,
+        "%_",
+        "'; DROP TABLE images; --",
+    ],
+)
 def test_search_never_raises_on_user_text(store: HistoryStore, query: str) -> None:
     add_rows(store, ["a red fox in the snow and rain"])
     assert isinstance(store.search(query), list)
@@ -446,8 +485,10 @@ def test_a_worker_saves_while_another_thread_lists(store: HistoryStore) -> None:
     def worker() -> None:
         try:
             for job in range(25):
-                items = [(image(r), meta(f"job {job} fox", rank=r, created_at=T0 + job))
-                         for r in range(2)]  # fmt: skip
+                items = [
+                    (image(r), meta(f"job {job} fox", rank=r, created_at=T0 + job))
+                    for r in range(2)
+                ]
                 store.save(items, job_key=f"job{job}")
         except BaseException as error:
             errors.append(error)

@@ -41,9 +41,17 @@ UNICODE_PROMPTS = [
 
 def make_metadata(prompt: str = "a red fox in the snow", **request: object) -> ImageMetadata:
     fields: dict[str, object] = dict(
-        negative_prompt="blurry", seed=42, count=2, candidates=8, width=64, height=48,
-        steps=20, guidance=7.5, backend="tiny", model="tiny-v1",
-    )  # fmt: skip
+        negative_prompt="blurry",
+        seed=42,
+        count=2,
+        candidates=8,
+        width=64,
+        height=48,
+        steps=20,
+        guidance=7.5,
+        backend="tiny",
+        model="tiny-v1",
+    )
     fields.update(request)
     return ImageMetadata(
         GenerationRequest(prompt, **fields),  # type: ignore[arg-type]
@@ -121,10 +129,17 @@ def test_png_text_is_tEXt_when_latin1_and_iTXt_otherwise() -> None:  # noqa: N80
 
 def test_parameters_text_layout() -> None:
     metadata = ImageMetadata(
-        GenerationRequest("a fox\non snow", negative_prompt="blurry", seed=7, width=512,
-                          height=768, guidance=7.0, model="my, model: v2"),
+        GenerationRequest(
+            "a fox\non snow",
+            negative_prompt="blurry",
+            seed=7,
+            width=512,
+            height=768,
+            guidance=7.0,
+            model="my, model: v2",
+        ),
         created_at=1.0,
-    )  # fmt: skip
+    )
     assert metadata.parameters_text() == (
         "a fox\non snow\n"
         "Negative prompt: blurry\n"
@@ -204,9 +219,15 @@ def test_from_json_rejects_what_is_not_ours() -> None:
     good = json.loads(make_metadata().to_json())
     assert good["format"] == "studio" and good["version"] == 1
     assert good["request"]["prompt"] == "a red fox in the snow"
-    for bad in ("", "{", "[]", '{"format": "other"}', '{"format": "studio", "request": 1}',
-                '{"format": "studio", "request": {"prompt": "x", "count": null}}',
-                '{"format": "studio", "request": {"prompt": ""}}'):  # fmt: skip
+    for bad in (
+        "",
+        "{",
+        "[]",
+        '{"format": "other"}',
+        '{"format": "studio", "request": 1}',
+        '{"format": "studio", "request": {"prompt": "x", "count": null}}',
+        '{"format": "studio", "request": {"prompt": ""}}',
+    ):
         with pytest.raises(ValueError):
             ImageMetadata.from_json(bad)
 
@@ -237,8 +258,10 @@ def test_parse_real_world_parameters() -> None:
     assert (found.steps, found.guidance, found.seed) == (28, 6.5, 3141592653)
     assert (found.width, found.height) == (512, 768)
     assert (found.sampler, found.model, found.model_hash) == (
-        "DPM++ 2M Karras", "v1-5-pruned-emaonly", "6ce0161689",
-    )  # fmt: skip
+        "DPM++ 2M Karras",
+        "v1-5-pruned-emaonly",
+        "6ce0161689",
+    )
     assert found.extra["Lora hashes"] == "detail: 7d2f6b5a3c4e"
     assert found.extra["Template"] == 'a "quoted" word, and a comma'
     assert found.extra["Clip skip"] == "2"
@@ -328,52 +351,113 @@ def test_decode_user_comment_variants() -> None:
 # --------------------------------------------------------------------------- other tools
 
 COMFY_PROMPT = {
-    "3": {"class_type": "KSampler", "inputs": {
-        "seed": 156680208700286, "steps": 20, "cfg": 8.0, "sampler_name": "dpmpp_2m",
-        "scheduler": "karras", "denoise": 1.0, "model": ["10", 0],
-        "positive": ["11", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
-    "4": {"class_type": "CheckpointLoaderSimple",
-          "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
-    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 1024, "height": 768,
-                                                       "batch_size": 1}},
+    "3": {
+        "class_type": "KSampler",
+        "inputs": {
+            "seed": 156680208700286,
+            "steps": 20,
+            "cfg": 8.0,
+            "sampler_name": "dpmpp_2m",
+            "scheduler": "karras",
+            "denoise": 1.0,
+            "model": ["10", 0],
+            "positive": ["11", 0],
+            "negative": ["7", 0],
+            "latent_image": ["5", 0],
+        },
+    },
+    "4": {
+        "class_type": "CheckpointLoaderSimple",
+        "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"},
+    },
+    "5": {
+        "class_type": "EmptyLatentImage",
+        "inputs": {"width": 1024, "height": 768, "batch_size": 1},
+    },
     "6": {"class_type": "CLIPTextEncode", "inputs": {"text": ["12", 0], "clip": ["10", 1]}},
-    "7": {"class_type": "CLIPTextEncode",
-          "inputs": {"text": "text, watermark", "clip": ["10", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "text, watermark", "clip": ["10", 1]}},
     "8": {"class_type": "VAEDecode", "inputs": {"samples": ["14", 0], "vae": ["4", 2]}},
     "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
-    "10": {"class_type": "LoraLoader", "inputs": {
-        "lora_name": "detail.safetensors", "strength_model": 0.7, "strength_clip": 0.7,
-        "model": ["4", 0], "clip": ["4", 1]}},
-    "11": {"class_type": "ControlNetApplyAdvanced", "inputs": {
-        "positive": ["6", 0], "negative": ["7", 0], "control_net": ["15", 0],
-        "image": ["16", 0], "strength": 0.8}},
+    "10": {
+        "class_type": "LoraLoader",
+        "inputs": {
+            "lora_name": "detail.safetensors",
+            "strength_model": 0.7,
+            "strength_clip": 0.7,
+            "model": ["4", 0],
+            "clip": ["4", 1],
+        },
+    },
+    "11": {
+        "class_type": "ControlNetApplyAdvanced",
+        "inputs": {
+            "positive": ["6", 0],
+            "negative": ["7", 0],
+            "control_net": ["15", 0],
+            "image": ["16", 0],
+            "strength": 0.8,
+        },
+    },
     "12": {"class_type": "String Literal", "inputs": {"string": "beautiful scenery, 🌄 sunrise"}},
-    "13": {"class_type": "LatentUpscale", "inputs": {"samples": ["3", 0], "width": 2048,
-                                                     "height": 1536, "upscale_method": "nearest"}},
-    "14": {"class_type": "KSampler", "inputs": {
-        "seed": 1, "steps": 10, "cfg": 8.0, "sampler_name": "euler", "scheduler": "normal",
-        "denoise": 0.5, "model": ["10", 0], "positive": ["11", 0], "negative": ["7", 0],
-        "latent_image": ["13", 0]}},
-}  # fmt: skip
+    "13": {
+        "class_type": "LatentUpscale",
+        "inputs": {"samples": ["3", 0], "width": 2048, "height": 1536, "upscale_method": "nearest"},
+    },
+    "14": {
+        "class_type": "KSampler",
+        "inputs": {
+            "seed": 1,
+            "steps": 10,
+            "cfg": 8.0,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "denoise": 0.5,
+            "model": ["10", 0],
+            "positive": ["11", 0],
+            "negative": ["7", 0],
+            "latent_image": ["13", 0],
+        },
+    },
+}
 
 COMFY_WORKFLOW = {
     "last_node_id": 9,
     "nodes": [
-        {"id": 3, "type": "KSampler",
-         "widgets_values": [8566257, "randomize", 25, 6.5, "euler", "normal", 1],
-         "inputs": [{"name": "model", "link": 1}, {"name": "positive", "link": 4},
-                    {"name": "negative", "link": 6}, {"name": "latent_image", "link": 2}]},
+        {
+            "id": 3,
+            "type": "KSampler",
+            "widgets_values": [8566257, "randomize", 25, 6.5, "euler", "normal", 1],
+            "inputs": [
+                {"name": "model", "link": 1},
+                {"name": "positive", "link": 4},
+                {"name": "negative", "link": 6},
+                {"name": "latent_image", "link": 2},
+            ],
+        },
         {"id": 4, "type": "CheckpointLoaderSimple", "widgets_values": ["v1-5.ckpt"]},
         {"id": 5, "type": "EmptyLatentImage", "widgets_values": [512, 640, 1]},
-        {"id": 6, "type": "CLIPTextEncode", "widgets_values": ["a lighthouse at dusk"],
-         "inputs": [{"name": "clip", "link": 3}]},
-        {"id": 7, "type": "CLIPTextEncode", "widgets_values": ["lowres"],
-         "inputs": [{"name": "clip", "link": 5}]},
+        {
+            "id": 6,
+            "type": "CLIPTextEncode",
+            "widgets_values": ["a lighthouse at dusk"],
+            "inputs": [{"name": "clip", "link": 3}],
+        },
+        {
+            "id": 7,
+            "type": "CLIPTextEncode",
+            "widgets_values": ["lowres"],
+            "inputs": [{"name": "clip", "link": 5}],
+        },
     ],
-    "links": [[1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 4, 1, 6, 0, "CLIP"],
-              [4, 6, 0, 3, 1, "CONDITIONING"], [5, 4, 1, 7, 0, "CLIP"],
-              [6, 7, 0, 3, 2, "CONDITIONING"]],
-}  # fmt: skip
+    "links": [
+        [1, 4, 0, 3, 0, "MODEL"],
+        [2, 5, 0, 3, 3, "LATENT"],
+        [3, 4, 1, 6, 0, "CLIP"],
+        [4, 6, 0, 3, 1, "CONDITIONING"],
+        [5, 4, 1, 7, 0, "CLIP"],
+        [6, 7, 0, 3, 2, "CONDITIONING"],
+    ],
+}
 
 
 def test_comfyui_api_graph(tmp_path: Path) -> None:
@@ -403,12 +487,20 @@ def test_comfyui_workflow_when_prompt_is_missing(tmp_path: Path) -> None:
 
 def test_comfyui_cycles_and_dangling_links_do_not_hang(tmp_path: Path) -> None:
     graph = {
-        "1": {"class_type": "KSampler", "inputs": {
-            "seed": ["2", 0], "steps": 5, "cfg": 1, "positive": ["2", 0],
-            "negative": ["99", 0], "latent_image": ["2", 0]}},
+        "1": {
+            "class_type": "KSampler",
+            "inputs": {
+                "seed": ["2", 0],
+                "steps": 5,
+                "cfg": 1,
+                "positive": ["2", 0],
+                "negative": ["99", 0],
+                "latent_image": ["2", 0],
+            },
+        },
         "2": {"class_type": "Loop", "inputs": {"a": ["3", 0], "seed": ["3", 0]}},
         "3": {"class_type": "Loop", "inputs": {"b": ["2", 0], "seed": ["2", 0]}},
-    }  # fmt: skip
+    }
     found = read_metadata(png_with_text(tmp_path / "c.png", {"prompt": json.dumps(graph)}))
     assert found.source_format == "comfyui"
     assert (found.prompt, found.seed, found.steps, found.width) == ("", None, 5, None)
@@ -434,13 +526,26 @@ def test_comfyui_reader_survives_any_value_anywhere() -> None:
 
 def test_invokeai_metadata(tmp_path: Path) -> None:
     v4 = {
-        "app_version": "4.2.4", "generation_mode": "txt2img",
-        "positive_prompt": "a watercolor fox", "negative_prompt": "photo",
-        "width": 768, "height": 512, "seed": 356120443, "rand_device": "cpu",
-        "cfg_scale": 7.5, "cfg_rescale_multiplier": 0, "steps": 30, "scheduler": "dpmpp_2m_k",
-        "model": {"key": "4f1a", "hash": "blake3:abcd", "name": "dreamshaper-8",
-                  "base": "sd-1", "type": "main"},
-    }  # fmt: skip
+        "app_version": "4.2.4",
+        "generation_mode": "txt2img",
+        "positive_prompt": "a watercolor fox",
+        "negative_prompt": "photo",
+        "width": 768,
+        "height": 512,
+        "seed": 356120443,
+        "rand_device": "cpu",
+        "cfg_scale": 7.5,
+        "cfg_rescale_multiplier": 0,
+        "steps": 30,
+        "scheduler": "dpmpp_2m_k",
+        "model": {
+            "key": "4f1a",
+            "hash": "blake3:abcd",
+            "name": "dreamshaper-8",
+            "base": "sd-1",
+            "type": "main",
+        },
+    }
     texts = {"invokeai_metadata": json.dumps(v4), "invokeai_graph": "{}"}
     found = read_metadata(png_with_text(tmp_path / "i.png", texts))
 
@@ -468,8 +573,19 @@ def test_plain_image_has_no_metadata(tmp_path: Path) -> None:
 def test_to_dict_is_json_ready() -> None:
     found = read_metadata(saved("png", make_metadata()))
     data = json.loads(json.dumps(found.to_dict()))
-    for key in ("prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
-                "model", "model_hash", "sampler", "source_format"):  # fmt: skip
+    for key in (
+        "prompt",
+        "negative_prompt",
+        "seed",
+        "steps",
+        "guidance",
+        "width",
+        "height",
+        "model",
+        "model_hash",
+        "sampler",
+        "source_format",
+    ):
         assert key in data
     assert data["request"]["candidates"] == 8
     assert json.dumps(ParsedMetadata("none").to_dict())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -67,7 +69,7 @@ def test_no_plugins_installed() -> None:
 BACKEND = """from studio.api import Backend, Capabilities
 
 
-class Backend_(Backend):
+class Plugged(Backend):
     def capabilities(self):
         return Capabilities()
 
@@ -77,38 +79,45 @@ class Backend_(Backend):
     def load(self, model):
         pass
 
+    def unload(self):
+        pass
+
     def generate(self, request, ctx):
         return []
 """
 
 
+PREFIX = "studio_test_"  # the packages these tests write, forgotten after each test
+
+
+def write_plugin(site: Path, package: str, manifest: str, backend: str = BACKEND) -> None:
+    """A plugin package in `site` (where `install_plugins` puts its distribution): a
+    manifest and a backend module."""
+    assert package.startswith(PREFIX)
+    folder = site / package
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "studio-plugin.toml").write_text(manifest)
+    (folder / "backend.py").write_text(backend)
+
+
 @pytest.fixture
-def write_plugin(tmp_path):
-    """Write a plugin package (a manifest and a backend module) where `install_plugins`
-    puts its distribution; its modules are forgotten afterwards."""
-    written: list[str] = []
-
-    def write(package: str, manifest: str, backend: str = BACKEND) -> None:
-        folder = tmp_path / "site" / package
-        folder.mkdir(parents=True)
-        (folder / "__init__.py").write_text("")
-        (folder / "studio-plugin.toml").write_text(manifest)
-        (folder / "backend.py").write_text(backend)
-        written.append(package)
-
-    yield write
-    for name in [m for m in sys.modules if m.partition(".")[0] in written]:
+def forget_plugins() -> Iterator[None]:
+    yield
+    for name in [m for m in sys.modules if m.startswith(PREFIX)]:
         del sys.modules[name]
 
 
-def test_manifest_formats_are_read_without_importing_the_backend(install_plugins,
-                                                                 write_plugin) -> None:  # fmt: skip
-    write_plugin("manifest_only", '[backends.lazy]\nformats = ["onnx", "safetensors"]\n',
-                 'raise RuntimeError("imported")\n')  # fmt: skip
-    install_plugins({"lazy": "manifest_only.backend:Backend_"})
+def test_manifest_formats_are_read_without_importing_the_backend(
+    install_plugins, forget_plugins, tmp_path
+) -> None:
+    manifest = '[backends.lazy]\nformats = ["onnx", "safetensors"]\n'
+    write_plugin(tmp_path / "site", "studio_test_lazy", manifest, 'raise RuntimeError("ran")\n')
+    (tmp_path / "site" / "studio_test_lazy" / "__init__.py").write_text('raise RuntimeError("ran")')
+    install_plugins({"lazy": "studio_test_lazy.backend:Plugged"})
     record = PluginRegistry().record("lazy")
     assert record.formats == ("onnx", "safetensors")
-    assert "manifest_only.backend" not in sys.modules
+    assert not [m for m in sys.modules if m.startswith("studio_test_lazy")]  # not even __init__
     assert record.status is BackendStatus.DISCOVERED
 
 
@@ -119,23 +128,27 @@ def test_manifest_formats_are_read_without_importing_the_backend(install_plugins
         "[backends.lazy]\nformats = 'onnx'\n",  # not a list
         "[backends.other]\nformats = ['onnx']\n",  # not this backend's
         "formats = ['onnx']\n",  # no backends table
+        "",  # empty
     ],
 )
-def test_a_broken_manifest_means_no_formats(install_plugins, write_plugin, manifest) -> None:
-    write_plugin("broken_manifest", manifest)
-    install_plugins({"lazy": "broken_manifest.backend:Backend_"})
+def test_a_broken_manifest_means_no_formats(
+    install_plugins, forget_plugins, tmp_path, manifest
+) -> None:
+    write_plugin(tmp_path / "site", "studio_test_broken", manifest)
+    install_plugins({"lazy": "studio_test_broken.backend:Plugged"})
     assert PluginRegistry().record("lazy").formats == ()
-    assert "broken_manifest.backend" not in sys.modules
+    assert "studio_test_broken.backend" not in sys.modules
 
 
 def test_no_manifest_means_no_formats(install_plugins) -> None:
-    install_plugins({"fake": "fake_backend:FakeBackend"})  # a plain module
+    install_plugins({"fake": "fake_backend:FakeBackend"})  # a plain module, not a package
     assert PluginRegistry().record("fake").formats == ()
     assert "fake_backend" not in sys.modules
 
 
-def test_the_core_picks_the_backend_for_a_model_by_manifest(install_plugins, write_plugin,
-                                                            tmp_path) -> None:  # fmt: skip
+def test_the_core_picks_the_backend_for_a_model_by_manifest(
+    install_plugins, forget_plugins, tmp_path
+) -> None:
     from importlib.metadata import entry_points
 
     import numpy as np
@@ -145,11 +158,20 @@ def test_the_core_picks_the_backend_for_a_model_by_manifest(install_plugins, wri
     from studio.core.model_files import ModelFileError
     from studio.core.registry import GROUP
 
-    write_plugin("graphs_plugin", '[backends.graphs]\nformats = ["onnx"]\n',
-                 'raise RuntimeError("the graphs backend was imported")\n')  # fmt: skip
-    write_plugin("tensors_plugin", '[backends.tensors]\nformats = ["safetensors"]\n')
-    install_plugins({"graphs": "graphs_plugin.backend:Backend_",
-                     "tensors": "tensors_plugin.backend:Backend_"})  # fmt: skip
+    site = tmp_path / "site"
+    write_plugin(
+        site,
+        "studio_test_graphs",
+        '[backends.graphs]\nformats = ["onnx"]\n',
+        'raise RuntimeError("the graphs backend was imported")\n',
+    )
+    write_plugin(site, "studio_test_tensors", '[backends.tensors]\nformats = ["safetensors"]\n')
+    install_plugins(
+        {
+            "graphs": "studio_test_graphs.backend:Plugged",
+            "tensors": "studio_test_tensors.backend:Plugged",
+        }
+    )
     model = tmp_path / "weights.safetensors"
     save_file({"layer.weight": np.zeros((2, 2), np.float32)}, str(model))
     folder = tmp_path / "diffusers-like"
@@ -159,9 +181,9 @@ def test_the_core_picks_the_backend_for_a_model_by_manifest(install_plugins, wri
         ours = [p for p in entry_points(group=GROUP) if p.name in ("graphs", "tensors")]
         core.registry = PluginRegistry(ours)  # these two only, whatever else is installed
         assert core.backend_for_model(str(model)) == "tensors"
-        assert not {"graphs_plugin.backend", "tensors_plugin.backend"} & set(sys.modules)
+        assert not {"studio_test_graphs.backend", "studio_test_tensors.backend"} & set(sys.modules)
         core.registry.get("tensors")
-        assert "tensors_plugin.backend" in sys.modules
-        assert "graphs_plugin.backend" not in sys.modules
+        assert "studio_test_tensors.backend" in sys.modules
+        assert "studio_test_graphs.backend" not in sys.modules
         with pytest.raises(ModelFileError, match="no installed backend runs diffusers models"):
             core.backend_for_model(str(folder))

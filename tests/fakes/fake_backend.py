@@ -42,10 +42,18 @@ class FakeBackend(Backend):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            min_size=8, max_size=256, size_multiple=8, max_count=16, max_candidates=64,
-            default_steps=4, max_steps=100, max_guidance=20.0, negative_prompt=True,
-            samplers=("fake",), ranks=True,
-        )  # fmt: skip
+            min_size=8,
+            max_size=256,
+            size_multiple=8,
+            max_count=16,
+            max_candidates=64,
+            default_steps=4,
+            max_steps=100,
+            max_guidance=20.0,
+            negative_prompt=True,
+            samplers=("fake",),
+            ranks=True,
+        )
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo(ref="tiny", name="Tiny fake", hash="0123456789", format="none")]

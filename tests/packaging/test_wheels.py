@@ -44,10 +44,16 @@ BACKENDS = {  # every shipped backend and the distribution that declares it
     "example-gradient": "studio-example-backend",
 }
 SHAPES_WEIGHTS = (
-    "model.json", "text-vocab.json", "transformer.safetensors", "image-tokenizer.safetensors",
-    "ranker.safetensors", "transformer-prefix.onnx", "transformer-step.onnx",
-    "ranker-text.onnx", "ranker-image.onnx",
-)  # fmt: skip
+    "model.json",
+    "text-vocab.json",
+    "transformer.safetensors",
+    "image-tokenizer.safetensors",
+    "ranker.safetensors",
+    "transformer-prefix.onnx",
+    "transformer-step.onnx",
+    "ranker-text.onnx",
+    "ranker-image.onnx",
+)
 DATA = {  # files the code reads at run time, which the wheels must carry
     "shapes_backend": [f"weights/{name}" for name in SHAPES_WEIGHTS],
     "shapes_lab": ["eval-prompts-v1.tsv", "judge/judge-v1.safetensors"],
@@ -70,17 +76,22 @@ class Installed:
     outside: Path  # the working directory: not the repository
     env: dict[str, str]
 
-    def run(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str | Path, code: int = 0) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [str(a) for a in args], cwd=self.outside, env=self.env,
-            capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
-        assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+            [str(a) for a in args],
+            cwd=self.outside,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == code, f"{args} exited {done.returncode}:\n{done.stderr}"
         return done
 
-    def studio(self, *args: str | Path) -> Any:
+    def studio(self, *args: str | Path, code: int = 0) -> Any:
         studio = self.venv / BIN / ("studio.exe" if os.name == "nt" else "studio")
-        return json.loads(self.run(studio, *args, "--json").stdout)
+        done = self.run(studio, *args, "--json", code=code)
+        return json.loads(done.stdout) if code == 0 else done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +104,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         source = base / "sources" / package
         shutil.copytree(ROOT / folder, source, ignore=NOT_SOURCES)
         out = base / "wheels" / package
-        _check([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                "--disable-pip-version-check", "--quiet", "-w", out, source])  # fmt: skip
+        _check(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "--quiet",
+                "-w",
+                out,
+                source,
+            ]
+        )
         (wheels[package],) = out.glob("*.whl")
 
     venv = base / "venv"
@@ -103,8 +127,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     purelib = _check([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
     libraries = sysconfig.get_paths()["purelib"]  # this environment's: the heavy libraries
     Path(purelib.strip(), "studio-test-libraries.pth").write_text(libraries + "\n")
-    _check([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps",
-            "--no-index", "--disable-pip-version-check", "--quiet", *wheels.values()])  # fmt: skip
+    _check(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            *wheels.values(),
+        ]
+    )
 
     outside = base / "elsewhere"
     outside.mkdir()
@@ -179,8 +216,10 @@ def test_generate_with_the_default_backend(installed: Installed) -> None:
         assert path.is_file() and path.is_relative_to(installed.home)
         info = installed.studio("info", path)
         assert (info["prompt"], info["seed"], info["extra"]["Backend"]) == (
-            "two red circles", 3, "shapes",
-        )  # fmt: skip
+            "two red circles",
+            3,
+            "shapes",
+        )
         with Image.open(path) as png:
             assert png.format == "PNG"
             assert any("two red circles" in str(value) for value in png.info.values())
@@ -198,7 +237,15 @@ def test_generate_with_the_example_backend(installed: Installed) -> None:
     red, green, blue = second.reshape(-1, 3).mean(axis=0)
     assert green < red and green < blue  # between red and blue, not grey
     # Image i is its own seed's: asked for alone, the second image comes out the same.
-    again = installed.studio("generate", prompt, "--backend", "example-gradient",
-                             "--seed", "2", "--count", "1")  # fmt: skip
+    again = installed.studio(
+        "generate", prompt, "--backend", "example-gradient", "--seed", "2", "--count", "1"
+    )
     with Image.open(again["images"][0]["path"]) as png:
         assert np.array_equal(np.asarray(png.convert("RGB")), second)
+
+
+def test_a_plugin_command(installed: Installed) -> None:
+    colours = installed.studio("gradient-colours", "--starting", "b")
+    assert colours == {"black": [0, 0, 0], "blue": [40, 80, 215]}
+    error = installed.studio("gradient-colours", "--starting", "zz", code=2)
+    assert error.strip() == "studio: no colour starts with 'zz'"

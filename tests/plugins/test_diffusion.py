@@ -37,8 +37,15 @@ def backend(models, tmp_path_factory) -> DiffusionBackend:
 
 
 def request(**fields) -> GenerationRequest:
-    defaults = {"prompt": "a red cat", "backend": "diffusion", "seed": 5, "count": 2,
-                "candidates": 2, "steps": 3, "guidance": 5.0}  # fmt: skip
+    defaults = {
+        "prompt": "a red cat",
+        "backend": "diffusion",
+        "seed": 5,
+        "count": 2,
+        "candidates": 2,
+        "steps": 3,
+        "guidance": 5.0,
+    }
     return GenerationRequest(**{**defaults, **fields})
 
 
@@ -59,9 +66,17 @@ def test_same_images_as_diffusers_called_directly(backend) -> None:
     ours = backend.generate(request(count=1, candidates=1, negative_prompt="blurry"), Context())
     pipe = backend._pipeline
     noise = torch.from_numpy(initial_noise([5], (4, 32, 32)))
-    direct = pipe("a red cat", negative_prompt="blurry", height=64, width=64,
-                  num_inference_steps=3, guidance_scale=5.0, latents=noise,
-                  generator=torch.Generator().manual_seed(0), output_type="np").images  # fmt: skip
+    direct = pipe(
+        "a red cat",
+        negative_prompt="blurry",
+        height=64,
+        width=64,
+        num_inference_steps=3,
+        guidance_scale=5.0,
+        latents=noise,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    ).images
     assert np.allclose(ours[0].image, direct[0], atol=1e-6)
 
 
@@ -159,8 +174,21 @@ def test_cli_picks_the_backend_from_the_model_and_records_its_hash(
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
     shutil.copytree(models / "tiny", tmp_path / "home" / "data" / "models" / "tiny")
-    args = ["generate", "a blue dog", "--model", "tiny", "--steps", "2", "--count", "1",
-            "--candidates", "1", "--seed", "9", "--json"]  # fmt: skip
+    args = [
+        "generate",
+        "a blue dog",
+        "--model",
+        "tiny",
+        "--steps",
+        "2",
+        "--count",
+        "1",
+        "--candidates",
+        "1",
+        "--seed",
+        "9",
+        "--json",
+    ]
     assert main(args) == EXIT_OK
     (image,) = json.loads(capsys.readouterr().out)["images"]
     assert image["backend"] == "diffusion"
@@ -211,8 +239,9 @@ def _library(folder: Path, cache: Path):
     return lambda: ModelLibrary([folder] if folder else [], [], cache)
 
 
-def test_single_file_checkpoints_load_and_make_the_same_images(backend, models, tmp_path,
-                                                               monkeypatch) -> None:  # fmt: skip
+def test_single_file_checkpoints_load_and_make_the_same_images(
+    backend, models, tmp_path, monkeypatch
+) -> None:
     from support.random_sd import save_single_file
 
     from sd_backends import single_file
@@ -232,8 +261,9 @@ def test_single_file_checkpoints_load_and_make_the_same_images(backend, models, 
     assert loader.model_info("").format == "safetensors"
 
 
-def test_sd2_single_files_read_openclip_and_their_prediction_type(backend, models, tmp_path,
-                                                                  monkeypatch) -> None:  # fmt: skip
+def test_sd2_single_files_read_openclip_and_their_prediction_type(
+    backend, models, tmp_path, monkeypatch
+) -> None:
     """SD 2.x's text encoder is OpenCLIP's (other names, one in_proj for q, k and v); the
     prediction type comes from a config YAML beside the file where there is one."""
     from support.random_sd import save_single_file
@@ -338,9 +368,13 @@ def test_the_manifest_declares_what_each_backend_loads() -> None:
 RELEASED = {
     "SD 1.x": {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480},
     "SD 2.x": {"unet": 865_910_724, "vae": 83_653_863, "text_encoder": 340_387_840},
-    "SDXL": {"unet": 2_567_463_684, "vae": 83_653_863, "text_encoder": 123_060_480,
-             "text_encoder_2": 694_659_840},
-}  # fmt: skip
+    "SDXL": {
+        "unet": 2_567_463_684,
+        "vae": 83_653_863,
+        "text_encoder": 123_060_480,
+        "text_encoder_2": 694_659_840,
+    },
+}
 
 
 @pytest.mark.parametrize("architecture", RELEASED)

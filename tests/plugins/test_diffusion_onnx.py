@@ -98,8 +98,9 @@ def test_lcm_sampling_matches_in_one_step_and_repeats_in_more(library, model) ->
     first, again = onnx_backend.generate(four, Context()), onnx_backend.generate(four, Context())
     assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
     assert not np.allclose(first[0].image, ours[0].image, atol=1e-3)
-    other = onnx_backend.generate(request(options={"sampler": "LCM"}, steps=1, guidance=4.0),
-                                  Context())  # fmt: skip
+    other = onnx_backend.generate(
+        request(options={"sampler": "LCM"}, steps=1, guidance=4.0), Context()
+    )
     assert not np.allclose(other[0].image, ours[0].image, atol=1e-4)  # guidance reaches it
 
 
@@ -155,8 +156,14 @@ assert "torch" not in sys.modules, "torch was imported"
 print("ok")
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.stdout.strip() == "ok", done.stderr
 
 
@@ -191,11 +198,45 @@ def test_scheduler_settings_the_numpy_loop_lacks_are_refused() -> None:
 
     from sd_backends.numpy_schedulers import Sampler
 
-    config = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
-              "use_karras_sigmas": True}  # fmt: skip
+    config = {
+        "beta_schedule": "scaled_linear",
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "use_karras_sigmas": True,
+    }
     noise = np.zeros((1, 4, 4, 4), np.float32)
     with pytest.raises(ValueError, match="use_karras_sigmas"):  # Euler would ignore them
         Sampler("Euler", config, 3).run(noise, lambda x, t: x, None, lambda i, x: None)
-    done = Sampler("DPM++ 2M Karras", config, 3).run(noise, lambda x, t: np.zeros_like(x), None,
-                                                     lambda i, x: None)  # fmt: skip
+    done = Sampler("DPM++ 2M Karras", config, 3).run(
+        noise, lambda x, t: np.zeros_like(x), None, lambda i, x: None
+    )
     assert done.shape == noise.shape
+
+
+def test_folders_missing_a_part_are_refused_on_load(tmp_path) -> None:
+    """The core takes any folder of valid graphs as ONNX; this backend says which of its
+    parts one lacks."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from studio.api import ModelFileError
+
+    folder = tmp_path / "partial"
+    (folder / "scheduler").mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+    (folder / "scheduler" / "scheduler_config.json").write_text("{}")
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in "xy")
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    for part in ("text_encoder", "vae_decoder"):
+        (folder / part).mkdir()
+        onnx.save(helper.make_model(graph), str(folder / part / "model.onnx"))
+    backend = DiffusionOnnxBackend(threads=1)
+    backend.model_library = lambda: ModelLibrary([], [], tmp_path / "h.json")
+    assert identify(folder).format == "onnx"
+    with pytest.raises(ModelFileError, match=r"partial lacks unet/model\.onnx"):
+        backend.load(str(folder))
+    (folder / "unet").mkdir()
+    onnx.save(helper.make_model(graph), str(folder / "unet" / "model.onnx"))
+    (folder / "text_encoder_2").mkdir()  # SDXL's second text encoder, without its graph
+    with pytest.raises(ModelFileError, match=r"partial lacks text_encoder_2/model\.onnx"):
+        backend.load(str(folder))

@@ -42,8 +42,9 @@ def test_the_shipped_prompt_set() -> None:
 
 def test_prompt_files_take_plain_lines_and_report_bad_ones(tmp_path) -> None:
     path = tmp_path / "mine.txt"
-    path.write_text("# mine\nthree yellow hearts\nrelation\tseen\ta star above a heart\n\n"
-                    "an orange heart\n")  # fmt: skip
+    path.write_text(
+        "# mine\nthree yellow hearts\nrelation\tseen\ta star above a heart\n\nan orange heart\n"
+    )
     assert load_prompts(path) == [
         EvalPrompt("count", "seen", "three yellow hearts"),
         EvalPrompt("relation", "seen", "a star above a heart"),
@@ -55,9 +56,11 @@ def test_prompt_files_take_plain_lines_and_report_bad_ones(tmp_path) -> None:
 
 
 def test_scores_follow_the_judge(judge) -> None:
-    prompts = [EvalPrompt("single", "seen", "a red circle"),
-               EvalPrompt("count", "seen", "two blue stars"),
-               EvalPrompt("single", "held_out", "a purple star")]  # fmt: skip
+    prompts = [
+        EvalPrompt("single", "seen", "a red circle"),
+        EvalPrompt("count", "seen", "two blue stars"),
+        EvalPrompt("single", "held_out", "a purple star"),
+    ]
 
     def faithful(prompt: str, seed: int, ranked: bool):
         sampler = SceneSampler(seed, pairs="any")
@@ -79,11 +82,25 @@ def test_scores_follow_the_judge(judge) -> None:
 def test_studio_eval_runs_prompts_through_the_engine(install_plugins, tmp_path, capsys) -> None:
     install_plugins({"oracle": "oracle_backend:OracleBackend"})
     path = tmp_path / "prompts.tsv"
-    path.write_text("place\tseen\ta green triangle in the top left corner\n"
-                    "relation\tseen\ta pink diamond to the left of an orange star\n"
-                    "colors\theld_out\ta purple star and a cyan triangle\n")  # fmt: skip
-    code = main(["eval", "--prompts", str(path), "--backend", "oracle", "--count", "2",
-                 "--candidates", "4", "--json"])  # fmt: skip
+    path.write_text(
+        "place\tseen\ta green triangle in the top left corner\n"
+        "relation\tseen\ta pink diamond to the left of an orange star\n"
+        "colors\theld_out\ta purple star and a cyan triangle\n"
+    )
+    code = main(
+        [
+            "eval",
+            "--prompts",
+            str(path),
+            "--backend",
+            "oracle",
+            "--count",
+            "2",
+            "--candidates",
+            "4",
+            "--json",
+        ]
+    )
     assert code == EXIT_OK
     data = json.loads(capsys.readouterr().out)
     assert data["overall"]["score"] == 1.0

@@ -63,41 +63,88 @@ def test_round_trip_every_kind() -> None:
     assert not failures, f"{len(failures)}/{total} failed, e.g. {failures[:3]}"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("a red circle", PromptSpec((ObjectSpec("circle", "red"),), kind="single")),
-    ("a big blue star on a black background",
-     PromptSpec((ObjectSpec("star", "blue", "large"),), "black", kind="single")),
-    ("three yellow hearts", PromptSpec((ObjectSpec("heart", "yellow", count=3),), kind="count")),
-    ("2 green squares", PromptSpec((ObjectSpec("square", "green", count=2),), kind="count")),
-    ("a pair of tiny red boxes",
-     PromptSpec((ObjectSpec("square", "red", "small", 2),), kind="count")),
-    ("a circle and a triangle",
-     PromptSpec((ObjectSpec("circle"), ObjectSpec("triangle")), kind="two")),
-    ("a red square and a blue circle",
-     PromptSpec((ObjectSpec("square", "red"), ObjectSpec("circle", "blue")), kind="colors")),
-    ("a pink diamond to the left of an orange star",
-     PromptSpec((ObjectSpec("diamond", "pink"), ObjectSpec("star", "orange")),
-                relation=RelationSpec(0, 1, "left of"), kind="relation")),
-    ("a star above a heart", PromptSpec((ObjectSpec("star"), ObjectSpec("heart")),
-                                        relation=RelationSpec(0, 1, "above"), kind="relation")),
-    ("A Ball UNDERNEATH a rhombus!", PromptSpec((ObjectSpec("circle"), ObjectSpec("diamond")),
-                                                relation=RelationSpec(0, 1, "below"),
-                                                kind="relation")),
-    ("a small purple circle and a large cyan square",
-     PromptSpec((ObjectSpec("circle", "purple", "small"), ObjectSpec("square", "cyan", "large")),
-                kind="size")),
-    ("a green triangle in the top left corner",
-     PromptSpec((ObjectSpec("triangle", "green"),), place="top left", kind="place")),
-    ("Please draw a green triangle, top-left, against a grey backdrop.",
-     PromptSpec((ObjectSpec("triangle", "green"),), "gray", place="top left", kind="place")),
-    ("a red circle on the left", PromptSpec((ObjectSpec("circle", "red"),), place="left",
-                                            kind="place")),
-    ("a red circle on the left of a blue disc",
-     PromptSpec((ObjectSpec("circle", "red"), ObjectSpec("circle", "blue")),
-                relation=RelationSpec(0, 1, "left of"), kind="relation")),
-    ("medium-sized pink rhombi on grey",
-     PromptSpec((ObjectSpec("diamond", "pink", "medium", 2),), "gray", kind="count")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a red circle", PromptSpec((ObjectSpec("circle", "red"),), kind="single")),
+        (
+            "a big blue star on a black background",
+            PromptSpec((ObjectSpec("star", "blue", "large"),), "black", kind="single"),
+        ),
+        (
+            "three yellow hearts",
+            PromptSpec((ObjectSpec("heart", "yellow", count=3),), kind="count"),
+        ),
+        ("2 green squares", PromptSpec((ObjectSpec("square", "green", count=2),), kind="count")),
+        (
+            "a pair of tiny red boxes",
+            PromptSpec((ObjectSpec("square", "red", "small", 2),), kind="count"),
+        ),
+        (
+            "a circle and a triangle",
+            PromptSpec((ObjectSpec("circle"), ObjectSpec("triangle")), kind="two"),
+        ),
+        (
+            "a red square and a blue circle",
+            PromptSpec((ObjectSpec("square", "red"), ObjectSpec("circle", "blue")), kind="colors"),
+        ),
+        (
+            "a pink diamond to the left of an orange star",
+            PromptSpec(
+                (ObjectSpec("diamond", "pink"), ObjectSpec("star", "orange")),
+                relation=RelationSpec(0, 1, "left of"),
+                kind="relation",
+            ),
+        ),
+        (
+            "a star above a heart",
+            PromptSpec(
+                (ObjectSpec("star"), ObjectSpec("heart")),
+                relation=RelationSpec(0, 1, "above"),
+                kind="relation",
+            ),
+        ),
+        (
+            "A Ball UNDERNEATH a rhombus!",
+            PromptSpec(
+                (ObjectSpec("circle"), ObjectSpec("diamond")),
+                relation=RelationSpec(0, 1, "below"),
+                kind="relation",
+            ),
+        ),
+        (
+            "a small purple circle and a large cyan square",
+            PromptSpec(
+                (ObjectSpec("circle", "purple", "small"), ObjectSpec("square", "cyan", "large")),
+                kind="size",
+            ),
+        ),
+        (
+            "a green triangle in the top left corner",
+            PromptSpec((ObjectSpec("triangle", "green"),), place="top left", kind="place"),
+        ),
+        (
+            "Please draw a green triangle, top-left, against a grey backdrop.",
+            PromptSpec((ObjectSpec("triangle", "green"),), "gray", place="top left", kind="place"),
+        ),
+        (
+            "a red circle on the left",
+            PromptSpec((ObjectSpec("circle", "red"),), place="left", kind="place"),
+        ),
+        (
+            "a red circle on the left of a blue disc",
+            PromptSpec(
+                (ObjectSpec("circle", "red"), ObjectSpec("circle", "blue")),
+                relation=RelationSpec(0, 1, "left of"),
+                kind="relation",
+            ),
+        ),
+        (
+            "medium-sized pink rhombi on grey",
+            PromptSpec((ObjectSpec("diamond", "pink", "medium", 2),), "gray", kind="count"),
+        ),
+    ],
+)
 def test_examples(text: str, expected: PromptSpec) -> None:
     assert parse_prompt(text) == expected
 
@@ -124,11 +171,28 @@ def test_infer_kind_rules() -> None:
     assert infer_kind(PromptSpec((circle, star, ObjectSpec("heart")))) is None
 
 
-@pytest.mark.parametrize("text", [
-    "", " ", "!!!", "\x00\x01\x1b[31m\x7f", "🙂🔴⭐", "دائرة حمراء", "‮a red circle‬",
-    "a" * 100_000, "red " * 25_000, "to the left of " * 5000, "\ud800 lone surrogate",
-    "the the the", "of of", "circle" * 1000, "3 4 2 1", "above below", "on the left of",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "!!!",
+        "\x00\x01\x1b[31m\x7f",
+        "🙂🔴⭐",
+        "دائرة حمراء",
+        "‮a red circle‬",
+        "a" * 100_000,
+        "red " * 25_000,
+        "to the left of " * 5000,
+        "\ud800 lone surrogate",
+        "the the the",
+        "of of",
+        "circle" * 1000,
+        "3 4 2 1",
+        "above below",
+        "on the left of",
+    ],
+)
 def test_hostile_input_never_raises(text: str) -> None:
     spec = parse_prompt(text)
     assert isinstance(spec, PromptSpec)

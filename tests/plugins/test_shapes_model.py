@@ -62,8 +62,16 @@ def backend(micro_bundle) -> ShapesBackend:
 
 
 def request(**fields) -> GenerationRequest:
-    return GenerationRequest(**{"prompt": "three yellow hearts", "backend": "shapes",
-                                "seed": 5, "count": 4, "candidates": 8, **fields})  # fmt: skip
+    return GenerationRequest(
+        **{
+            "prompt": "three yellow hearts",
+            "backend": "shapes",
+            "seed": 5,
+            "count": 4,
+            "candidates": 8,
+            **fields,
+        }
+    )
 
 
 def test_text_tokenizer_reports_unknown_words() -> None:
@@ -85,8 +93,13 @@ def test_phrases_name_each_object_of_a_distinct_colour() -> None:
     assert groups[FIRST_MASK + red] == 2 and groups[FIRST_MASK + blue] == 3
     assert groups.sum() == 5  # every other kind: the whole prompt (0)
     assert noun_phrase(ObjectSpec("heart", "orange")) == "an orange heart"
-    for nothing_to_bind in ("a red star", "three red stars", "a red star and a red circle",
-                            "a circle and a blue star", "hello"):  # fmt: skip
+    for nothing_to_bind in (
+        "a red star",
+        "three red stars",
+        "a red star and a red circle",
+        "a circle and a blue star",
+        "hello",
+    ):
         assert Phrases.of(tokenizer, nothing_to_bind) is None
 
 
@@ -96,8 +109,10 @@ def test_phrases_change_only_prompts_that_have_them(backend) -> None:
         request_ = request(prompt=prompt, count=16, candidates=16, options=options)
         return [c.image for c in backend.generate(request_, Context())]
 
-    for prompt, has_phrases in (("a red star and a blue circle", True),
-                                ("three yellow hearts", False)):  # fmt: skip
+    for prompt, has_phrases in (
+        ("a red star and a blue circle", True),
+        ("three yellow hearts", False),
+    ):
         on, off = images(prompt, True), images(prompt, False)
         same = all(np.array_equal(a, b) for a, b in zip(on, off, strict=True))
         assert same is not has_phrases, prompt
@@ -142,10 +157,14 @@ def full_pass_log_likelihoods(model, ids, backgrounds, patches, options, phrases
     prompts, prompt_of_kind = prompt_groups(ids, options, phrases)
     kind, code = split_patch_tokens(patches, model.config.n_codes)
     n, t = len(backgrounds), model.config.text_length
-    x = torch.cat([model.text_embed(torch.from_numpy(prompts)).repeat_interleave(n, 0),
-                   model.background_embed(backgrounds).repeat(len(prompts), 1)[:, None],
-                   model.embed_patches(kind[:, :-1], code[:, :-1]).repeat(len(prompts), 1, 1)],
-                  1)  # fmt: skip
+    x = torch.cat(
+        [
+            model.text_embed(torch.from_numpy(prompts)).repeat_interleave(n, 0),
+            model.background_embed(backgrounds).repeat(len(prompts), 1)[:, None],
+            model.embed_patches(kind[:, :-1], code[:, :-1]).repeat(len(prompts), 1, 1),
+        ],
+        1,
+    )
     h = model.run(x, 0)[0][:, t - 1 :].view(len(prompts), n, -1, model.config.width)
 
     def guided(logits: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
@@ -158,12 +177,14 @@ def full_pass_log_likelihoods(model, ids, backgrounds, patches, options, phrases
     for p in range(patches.shape[1]):
         at = h[:, :, p + 1]
         total += guided(model.kind_head(at), torch.zeros(n, dtype=torch.long)).gather(
-            1, kind[:, p, None])[:, 0]  # fmt: skip
+            1, kind[:, p, None]
+        )[:, 0]
         masked = code[:, p] < model.config.n_codes
         own = torch.from_numpy(prompt_of_kind)[kind[:, p]]
         codes = guided(model.code_logits(at, kind[:, p].expand(len(prompts), -1)), own)
-        total += torch.where(masked, codes.gather(1, code[:, p, None].clamp(
-            max=model.config.n_codes - 1))[:, 0], 0.0)  # fmt: skip
+        total += torch.where(
+            masked, codes.gather(1, code[:, p, None].clamp(max=model.config.n_codes - 1))[:, 0], 0.0
+        )
     return total
 
 
@@ -231,8 +252,9 @@ def test_the_transformer_takes_all_threads_from_a_step(micro_bundle, tmp_path) -
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)  # as beside the ranker
-        stage_transformer(config, Tokenizers.load(micro_bundle), tmp_path, RunLog(tmp_path / "log"),
-                          threads=2)  # fmt: skip
+        stage_transformer(
+            config, Tokenizers.load(micro_bundle), tmp_path, RunLog(tmp_path / "log"), threads=2
+        )
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -279,8 +301,9 @@ def test_data_workers_replay_and_a_time_budget(micro_bundle, tmp_path) -> None:
     assert twice.lr(8) > twice.lr(7) and twice.lr(12) > twice.lr(11)
     assert not twice.done(12) and twice.done(16)
     assert parse_overrides(["restarts=8000,12000", "steps=16000"]) == {
-        "restarts": (8000, 12000), "steps": 16000,
-    }  # fmt: skip
+        "restarts": (8000, 12000),
+        "steps": 16000,
+    }
     schedule = Schedule(steps=10**6, warmup=0, peak=1.0, seconds=0.5)
     assert not schedule.done(1) and schedule.lr(1) == pytest.approx(1.0, abs=1e-3)
     time.sleep(0.5)

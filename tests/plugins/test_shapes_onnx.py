@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,7 +143,7 @@ def test_graphs_over_shorter_weights_are_refused_before_onnx_runtime_reads_them(
     shutil.copytree(exported, folder)
     weights = (folder / RANKER).read_bytes()
     (folder / RANKER).write_bytes(weights[: len(weights) // 2])
-    with pytest.raises(BundleError, match="ranker-text.onnx was exported from other weights"):
+    with pytest.raises(BundleError, match=r"ranker-text\.onnx was exported from other weights"):
         OnnxShapesPipeline(folder)
 
 
@@ -166,7 +167,7 @@ def test_what_is_not_a_model_is_refused(data, exported, tmp_path) -> None:
     folder = tmp_path / "bundle"
     shutil.copytree(exported, folder)
     (folder / STEP).write_bytes(data)
-    with pytest.raises(BundleError, match=f"cannot read {STEP}"):
+    with pytest.raises(BundleError, match=re.escape(f"cannot read {STEP}")):
         OnnxShapesPipeline(folder)
 
 
@@ -190,7 +191,8 @@ print(json.dumps({{"heavy": sorted(m for m in sys.modules if m.split(".")[0] in 
                   "images": len(images)}}))
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=ROOT)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"heavy": [], "images": 1}

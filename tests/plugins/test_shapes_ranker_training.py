@@ -93,8 +93,9 @@ def test_near_misses_and_patch_heads_add_to_the_ranker_loss(micro_bundle) -> Non
     plain = ranker.loss(batch.text, batch.images, batch.negatives)
     with_misses = ranker.loss(batch.text, batch.images, batch.negatives, batch.near_misses)
     assert with_misses > plain  # one more candidate per caption in its softmax
-    full = ranker.loss(batch.text, batch.images, batch.negatives, batch.near_misses, heads,
-                       batch.labels)  # fmt: skip
+    full = ranker.loss(
+        batch.text, batch.images, batch.negatives, batch.near_misses, heads, batch.labels
+    )
     assert full > with_misses
     full.backward()
     assert heads.head.weight.grad.abs().sum() > 0
@@ -103,8 +104,10 @@ def test_near_misses_and_patch_heads_add_to_the_ranker_loss(micro_bundle) -> Non
 
 def test_configuration_overrides_are_typed_and_checked() -> None:
     assert parse_overrides(["ranker_steps=600", "ranker_near_misses=false", "lr=3e-4"]) == {
-        "ranker_steps": 600, "ranker_near_misses": False, "lr": 3e-4,
-    }  # fmt: skip
+        "ranker_steps": 600,
+        "ranker_near_misses": False,
+        "lr": 3e-4,
+    }
     with pytest.raises(ValueError, match="not a plain configuration field"):
         parse_overrides(["patch=4"])
     with pytest.raises(ValueError, match="true or false"):

@@ -38,8 +38,9 @@ def backend(request):
 
 
 def test_shipped_weights_are_deterministic_for_a_seed(backend) -> None:
-    request = GenerationRequest("two green squares on a white background", seed=7, count=2,
-                                candidates=4)  # fmt: skip
+    request = GenerationRequest(
+        "two green squares on a white background", seed=7, count=2, candidates=4
+    )
     first = backend.generate(request, Quiet())
     again = backend.generate(request, Quiet())
     assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
@@ -47,8 +48,9 @@ def test_shipped_weights_are_deterministic_for_a_seed(backend) -> None:
 
 def test_shipped_model_draws_what_a_simple_prompt_asks(backend) -> None:
     prompt = "a red circle"
-    candidates = backend.generate(GenerationRequest(prompt, seed=1, count=4, candidates=16),
-                                  Quiet())  # fmt: skip
+    candidates = backend.generate(
+        GenerationRequest(prompt, seed=1, count=4, candidates=16), Quiet()
+    )
     judge, spec = Judge.load(), parse_prompt(prompt)
     passed = sum(judge.check(c.image, spec).passed for c in candidates)
     assert passed >= 4  # an untrained model draws none; the shipped one most of them
@@ -76,8 +78,19 @@ def test_shipped_model_binds_colours_to_shapes_by_phrase(backend) -> None:
 
 
 def test_cli_generate_with_the_default_backend(capsys, tmp_path) -> None:
-    code = main(["generate", "a blue star wearing a hat", "--seed", "3", "--count", "2",
-                 "--out", str(tmp_path), "--json"])  # fmt: skip
+    code = main(
+        [
+            "generate",
+            "a blue star wearing a hat",
+            "--seed",
+            "3",
+            "--count",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
+    )
     assert code == EXIT_OK
     result = json.loads(capsys.readouterr().out)
     assert result["request"]["backend"] == "shapes"

@@ -19,16 +19,33 @@ from shapes_lab.sampler import SceneSampler
 from studio.cli import main
 
 # Width of each shape's drawing, as a share of its box side s (the spec's geometry).
-WIDTH_SHARE = {"circle": 1.0, "square": 0.85, "triangle": 1.0, "diamond": 1.0,
-               "star": math.cos(math.radians(18)), "heart": 1.0}  # fmt: skip
+WIDTH_SHARE = {
+    "circle": 1.0,
+    "square": 0.85,
+    "triangle": 1.0,
+    "diamond": 1.0,
+    "star": math.cos(math.radians(18)),
+    "heart": 1.0,
+}
 # Area as a share of s^2; the heart's is the shoelace area of its drawn outline.
 AREA_SHARE = {
-    "circle": math.pi / 4, "square": 0.85**2, "triangle": math.sqrt(3) / 4, "diamond": 0.5,
+    "circle": math.pi / 4,
+    "square": 0.85**2,
+    "triangle": math.sqrt(3) / 4,
+    "diamond": 0.5,
     "star": 10 * 0.5 * 0.5 * 0.225 * math.sin(math.radians(36)),
-    "heart": abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(
-        unit_outline("heart"), unit_outline("heart")[1:] + unit_outline("heart")[:1], strict=True
-    ))) / 2,
-}  # fmt: skip
+    "heart": abs(
+        sum(
+            x0 * y1 - x1 * y0
+            for (x0, y0), (x1, y1) in zip(
+                unit_outline("heart"),
+                unit_outline("heart")[1:] + unit_outline("heart")[:1],
+                strict=True,
+            )
+        )
+    )
+    / 2,
+}
 
 
 def lone(shape: str, side: int, color: str = "red", background: str = "black") -> Scene:
@@ -80,8 +97,9 @@ def test_scenes_are_laid_out_inside_apart_and_by_the_rules() -> None:
             assert world.place_of(*scene.objects[0].center) == spec.place
         if spec.relation:
             a, b = scene.objects[spec.relation.a], scene.objects[spec.relation.b]
-            assert world.relation_holds(a.center, b.center, a.size_px, b.size_px,
-                                        spec.relation.type)  # fmt: skip
+            assert world.relation_holds(
+                a.center, b.center, a.size_px, b.size_px, spec.relation.type
+            )
         if spec.background:
             assert scene.background == spec.background
 
@@ -126,8 +144,21 @@ def test_the_stream_is_seeded_and_varied() -> None:
 
 def test_write_shard_and_the_data_render_command(tmp_path, capsys) -> None:
     out = tmp_path / "shard"
-    code = main(["data", "render", "--count", "25", "--seed", "4", "--out", str(out),
-                 "--kind", "relation", "--json"])  # fmt: skip
+    code = main(
+        [
+            "data",
+            "render",
+            "--count",
+            "25",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+            "--kind",
+            "relation",
+            "--json",
+        ]
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["count"] == 25
     rows = [json.loads(line) for line in (out / "annotations.jsonl").read_text().splitlines()]

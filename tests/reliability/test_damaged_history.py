@@ -16,8 +16,10 @@ def fill(data, jobs: int = 3) -> None:
     with HistoryStore(data) as store:
         for n in range(jobs):
             request = GenerationRequest(f"job {n}", seed=n, count=2, backend="fake")
-            entries = store.save([(Image.new("RGB", (16, 16)), ImageMetadata(request, rank=r))
-                                  for r in range(2)], job_key=f"job{n}")  # fmt: skip
+            entries = store.save(
+                [(Image.new("RGB", (16, 16)), ImageMetadata(request, rank=r)) for r in range(2)],
+                job_key=f"job{n}",
+            )
             store.set_favourite(entries[0].id, n == 1)
 
 

@@ -46,8 +46,14 @@ print("count", store.count())
 def test_a_full_disk_while_saving_loses_nothing_and_leaves_nothing(tmp_path) -> None:
     data = tmp_path / "data"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(data)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(data)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = done.stdout.splitlines()
     assert lines[0] == "error: File too large", done.stderr  # reported, as EFBIG / ENOSPC
     files = sorted(p.name for p in (data / "images").rglob("*") if p.is_file())

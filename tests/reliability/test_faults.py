@@ -15,16 +15,27 @@ WAIT = 10
 
 
 def request(**fields) -> GenerationRequest:
-    defaults = {"prompt": "a red circle", "backend": "fake", "seed": 1, "width": 16, "height": 16,
-                "steps": 3, "count": 2, "candidates": 2}  # fmt: skip
+    defaults = {
+        "prompt": "a red circle",
+        "backend": "fake",
+        "seed": 1,
+        "width": 16,
+        "height": 16,
+        "steps": 3,
+        "count": 2,
+        "candidates": 2,
+    }
     return GenerationRequest(**{**defaults, **fields})
 
 
 @pytest.mark.reliability
-@pytest.mark.parametrize(("fields", "said"), [
-    ({"model": "huge"}, "Out of memory. Try fewer candidates or a smaller size."),
-    ({"options": {"oom_at": 1}}, "Out of memory. Try fewer candidates or a smaller size."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"model": "huge"}, "Out of memory. Try fewer candidates or a smaller size."),
+        ({"options": {"oom_at": 1}}, "Out of memory. Try fewer candidates or a smaller size."),
+    ],
+)
 def test_out_of_memory_fails_the_job_alone(engine, fields, said) -> None:
     engine, fake = engine
     bad = engine.submit(request(**fields))

@@ -47,9 +47,12 @@ def test_kills_at_random_moments_lose_nothing_committed(tmp_path) -> None:
     start, adopted, temp_removed = 0, 0, 0
     for _ in range(KILLS):
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(data), str(start)], cwd=ROOT,
-            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+            [sys.executable, "-c", WRITER, str(data), str(start)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         assert writer.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.0, 0.15))  # somewhere inside a save: file, fsync, row
         writer.send_signal(signal.SIGKILL)

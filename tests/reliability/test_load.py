@@ -18,8 +18,16 @@ WAIT = 30
 
 
 def request(**fields) -> GenerationRequest:
-    defaults = {"prompt": "a red circle", "backend": "fake", "seed": 1, "width": 16, "height": 16,
-                "steps": 1, "count": 4, "candidates": 4}  # fmt: skip
+    defaults = {
+        "prompt": "a red circle",
+        "backend": "fake",
+        "seed": 1,
+        "width": 16,
+        "height": 16,
+        "steps": 1,
+        "count": 4,
+        "candidates": 4,
+    }
     return GenerationRequest(**{**defaults, **fields})
 
 

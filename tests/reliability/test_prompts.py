@@ -34,10 +34,15 @@ def test_kept_exactly_through_history_and_file_metadata(tmp_path, prompt) -> Non
 
 
 @pytest.mark.reliability
-@pytest.mark.parametrize(("prompt", "says"), [
-    ("", "empty"), ("   \n\t ", "empty"), ("a\x00b", "NUL"),
-    ("y" * 100_000, f"at most {MAX_PROMPT_CHARS:,}"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("prompt", "says"),
+    [
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("a\x00b", "NUL"),
+        ("y" * 100_000, f"at most {MAX_PROMPT_CHARS:,}"),
+    ],
+)
 def test_refused_with_a_message(prompt, says) -> None:
     with pytest.raises(RequestError, match=says):
         GenerationRequest(prompt, seed=1, backend="fake")

@@ -39,9 +39,14 @@ def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
 SCALES = {
     # UNet widths and blocks, text width and layers, VAE widths (its scale: 2^(len - 1))
     "tiny": {"unet": (16, 32), "layers": 1, "text": 32, "text_layers": 2, "vae": (8, 16)},
-    "bench": {"unet": (64, 128, 256), "layers": 2, "text": 256, "text_layers": 4,
-              "vae": (32, 64, 128)},
-}  # fmt: skip
+    "bench": {
+        "unet": (64, 128, 256),
+        "layers": 2,
+        "text": 256,
+        "text_layers": 4,
+        "vae": (32, 64, 128),
+    },
+}
 
 
 def _tokenizer():
@@ -55,31 +60,46 @@ def _text_config(tokenizer, width: int, layers: int, **extra):
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
-        num_hidden_layers=layers, num_attention_heads=4, max_position_embeddings=77,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, **extra,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=width,
+        intermediate_size=2 * width,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
 
 
 def _vae(widths: tuple[int, ...], scaling: float):
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=widths,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=widths,
         down_block_types=("DownEncoderBlock2D",) * len(widths),
-        up_block_types=("UpDecoderBlock2D",) * len(widths), norm_num_groups=8,
-        sample_size=32, scaling_factor=scaling,
-    )  # fmt: skip
+        up_block_types=("UpDecoderBlock2D",) * len(widths),
+        norm_num_groups=8,
+        sample_size=32,
+        scaling_factor=scaling,
+    )
 
 
 def _scheduler(**extra):
     from diffusers import EulerDiscreteScheduler
 
     return EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        num_train_timesteps=1000, steps_offset=1, **extra,
-    )  # fmt: skip
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        steps_offset=1,
+        **extra,
+    )
 
 
 def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny", lcm: bool = False) -> Path:
@@ -95,21 +115,31 @@ def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny", lcm: bool 
     c = SCALES[scale]
     depth = len(c["unet"])
     unet = UNet2DConditionModel(
-        sample_size=32 // 2 ** (len(c["vae"]) - 1), in_channels=4, out_channels=4,
-        layers_per_block=c["layers"], block_out_channels=c["unet"],
+        sample_size=32 // 2 ** (len(c["vae"]) - 1),
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=c["layers"],
+        block_out_channels=c["unet"],
         down_block_types=("CrossAttnDownBlock2D",) * (depth - 1) + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (depth - 1),
-        cross_attention_dim=c["text"], attention_head_dim=4, norm_num_groups=8,
+        cross_attention_dim=c["text"],
+        attention_head_dim=4,
+        norm_num_groups=8,
         time_cond_proj_dim=16 if lcm else None,
-    )  # fmt: skip
+    )
     vae = _vae(c["vae"], 0.18215)
     scheduler = LCMScheduler.from_config(_scheduler().config) if lcm else _scheduler()
     text_encoder = CLIPTextModel(_text_config(tokenizer, c["text"], c["text_layers"]))
     pipeline = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        scheduler=scheduler, safety_checker=None, feature_extractor=None,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
-    )  # fmt: skip
+    )
     pipeline.save_pretrained(folder, safe_serialization=True)
     return folder
 
@@ -125,21 +155,32 @@ def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     time_dim = 8  # SDXL adds 6 size numbers (original size, crop, target) to the pooled text
     unet = UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
-        use_linear_projection=True, cross_attention_dim=32 + 48, norm_num_groups=8,
-        addition_embed_type="text_time", addition_time_embed_dim=time_dim,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        cross_attention_dim=32 + 48,
+        norm_num_groups=8,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim,
         projection_class_embeddings_input_dim=48 + 6 * time_dim,
-    )  # fmt: skip
+    )
     pipeline = StableDiffusionXLPipeline(
-        vae=_vae((8, 16), 0.13025), text_encoder=CLIPTextModel(_text_config(tokenizer, 32, 2)),
+        vae=_vae((8, 16), 0.13025),
+        text_encoder=CLIPTextModel(_text_config(tokenizer, 32, 2)),
         text_encoder_2=CLIPTextModelWithProjection(
             _text_config(tokenizer, 48, 2, projection_dim=48)
         ),
-        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
         scheduler=_scheduler(timestep_spacing="leading"),
-    )  # fmt: skip
+    )
     pipeline.save_pretrained(folder, safe_serialization=True)
     return folder
 
@@ -179,17 +220,23 @@ def save_single_file(folder: Path, path: Path, open_clip: bool = False) -> Path:
 def _clip_names(weights: dict, prefix: str) -> dict:
     """transformers' CLIP names, as the original keeps them (transformers 5 dropped the
     "text_model." of CLIPTextModel's)."""
-    return {prefix + (k if k.startswith("text_model.") else "text_model." + k): v
-            for k, v in weights.items()}  # fmt: skip
+    return {
+        prefix + (k if k.startswith("text_model.") else "text_model." + k): v
+        for k, v in weights.items()
+    }
 
 
 _OPEN_CLIP = {
     "embeddings.token_embedding.weight": "token_embedding.weight",
     "embeddings.position_embedding.weight": "positional_embedding",
-    "final_layer_norm.": "ln_final.", "layer_norm1.": "ln_1.", "layer_norm2.": "ln_2.",
-    "mlp.fc1.": "mlp.c_fc.", "mlp.fc2.": "mlp.c_proj.", "self_attn.out_proj.": "attn.out_proj.",
+    "final_layer_norm.": "ln_final.",
+    "layer_norm1.": "ln_1.",
+    "layer_norm2.": "ln_2.",
+    "mlp.fc1.": "mlp.c_fc.",
+    "mlp.fc2.": "mlp.c_proj.",
+    "self_attn.out_proj.": "attn.out_proj.",
     "encoder.layers.": "transformer.resblocks.",
-}  # fmt: skip
+}
 
 
 def _open_clip_names(weights: dict, prefix: str) -> dict:
@@ -217,9 +264,13 @@ def _open_clip_names(weights: dict, prefix: str) -> dict:
 
 
 _RESNET = {
-    "norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
-    "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection",
-}  # fmt: skip
+    "norm1": "in_layers.0",
+    "conv1": "in_layers.2",
+    "time_emb_proj": "emb_layers.1",
+    "norm2": "out_layers.0",
+    "conv2": "out_layers.3",
+    "conv_shortcut": "skip_connection",
+}
 
 
 def _resnet(rest: str) -> str:
@@ -230,10 +281,14 @@ def _resnet(rest: str) -> str:
 def _ldm_unet_name(name: str, config: dict) -> str:
     layers = config["layers_per_block"]
     fixed = {
-        "time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-        "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2",
-        "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2",
-    }  # fmt: skip
+        "time_embedding.linear_1": "time_embed.0",
+        "time_embedding.linear_2": "time_embed.2",
+        "conv_in": "input_blocks.0.0",
+        "conv_norm_out": "out.0",
+        "conv_out": "out.2",
+        "add_embedding.linear_1": "label_emb.0.0",
+        "add_embedding.linear_2": "label_emb.0.2",
+    }
     for ours, theirs in fixed.items():
         if name.startswith(ours + "."):
             return theirs + name[len(ours) :]
@@ -244,8 +299,11 @@ def _ldm_unet_name(name: str, config: dict) -> str:
             return f"input_blocks.{(block + 1) * (layers + 1)}.0.op." + ".".join(parts[5:])
         index = 1 + block * (layers + 1) + int(parts[3])
         rest = ".".join(parts[4:])
-        return (f"input_blocks.{index}.0.{_resnet(rest)}" if parts[2] == "resnets"
-                else f"input_blocks.{index}.1.{rest}")  # fmt: skip
+        return (
+            f"input_blocks.{index}.0.{_resnet(rest)}"
+            if parts[2] == "resnets"
+            else f"input_blocks.{index}.1.{rest}"
+        )
     if parts[0] == "mid_block":
         rest = ".".join(parts[3:])
         if parts[1] == "attentions":
@@ -256,17 +314,26 @@ def _ldm_unet_name(name: str, config: dict) -> str:
         base = block * (layers + 1)
         if parts[2] == "upsamplers":
             has_attention = config["up_block_types"][block].startswith("CrossAttn")
-            return (f"output_blocks.{base + layers}.{2 if has_attention else 1}.conv."
-                    + ".".join(parts[5:]))  # fmt: skip
+            return f"output_blocks.{base + layers}.{2 if has_attention else 1}.conv." + ".".join(
+                parts[5:]
+            )
         index = base + int(parts[3])
         rest = ".".join(parts[4:])
-        return (f"output_blocks.{index}.0.{_resnet(rest)}" if parts[2] == "resnets"
-                else f"output_blocks.{index}.1.{rest}")  # fmt: skip
+        return (
+            f"output_blocks.{index}.0.{_resnet(rest)}"
+            if parts[2] == "resnets"
+            else f"output_blocks.{index}.1.{rest}"
+        )
     raise ValueError(f"unexpected UNet weight {name}")
 
 
-_VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v",
-                  "to_out.0": "proj_out"}  # fmt: skip
+_VAE_ATTENTION = {
+    "group_norm": "norm",
+    "to_q": "q",
+    "to_k": "k",
+    "to_v": "v",
+    "to_out.0": "proj_out",
+}
 
 
 def _ldm_vae_name(name: str, blocks: int) -> str:

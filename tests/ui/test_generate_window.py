@@ -34,8 +34,9 @@ def window(qtbot, install_plugins, tmp_path):
 def test_ctrl_enter_generates_and_shows_the_results(qtbot, window) -> None:
     qtbot.keyClicks(window.prompt, "two blue squares")
     qtbot.keyClick(window.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: all(t.pixmap() and not t.pixmap().isNull() for t in window.tiles),
-                    timeout=10_000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: all(t.pixmap() and not t.pixmap().isNull() for t in window.tiles), timeout=10_000
+    )
     assert window.progress.value() == window.progress.maximum()
     assert window.core.history.count() == 4
     assert "seed" in window.tiles[0].toolTip()
@@ -197,8 +198,11 @@ def test_a_dropped_image_gives_back_its_prompt_and_settings(qtbot, window, tmp_p
     from studio.ui.main_window import _dropped_image
 
     info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", "a red fox in the snow\nNegative prompt: blurry\n"
-                  "Steps: 12, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 64x64")  # fmt: skip
+    info.add_text(
+        "parameters",
+        "a red fox in the snow\nNegative prompt: blurry\n"
+        "Steps: 12, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 64x64",
+    )
     theirs = tmp_path / "theirs.png"
     Image.new("RGB", (64, 64)).save(theirs, pnginfo=info)
     data = QMimeData()
@@ -228,16 +232,32 @@ def test_a_dropped_studio_image_gives_back_its_exact_request(qtbot, window) -> N
     from studio.core.metadata import ImageMetadata
     from studio.core.request import GenerationRequest
 
-    request = GenerationRequest("two blue squares", negative_prompt="red", seed=7, steps=5,
-                                guidance=3.5, count=2, candidates=8, backend="fake")  # fmt: skip
+    request = GenerationRequest(
+        "two blue squares",
+        negative_prompt="red",
+        seed=7,
+        steps=5,
+        guidance=3.5,
+        count=2,
+        candidates=8,
+        backend="fake",
+    )
     (entry,) = window.core.history.save([(Image.new("RGB", (16, 16)), ImageMetadata(request))], "j")
     window.read_settings_from(entry.path)
     qtbot.waitUntil(lambda: "Settings read" in window.message.text(), timeout=5_000)
     fields = window.settings_panel.request_fields()
     assert window.prompt.toPlainText() == "two blue squares"
-    assert {k: fields[k] for k in ("negative_prompt", "seed", "steps", "guidance", "count",
-                                   "candidates")} == {"negative_prompt": "red", "seed": 7,
-            "steps": 5, "guidance": 3.5, "count": 2, "candidates": 8}  # fmt: skip
+    assert {
+        k: fields[k]
+        for k in ("negative_prompt", "seed", "steps", "guidance", "count", "candidates")
+    } == {
+        "negative_prompt": "red",
+        "seed": 7,
+        "steps": 5,
+        "guidance": 3.5,
+        "count": 2,
+        "candidates": 8,
+    }
 
 
 def test_the_window_layout_and_the_status_line(qtbot, window) -> None:
@@ -292,8 +312,9 @@ def test_a_broken_backend_shows_its_error_and_the_app_keeps_working(
         core.close()
 
 
-def test_an_engine_signal_queued_after_the_app_closed_is_ignored(qtbot, install_plugins,
-                                                                  tmp_path) -> None:  # fmt: skip
+def test_an_engine_signal_queued_after_the_app_closed_is_ignored(
+    qtbot, install_plugins, tmp_path
+) -> None:
     install_plugins()
     core = Core.open(tmp_path / "home3")
     window = MainWindow(core)

@@ -51,8 +51,11 @@ class GradientBackend(Backend):
 
     def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
         assert self.colours is not None, "generate before load"
-        named = [self.colours[w] for w in re.findall(r"[a-z]+", request.prompt.lower())
-                 if w in self.colours]  # fmt: skip
+        named = [
+            self.colours[w]
+            for w in re.findall(r"[a-z]+", request.prompt.lower())
+            if w in self.colours
+        ]
         start, end = [*named, self.colours["black"], self.colours["white"]][:2]
         height, width = request.height, request.width
         blocks = range(0, height, ROWS_PER_STEP)

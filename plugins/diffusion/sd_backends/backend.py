@@ -95,7 +95,7 @@ class DiffusionBackend(library.LibraryBackend):
         # must not carry over to the next
         pipe.scheduler = make_scheduler(self.sampler_name(request), self._scheduler_config)
         _memory_options(pipe, request.options, self._device)
-        seeds = [request.seed + i for i in range(request.count)]
+        seeds = [(request.seed + i) % 2**32 for i in range(request.count)]
         images: list[Any] = []
         batch = min(self._batch or len(seeds), len(seeds))
         while len(images) < len(seeds):
@@ -112,8 +112,14 @@ class DiffusionBackend(library.LibraryBackend):
                 log.warning("out of GPU memory: retrying %d images at a time", batch)
         return [Candidate(image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
 
-    def _run(self, request: GenerationRequest, seeds: list[int], done: int, total: int,
-             ctx: GenerationContext) -> list[Any]:  # fmt: skip
+    def _run(
+        self,
+        request: GenerationRequest,
+        seeds: list[int],
+        done: int,
+        total: int,
+        ctx: GenerationContext,
+    ) -> list[Any]:
         import torch
 
         pipe = self._pipeline
@@ -131,13 +137,19 @@ class DiffusionBackend(library.LibraryBackend):
 
         ctx.check_cancelled()
         out = pipe(
-            request.prompt, negative_prompt=request.negative_prompt or None,
-            height=request.height, width=request.width, num_inference_steps=steps,
-            guidance_scale=request.guidance, num_images_per_prompt=len(seeds),
-            latents=noise.to(self._device, pipe.unet.dtype), generator=generators,
+            request.prompt,
+            negative_prompt=request.negative_prompt or None,
+            height=request.height,
+            width=request.width,
+            num_inference_steps=steps,
+            guidance_scale=request.guidance,
+            num_images_per_prompt=len(seeds),
+            latents=noise.to(self._device, pipe.unet.dtype),
+            generator=generators,
             output_type="np",
-            callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["latents"],
-        )  # fmt: skip
+            callback_on_step_end=on_step,
+            callback_on_step_end_tensor_inputs=["latents"],
+        )
         return list(out.images)
 
 
@@ -157,9 +169,13 @@ def load_diffusers_folder(folder: Path, dtype: Any) -> Any:
             )
     try:
         return DiffusionPipeline.from_pretrained(
-            folder, dtype=dtype, local_files_only=True, use_safetensors=True,
-            safety_checker=None, requires_safety_checker=False,
-        )  # fmt: skip
+            folder,
+            dtype=dtype,
+            local_files_only=True,
+            use_safetensors=True,
+            safety_checker=None,
+            requires_safety_checker=False,
+        )
     except MemoryError:
         raise
     except Exception as error:  # missing parts, wrong shapes, broken safetensors: say which
@@ -176,8 +192,10 @@ def _check_finite(pipeline: Any, name: str) -> None:
             continue
         for weight, tensor in module.named_parameters():
             if not torch.isfinite(tensor).all():
-                raise ModelFileError(f"{name}: {part} weight {weight} holds NaN or infinite "
-                                     "values (a damaged or broken model)")  # fmt: skip
+                raise ModelFileError(
+                    f"{name}: {part} weight {weight} holds NaN or infinite "
+                    "values (a damaged or broken model)"
+                )
 
 
 MEMORY_OPTIONS = ("attention_slicing", "vae_tiling", "cpu_offload")

@@ -12,9 +12,10 @@ from studio.api import EXIT_OK, EXIT_USAGE, CliError, ModelFileError, emit, open
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     export = commands.add_parser(
-        "sd-export-onnx", parents=[common],
+        "sd-export-onnx",
+        parents=[common],
         help="export a Stable-Diffusion model (library name or path) to an ONNX folder",
-    )  # fmt: skip
+    )
     export.add_argument("model")
     export.add_argument("out", type=Path)
     export.set_defaults(run=cmd_export)

@@ -38,22 +38,44 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
     pooled_axes = text_axes | {"text_embeds": {0: "batch"}}
     with torch.no_grad():
         if xl:  # SDXL reads both encoders' next-to-last layer, and the second's projection
-            _export(_TextEncoder(pipeline.text_encoder, penultimate=True), ids,
-                    staging / "text_encoder", ["input_ids"], ["hidden_states"],
-                    text_axes)  # fmt: skip
-            _export(_TextEncoder(pipeline.text_encoder_2, penultimate=True, pooled=True), ids,
-                    staging / "text_encoder_2", ["input_ids"], ["hidden_states", "text_embeds"],
-                    pooled_axes)  # fmt: skip
+            _export(
+                _TextEncoder(pipeline.text_encoder, penultimate=True),
+                ids,
+                staging / "text_encoder",
+                ["input_ids"],
+                ["hidden_states"],
+                text_axes,
+            )
+            _export(
+                _TextEncoder(pipeline.text_encoder_2, penultimate=True, pooled=True),
+                ids,
+                staging / "text_encoder_2",
+                ["input_ids"],
+                ["hidden_states", "text_embeds"],
+                pooled_axes,
+            )
         else:
-            _export(_TextEncoder(pipeline.text_encoder), ids, staging / "text_encoder",
-                    ["input_ids"], ["hidden_states"], text_axes)  # fmt: skip
+            _export(
+                _TextEncoder(pipeline.text_encoder),
+                ids,
+                staging / "text_encoder",
+                ["input_ids"],
+                ["hidden_states"],
+                text_axes,
+            )
         width = pipeline.unet.config.cross_attention_dim
-        unet_inputs = [torch.randn(2, channels, 8, 8), torch.tensor([10.0, 10.0]),
-                       torch.randn(2, text_length, width)]  # fmt: skip
+        unet_inputs = [
+            torch.randn(2, channels, 8, 8),
+            torch.tensor([10.0, 10.0]),
+            torch.randn(2, text_length, width),
+        ]
         names = ["sample", "timestep", "encoder_hidden_states"]
-        axes = {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
-                "encoder_hidden_states": {0: "batch"},
-                "noise_pred": {0: "batch", 2: "height", 3: "width"}}  # fmt: skip
+        axes = {
+            "sample": {0: "batch", 2: "height", 3: "width"},
+            "timestep": {0: "batch"},
+            "encoder_hidden_states": {0: "batch"},
+            "noise_pred": {0: "batch", 2: "height", 3: "width"},
+        }
         if xl:  # the pooled text and the six size numbers
             pooled = pipeline.text_encoder_2.config.projection_dim
             unet_inputs += [torch.randn(2, pooled), torch.randn(2, 6)]
@@ -64,14 +86,25 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
             unet_inputs.append(torch.randn(2, cond_dim))
             names.append("timestep_cond")
         axes |= {name: {0: "batch"} for name in names[3:]}
-        _export(_UNet(pipeline.unet, names[3:]), tuple(unet_inputs), staging / "unet", names,
-                ["noise_pred"], axes)  # fmt: skip
         _export(
-            _VaeDecoder(pipeline.vae), (torch.randn(1, channels, 8, 8),),
-            staging / "vae_decoder", ["latent_sample"], ["sample"],
-            {"latent_sample": {0: "batch", 2: "height", 3: "width"},
-             "sample": {0: "batch", 2: "height", 3: "width"}},
-        )  # fmt: skip
+            _UNet(pipeline.unet, names[3:]),
+            tuple(unet_inputs),
+            staging / "unet",
+            names,
+            ["noise_pred"],
+            axes,
+        )
+        _export(
+            _VaeDecoder(pipeline.vae),
+            (torch.randn(1, channels, 8, 8),),
+            staging / "vae_decoder",
+            ["latent_sample"],
+            ["sample"],
+            {
+                "latent_sample": {0: "batch", 2: "height", 3: "width"},
+                "sample": {0: "batch", 2: "height", 3: "width"},
+            },
+        )
     if xl:
         pipeline.tokenizer_2.save_pretrained(staging / "tokenizer_2")
     pipeline.tokenizer.save_pretrained(staging / "tokenizer")
@@ -121,9 +154,14 @@ class _UNet(torch.nn.Module):
     def forward(self, sample, timestep, encoder_hidden_states, *extra) -> torch.Tensor:
         given = dict(zip(self.extra, extra, strict=True))
         added = {k: given[k] for k in ("text_embeds", "time_ids") if k in given} or None
-        return self.unet(sample, timestep, encoder_hidden_states,
-                         timestep_cond=given.get("timestep_cond"), added_cond_kwargs=added,
-                         return_dict=False)[0]  # fmt: skip
+        return self.unet(
+            sample,
+            timestep,
+            encoder_hidden_states,
+            timestep_cond=given.get("timestep_cond"),
+            added_cond_kwargs=added,
+            return_dict=False,
+        )[0]
 
 
 class _VaeDecoder(torch.nn.Module):
@@ -135,18 +173,37 @@ class _VaeDecoder(torch.nn.Module):
         return self.vae.decode(latent_sample, return_dict=False)[0]
 
 
-def _export(module: Any, inputs: tuple, folder: Path, input_names: list[str],
-            output_names: list[str], axes: dict) -> None:  # fmt: skip
+def _export(
+    module: Any,
+    inputs: tuple,
+    folder: Path,
+    input_names: list[str],
+    output_names: list[str],
+    axes: dict,
+) -> None:
     """One graph as folder/model.onnx, its weights in folder/model.onnx.data."""
     import onnx
 
     folder.mkdir(parents=True, exist_ok=True)
     graph = folder / "model.onnx"
-    torch.onnx.export(module.eval(), inputs, str(graph), input_names=input_names,
-                      output_names=output_names, dynamic_axes=axes, opset_version=OPSET,
-                      dynamo=False)  # fmt: skip
+    torch.onnx.export(
+        module.eval(),
+        inputs,
+        str(graph),
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_axes=axes,
+        opset_version=OPSET,
+        dynamo=False,
+    )
     model = onnx.load(str(graph))  # re-saved with every weight in one external file
     for stray in folder.iterdir():
         stray.unlink()
-    onnx.save_model(model, str(graph), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="model.onnx.data", size_threshold=0)  # fmt: skip
+    onnx.save_model(
+        model,
+        str(graph),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx.data",
+        size_threshold=0,
+    )

@@ -19,13 +19,17 @@ from studio.api import (
 Library = Callable[[], ModelLibrary] | None
 
 
-def listed(library: Library, formats: tuple[str, ...],
-           loads: Callable[[ModelFile], bool] = lambda _: True) -> list[ModelInfo]:  # fmt: skip
+def listed(
+    library: Library, formats: tuple[str, ...], loads: Callable[[ModelFile], bool] = lambda _: True
+) -> list[ModelInfo]:
     """The library's models of these formats that `loads` accepts."""
     if library is None:
         return []
-    return [describe(e.info) for e in library().entries()
-            if e.info is not None and e.info.format in formats and loads(e.info)]  # fmt: skip
+    return [
+        describe(e.info)
+        for e in library().entries()
+        if e.info is not None and e.info.format in formats and loads(e.info)
+    ]
 
 
 def find(library: Library, model: str, formats: tuple[str, ...]) -> ModelFile:
@@ -42,17 +46,25 @@ def find(library: Library, model: str, formats: tuple[str, ...]) -> ModelFile:
             raise ModelFileError(f"no {' or '.join(formats)} model found in {folders}")
         found = usable[0]
     if found.format not in formats:
-        raise ModelFileError(f"{found.name} is a {found.format} model; this backend loads "
-                             f"{' or '.join(formats)} models")  # fmt: skip
+        raise ModelFileError(
+            f"{found.name} is a {found.format} model; this backend loads "
+            f"{' or '.join(formats)} models"
+        )
     return found
 
 
 def describe(found: ModelFile, library: Library = None) -> ModelInfo:
     """As the app shows it; with the library, with its short hash (computed once)."""
     digest = library().short_hash(found) if library is not None else ""
-    return ModelInfo(ref=str(found.path), name=found.name,
-                     architecture=listed_architecture(found), format=found.format,
-                     size_bytes=found.size, hash=digest, description=hints(found))  # fmt: skip
+    return ModelInfo(
+        ref=str(found.path),
+        name=found.name,
+        architecture=listed_architecture(found),
+        format=found.format,
+        size_bytes=found.size,
+        hash=digest,
+        description=hints(found),
+    )
 
 
 def listed_architecture(found: ModelFile) -> str:
@@ -113,10 +125,19 @@ class LibraryBackend(Backend):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            min_size=64, max_size=2048, size_multiple=8, max_count=16, max_candidates=16,
-            default_steps=25, max_steps=150, default_guidance=7.0, max_guidance=30.0,
-            negative_prompt=True, samplers=self.samplers, devices=("cpu", "cuda"),
-        )  # fmt: skip
+            min_size=64,
+            max_size=2048,
+            size_multiple=8,
+            max_count=16,
+            max_candidates=16,
+            default_steps=25,
+            max_steps=150,
+            default_guidance=7.0,
+            max_guidance=30.0,
+            negative_prompt=True,
+            samplers=self.samplers,
+            devices=("cpu", "cuda"),
+        )
 
     def models(self) -> list[ModelInfo]:
         return listed(self.model_library, self.formats, self.loads)

@@ -10,6 +10,6 @@ import numpy as np
 
 def initial_noise(seeds: list[int], shape: tuple[int, ...]) -> np.ndarray:
     """(len(seeds), *shape) float32 standard normal noise, one seed per image."""
-    return np.stack([
-        np.random.default_rng(seed).standard_normal(shape, dtype=np.float32) for seed in seeds
-    ])  # fmt: skip
+    return np.stack(
+        [np.random.default_rng(seed).standard_normal(shape, dtype=np.float32) for seed in seeds]
+    )

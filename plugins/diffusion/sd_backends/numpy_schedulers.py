@@ -10,8 +10,14 @@ from typing import Any
 import numpy as np
 
 ONNX_SAMPLERS = ("Euler", "Euler a", "DPM++ 2M Karras", "DDIM", "LCM")
-_UNSUPPORTED = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
-                "rescale_betas_zero_snr", "thresholding", "trained_betas")  # fmt: skip
+_UNSUPPORTED = (
+    "use_karras_sigmas",
+    "use_exponential_sigmas",
+    "use_beta_sigmas",
+    "rescale_betas_zero_snr",
+    "thresholding",
+    "trained_betas",
+)
 
 
 def alphas_cumprod(config: dict[str, Any]) -> np.ndarray:
@@ -52,16 +58,23 @@ class Sampler:
     config: dict[str, Any]
     steps: int
 
-    def run(self, noise: np.ndarray, denoise: Denoise, rng: np.random.Generator,
-            on_step: Callable[[int, np.ndarray], None]) -> np.ndarray:  # fmt: skip
+    def run(
+        self,
+        noise: np.ndarray,
+        denoise: Denoise,
+        rng: np.random.Generator,
+        on_step: Callable[[int, np.ndarray], None],
+    ) -> np.ndarray:
         """Latents denoised from `noise`; `on_step(i, latents)` after each step."""
         implied = {"use_karras_sigmas"} if self.name == "DPM++ 2M Karras" else set()
         unsupported = [k for k in _UNSUPPORTED if self.config.get(k) and k not in implied]
         if self.config.get("interpolation_type", "linear") != "linear":
             unsupported.append("interpolation_type")
         if unsupported:
-            raise ValueError(f"the ONNX backend does not support this model's scheduler "
-                             f"settings: {', '.join(unsupported)}")  # fmt: skip
+            raise ValueError(
+                f"the ONNX backend does not support this model's scheduler "
+                f"settings: {', '.join(unsupported)}"
+            )
         if self.name == "DDIM":
             return self._ddim(noise, denoise, on_step)
         if self.name == "DPM++ 2M Karras":
@@ -123,9 +136,14 @@ class Sampler:
                 else (x - sigma * alpha * out) / alpha
             )
             last = i == len(t) - 1
-            x = _dpmpp_update(x, sigma, following, data,
-                              None if previous is None or last else previous[0],
-                              None if previous is None else previous[1])  # fmt: skip
+            x = _dpmpp_update(
+                x,
+                sigma,
+                following,
+                data,
+                None if previous is None or last else previous[0],
+                None if previous is None else previous[1],
+            )
             previous = (data, sigma)
             on_step(i, x)
         return x

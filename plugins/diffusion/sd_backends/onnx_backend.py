@@ -67,8 +67,9 @@ class OnnxDiffusion:
         """(hidden states, pooled text): SDXL's two encoders' side by side and the second's
         pooled projection; one encoder's and None otherwise."""
         outputs = []
-        for tokenizer, part in zip(self.tokenizers, ("text_encoder", "text_encoder_2"),
-                                   strict=False):  # fmt: skip
+        for tokenizer, part in zip(
+            self.tokenizers, ("text_encoder", "text_encoder_2"), strict=False
+        ):
             ids = np.array([e.ids for e in tokenizer.encode_batch(texts)], np.int64)
             outputs.append(self.sessions[part].run(None, {"input_ids": ids}))
         if len(outputs) == 1:
@@ -76,8 +77,9 @@ class OnnxDiffusion:
         (first,), (second, pooled) = outputs
         return np.concatenate([first, second], axis=-1), pooled
 
-    def unet(self, sample: np.ndarray, timestep: float, context: np.ndarray,
-             extra: dict[str, np.ndarray]) -> np.ndarray:  # fmt: skip
+    def unet(
+        self, sample: np.ndarray, timestep: float, context: np.ndarray, extra: dict[str, np.ndarray]
+    ) -> np.ndarray:
         t = np.full(len(sample), timestep, np.float32)
         inputs = {"sample": sample, "timestep": t, "encoder_hidden_states": context, **extra}
         return self.sessions["unet"].run(None, inputs)[0]
@@ -119,7 +121,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         name = self.sampler_name(request)
         if name not in ONNX_SAMPLERS:
             raise ValueError(f"sampler {name!r} is not available with ONNX (use {ONNX_SAMPLERS})")
-        seeds = [request.seed + i for i in range(request.count)]
+        seeds = [(request.seed + i) % 2**32 for i in range(request.count)]
         scale = int(runtime.index.get("vae_scale_factor", 8))
         channels = 4
         noise = initial_noise(seeds, (channels, request.height // scale, request.width // scale))
@@ -131,8 +133,11 @@ class DiffusionOnnxBackend(library.LibraryBackend):
             zeros = (
                 runtime.index.get("force_zeros_for_empty_prompt") and not request.negative_prompt
             )
-            negative = ((np.zeros_like(context), np.zeros_like(pooled)) if zeros
-                        else runtime.encode([request.negative_prompt]))  # fmt: skip
+            negative = (
+                (np.zeros_like(context), np.zeros_like(pooled))
+                if zeros
+                else runtime.encode([request.negative_prompt])
+            )
             context = np.concatenate([negative[0], context])
             pooled = None if pooled is None else np.concatenate([negative[1], pooled])
         rows = len(context) * len(seeds)  # (uncond x n, cond x n)

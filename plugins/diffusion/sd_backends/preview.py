@@ -18,10 +18,14 @@ SD_FACTORS = np.array(
     np.float32,
 )
 SDXL_FACTORS = np.array(
-    [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362],
-     [-0.3165, -0.2492, -0.2188]],
+    [
+        [0.3651, 0.4232, 0.4341],
+        [-0.2533, -0.0042, 0.1068],
+        [0.1076, 0.1111, -0.0362],
+        [-0.3165, -0.2492, -0.2188],
+    ],
     np.float32,
-)  # fmt: skip
+)
 
 
 def latents_to_rgb(latents: np.ndarray, factors: np.ndarray = SD_FACTORS) -> np.ndarray:

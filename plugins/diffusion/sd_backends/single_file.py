@@ -52,9 +52,13 @@ def load_single_file(path: Path, architecture: str, dtype: Any) -> Any:
     try:
         with _safetensors_name(path) as named:
             pipeline = pipeline_class.from_single_file(
-                str(named), config=str(config), local_files_only=True, torch_dtype=dtype,
-                **_tokenizers(config, architecture), **extra,
-            )  # fmt: skip
+                str(named),
+                config=str(config),
+                local_files_only=True,
+                torch_dtype=dtype,
+                **_tokenizers(config, architecture),
+                **extra,
+            )
     except MemoryError:
         raise
     except Exception as error:  # shapes that don't fit the architecture, a damaged file
@@ -63,8 +67,9 @@ def load_single_file(path: Path, architecture: str, dtype: Any) -> Any:
     if architecture == SD2:
         scheduler = pipeline.scheduler
         prediction = sd2_prediction_type(path, scheduler.config.prediction_type)
-        pipeline.scheduler = type(scheduler).from_config(scheduler.config,
-                                                         prediction_type=prediction)  # fmt: skip
+        pipeline.scheduler = type(scheduler).from_config(
+            scheduler.config, prediction_type=prediction
+        )
     return pipeline
 
 
@@ -89,8 +94,9 @@ def sd2_prediction_type(path: Path, default: str) -> str:
     """ "v_prediction" or "epsilon" for an SD 2.x single file: as a config YAML beside it
     says (`parameterization: "v"`, the convention other tools follow), else as its
     weights show (`_V_PREDICTION_PROBE`), else `default`."""
-    sidecar = next((p for p in (path.with_suffix(".yaml"), path.with_suffix(".yml"))
-                    if p.is_file()), None)  # fmt: skip
+    sidecar = next(
+        (p for p in (path.with_suffix(".yaml"), path.with_suffix(".yml")) if p.is_file()), None
+    )
     if sidecar is not None:
         text = sidecar.read_text(encoding="utf-8", errors="replace")
         v = re.search(r"^\s*parameterization:\s*[\"']?v[\"']?\s*$", text, re.MULTILINE)

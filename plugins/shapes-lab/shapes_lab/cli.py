@@ -34,8 +34,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--out", type=Path, required=True)
     render.add_argument("--kind", choices=world.KINDS, help="only this scene kind")
-    render.add_argument("--include-held-out", action="store_true",
-                        help="let the held-out colour-shape pairs appear")  # fmt: skip
+    render.add_argument(
+        "--include-held-out", action="store_true", help="let the held-out colour-shape pairs appear"
+    )
     render.set_defaults(run=cmd_data_render)
 
     ev = commands.add_parser("eval", parents=[common], help="score a backend on Shapes prompts")
@@ -51,7 +52,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     ev.add_argument("--model")
     ev.add_argument("--count", type=int, default=4, help="images per prompt")
     ev.add_argument("--candidates", type=int, help="candidates sampled for ranking")
-    ev.add_argument("--seed", type=int, default=0)  # fmt: skip
+    ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(run=cmd_eval)
 
 
@@ -104,7 +105,7 @@ def _eval_ground_truth(args: argparse.Namespace, judge: Any) -> int:
     lines += [
         f"{r.kind:<10}{r.ground_truth_accuracy:>10.3f}{r.false_pass_rate:>12.3f}" for r in rows
     ]
-    lines.append(f"{'overall':<10}{mean:>10.3f}")  # fmt: skip
+    lines.append(f"{'overall':<10}{mean:>10.3f}")
     emit(args, data, "\n".join(lines))
     return EXIT_OK
 
@@ -128,9 +129,13 @@ def _eval_backend(args: argparse.Namespace, judge: Any) -> int:
             def generate(prompt: str, seed: int, ranked: bool) -> list[Image.Image]:
                 try:
                     request = core.request(
-                        prompt, backend=args.backend, model=args.model, seed=seed,
-                        count=args.count, candidates=candidates if ranked else args.count,
-                    )  # fmt: skip
+                        prompt,
+                        backend=args.backend,
+                        model=args.model,
+                        seed=seed,
+                        count=args.count,
+                        candidates=candidates if ranked else args.count,
+                    )
                 except RequestError as error:
                     raise CliError(f"invalid request: {error}", EXIT_USAGE) from None
                 job = core.engine.submit(request)
@@ -151,10 +156,14 @@ def _eval_backend(args: argparse.Namespace, judge: Any) -> int:
             if not args.json:
                 print(file=sys.stderr)
     report.settings = {
-        "prompts": str(path), "backend": args.backend or core.default_backend(),
-        "model": args.model or "", "count": args.count, "candidates": candidates,
-        "seed": args.seed, "seconds": round(time.perf_counter() - started, 1),
-    }  # fmt: skip
+        "prompts": str(path),
+        "backend": args.backend or core.default_backend(),
+        "model": args.model or "",
+        "count": args.count,
+        "candidates": candidates,
+        "seed": args.seed,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     emit(args, report.to_json(), report.table())
     return EXIT_OK if report.tallies else EXIT_FAILED
 

@@ -61,8 +61,10 @@ def make_prompt_set(seed: int, per_kind: int, held_out_per_kind: int) -> list[Ev
     from shapes_lab.captions import write_caption
 
     prompts: list[EvalPrompt] = []
-    sections = [("seen", world.KINDS, per_kind, "seen"), ("held_out", HELD_OUT_KINDS,
-                held_out_per_kind, "held_out")]  # fmt: skip
+    sections = [
+        ("seen", world.KINDS, per_kind, "seen"),
+        ("held_out", HELD_OUT_KINDS, held_out_per_kind, "held_out"),
+    ]
     for split, kinds, n, pairs in sections:
         sampler = SceneSampler(seed, kinds=kinds, pairs=pairs)  # type: ignore[arg-type]
         rng = random.Random(seed)
@@ -116,18 +118,26 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         def entry(t: Tally) -> dict[str, Any]:
-            return {"score": round(t.score, 4), "unranked_score": round(t.unranked_score, 4),
-                    "prompts": t.prompts, "images": t.images}  # fmt: skip
+            return {
+                "score": round(t.score, 4),
+                "unranked_score": round(t.unranked_score, 4),
+                "prompts": t.prompts,
+                "images": t.images,
+            }
 
         data: dict[str, Any] = {
-            "overall": {"score": round(self.mean("seen"), 4),
-                        "unranked_score": round(self.mean("seen", True), 4)},
-        }  # fmt: skip
+            "overall": {
+                "score": round(self.mean("seen"), 4),
+                "unranked_score": round(self.mean("seen", True), 4),
+            },
+        }
         data |= {k: entry(self.tallies["seen", k]) for k in self.kinds("seen")}
         if self.kinds("held_out"):
             held = {k: entry(self.tallies["held_out", k]) for k in self.kinds("held_out")}
-            held["overall"] = {"score": round(self.mean("held_out"), 4),
-                               "unranked_score": round(self.mean("held_out", True), 4)}  # fmt: skip
+            held["overall"] = {
+                "score": round(self.mean("held_out"), 4),
+                "unranked_score": round(self.mean("held_out", True), 4),
+            }
             data["held_out"] = held
         data["settings"] = self.settings
         return data
@@ -138,8 +148,10 @@ class Report:
         for split in SPLITS:
             for kind in self.kinds(split):
                 t = self.tallies[split, kind]
-                lines.append(f"{split:<9}{kind:<10}{t.prompts:>8}{t.images:>8}"
-                             f"{t.score:>8.3f}{t.unranked_score:>10.3f}")  # fmt: skip
+                lines.append(
+                    f"{split:<9}{kind:<10}{t.prompts:>8}{t.images:>8}"
+                    f"{t.score:>8.3f}{t.unranked_score:>10.3f}"
+                )
             if self.kinds(split):
                 label = f"{split}: mean over kinds"
                 lines.append(f"{label:<35}{self.mean(split):>8.3f}{self.mean(split, True):>10.3f}")

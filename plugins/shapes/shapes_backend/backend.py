@@ -41,9 +41,15 @@ class ModelFilesMissing(FileNotFoundError):
 def capabilities(devices: tuple[str, ...]) -> Capabilities:
     """What the built-in model does, whichever runtime runs it."""
     return Capabilities(
-        fixed_sizes=((64, 64),), max_count=16, max_candidates=64, default_guidance=DEFAULT_GUIDANCE,
-        max_guidance=10.0, samplers=("top-k",), devices=devices, ranks=True,
-    )  # fmt: skip
+        fixed_sizes=((64, 64),),
+        max_count=16,
+        max_candidates=64,
+        default_guidance=DEFAULT_GUIDANCE,
+        max_guidance=10.0,
+        samplers=("top-k",),
+        devices=devices,
+        ranks=True,
+    )
 
 
 def model_info(folder: Path = SHIPPED) -> ModelInfo:
@@ -51,10 +57,14 @@ def model_info(folder: Path = SHIPPED) -> ModelInfo:
     weights = folder / TRANSFORMER
     size = sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) if folder.is_dir() else 0
     return ModelInfo(
-        ref=MODEL_REF, name=f"{model_label(folder)} (built in)", architecture="dall-e-style transformer",
-        format="safetensors", size_bytes=size, hash=_short_hash(weights),
+        ref=MODEL_REF,
+        name=f"{model_label(folder)} (built in)",
+        architecture="dall-e-style transformer",
+        format="safetensors",
+        size_bytes=size,
+        hash=_short_hash(weights),
         description="Draws the Shapes world: coloured shapes, counts, places and relations.",
-    )  # fmt: skip
+    )
 
 
 @cache
@@ -178,9 +188,13 @@ def generate_candidates(
             ctx.preview(preview_tiles(partial))
 
     result = pipeline.generate(
-        request.prompt, request.candidates, request.seed, options,
-        rank=bool(request.options.get("rank", True)), on_progress=on_progress,
-    )  # fmt: skip
+        request.prompt,
+        request.candidates,
+        request.seed,
+        options,
+        rank=bool(request.options.get("rank", True)),
+        on_progress=on_progress,
+    )
     return [
         Candidate(image, score=float(score))
         for image, score in zip(result.images, result.scores, strict=True)

@@ -14,13 +14,38 @@ from shapes_backend import world
 
 # Openings a caption may start with; they name nothing.
 FILLER_PREFIXES: Final = (
-    "a picture of", "an image of", "a drawing of", "a photo of", "an illustration of",
-    "a render of", "a rendering of", "a sketch of", "a scene with", "an image with",
-    "a picture with", "a picture showing", "an image showing", "picture of", "image of",
-    "please draw", "draw", "draw me", "please draw me", "show me", "please show", "paint",
-    "sketch", "render", "generate", "create", "make", "i want", "i would like",
-    "can you draw", "there is",
-)  # fmt: skip
+    "a picture of",
+    "an image of",
+    "a drawing of",
+    "a photo of",
+    "an illustration of",
+    "a render of",
+    "a rendering of",
+    "a sketch of",
+    "a scene with",
+    "an image with",
+    "a picture with",
+    "a picture showing",
+    "an image showing",
+    "picture of",
+    "image of",
+    "please draw",
+    "draw",
+    "draw me",
+    "please draw me",
+    "show me",
+    "please show",
+    "paint",
+    "sketch",
+    "render",
+    "generate",
+    "create",
+    "make",
+    "i want",
+    "i would like",
+    "can you draw",
+    "there is",
+)
 PLURAL_FILLER_PREFIXES: Final = ("there are",)  # for a first object counted 2 or more
 
 # Words that go before a count: "exactly three hearts".
@@ -28,8 +53,16 @@ COUNT_ADVERBS: Final = ("exactly", "only", "just")
 
 # Joining two objects that have no relation between them.
 CONNECTORS: Final = (
-    "and", "and", "and", ", and", "plus", "as well as", "along with", "together with", "with",
-)  # fmt: skip
+    "and",
+    "and",
+    "and",
+    ", and",
+    "plus",
+    "as well as",
+    "along with",
+    "together with",
+    "with",
+)
 
 # Optional words before a relation phrase: "a star that is above a heart".
 RELATION_LEADS: Final = (
@@ -70,10 +103,15 @@ _VERTICAL: Final = {"top": ("top", "upper"), "bottom": ("bottom", "lower")}
 def _corner_phrases(vertical: str, horizontal: str) -> Iterator[str]:
     for v in _VERTICAL[vertical]:
         yield from (
-            f"in the {v} {horizontal} corner", f"in the {v}-{horizontal} corner",
-            f"at the {v} {horizontal}", f"at the {v}-{horizontal}", f"in the {v} {horizontal}",
-            f"near the {v} {horizontal} corner", f"{v} {horizontal} corner", f"{v}-{horizontal}",
-        )  # fmt: skip
+            f"in the {v} {horizontal} corner",
+            f"in the {v}-{horizontal} corner",
+            f"at the {v} {horizontal}",
+            f"at the {v}-{horizontal}",
+            f"in the {v} {horizontal}",
+            f"near the {v} {horizontal} corner",
+            f"{v} {horizontal} corner",
+            f"{v}-{horizontal}",
+        )
 
 
 def _edge_phrases(edge: str) -> tuple[str, ...]:
@@ -155,15 +193,28 @@ def takes_place_suffix(phrase: str) -> bool:
 # Background phrases: "{lead} {bg} {noun}", "{bg}" being a world.BACKGROUND_WORDS word.
 BACKGROUND_NOUNS: Final = ("background", "backdrop")
 BACKGROUND_END_TEMPLATES: Final = (
-    "on a {bg} background", "on a {bg} backdrop", "on {bg}", "against a {bg} background",
-    "against a {bg} backdrop", "with a {bg} background", "over a {bg} background",
-    "in front of a {bg} background", ", {bg} background", "on a plain {bg} background",
-    "on the {bg} background", "on a solid {bg} background", ". background: {bg}",
-)  # fmt: skip
+    "on a {bg} background",
+    "on a {bg} backdrop",
+    "on {bg}",
+    "against a {bg} background",
+    "against a {bg} backdrop",
+    "with a {bg} background",
+    "over a {bg} background",
+    "in front of a {bg} background",
+    ", {bg} background",
+    "on a plain {bg} background",
+    "on the {bg} background",
+    "on a solid {bg} background",
+    ". background: {bg}",
+)
 BACKGROUND_START_TEMPLATES: Final = (
-    "on a {bg} background,", "{bg} background:", "against a {bg} backdrop,", "on {bg}:",
-    "a {bg} background with", "{bg} backdrop,",
-)  # fmt: skip
+    "on a {bg} background,",
+    "{bg} background:",
+    "against a {bg} backdrop,",
+    "on {bg}:",
+    "a {bg} background with",
+    "{bg} backdrop,",
+)
 
 _BG_LEADS: Final = ("", "on", "against", "with", "over", "upon", "in front of", "in", "behind")
 _BG_ARTICLES: Final = ("", "a", "the")
@@ -192,28 +243,125 @@ POST_COLOR_LEADS: Final = ("in", "colored", "coloured", "painted")
 # Counts the world never draws (above 4) are still read honestly: "five stars" is 5.
 EXTRA_NUMBER_WORDS: Final[dict[int, tuple[str, ...]]] = {
     2: ("pair of", "a couple of", "couple of"),
-    5: ("five", "5"), 6: ("six", "6"), 7: ("seven", "7"), 8: ("eight", "8"),
-    9: ("nine", "9"), 10: ("ten", "10"),
-}  # fmt: skip
+    5: ("five", "5"),
+    6: ("six", "6"),
+    7: ("seven", "7"),
+    8: ("eight", "8"),
+    9: ("nine", "9"),
+    10: ("ten", "10"),
+}
 ARTICLES: Final = ("a", "an")
 
 # Extra shape words the parser accepts (never written).
 EXTRA_SHAPE_WORDS: Final[dict[str, tuple[str, ...]]] = {"circle": ("disk",)}
 
 # Words that name nothing but are common in prompts; known, so never reported unknown.
-FILLER_WORDS: Final = frozenset((
-    "the", "some", "exactly", "only", "just", "with", "and", "plus", "of", "on", "in", "at", "to",
-    "is", "are", "there", "please", "draw", "me", "show", "picture", "image", "photo", "drawing",
-    "illustration", "render", "rendering", "sketch", "scene", "generate", "make", "create",
-    "paint", "want", "would", "like", "can", "could", "you", "showing", "containing", "contains",
-    "has", "have", "having", "as", "well", "along", "together", "also", "it", "its", "their",
-    "that", "which", "this", "these", "those", "each", "both", "shape", "shapes", "object",
-    "objects", "thing", "things", "colored", "coloured", "sized", "size", "side", "corner",
-    "edge", "part", "half", "area", "region", "canvas", "frame", "background", "backdrop",
-    "color", "colour", "placed", "located", "positioned", "sitting", "standing", "directly",
-    "next", "near", "by", "single", "very", "i", "we", "let", "s", "plain", "solid", "flat",
-    "uniform",
-))  # fmt: skip
+FILLER_WORDS: Final = frozenset(
+    (
+        "the",
+        "some",
+        "exactly",
+        "only",
+        "just",
+        "with",
+        "and",
+        "plus",
+        "of",
+        "on",
+        "in",
+        "at",
+        "to",
+        "is",
+        "are",
+        "there",
+        "please",
+        "draw",
+        "me",
+        "show",
+        "picture",
+        "image",
+        "photo",
+        "drawing",
+        "illustration",
+        "render",
+        "rendering",
+        "sketch",
+        "scene",
+        "generate",
+        "make",
+        "create",
+        "paint",
+        "want",
+        "would",
+        "like",
+        "can",
+        "could",
+        "you",
+        "showing",
+        "containing",
+        "contains",
+        "has",
+        "have",
+        "having",
+        "as",
+        "well",
+        "along",
+        "together",
+        "also",
+        "it",
+        "its",
+        "their",
+        "that",
+        "which",
+        "this",
+        "these",
+        "those",
+        "each",
+        "both",
+        "shape",
+        "shapes",
+        "object",
+        "objects",
+        "thing",
+        "things",
+        "colored",
+        "coloured",
+        "sized",
+        "size",
+        "side",
+        "corner",
+        "edge",
+        "part",
+        "half",
+        "area",
+        "region",
+        "canvas",
+        "frame",
+        "background",
+        "backdrop",
+        "color",
+        "colour",
+        "placed",
+        "located",
+        "positioned",
+        "sitting",
+        "standing",
+        "directly",
+        "next",
+        "near",
+        "by",
+        "single",
+        "very",
+        "i",
+        "we",
+        "let",
+        "s",
+        "plain",
+        "solid",
+        "flat",
+        "uniform",
+    )
+)
 
 
 def plural_forms(word: str) -> tuple[str, ...]:

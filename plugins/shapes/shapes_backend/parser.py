@@ -18,11 +18,22 @@ from shapes_backend.scene import ObjectSpec, PromptSpec, RelationSpec
 
 # What a matched phrase means: (tag, value). Values are canonical names or counts.
 ARTICLE, NUMBER, ONE, ONES, SIZE, COLOR, POST_COLOR = (
-    "article", "number", "one", "ones", "size", "color", "post_color",
-)  # fmt: skip
+    "article",
+    "number",
+    "one",
+    "ones",
+    "size",
+    "color",
+    "post_color",
+)
 SHAPE, SHAPES, RELATION, PLACE, BACKGROUND, FILLER = (
-    "shape", "shapes", "relation", "place", "background", "filler",
-)  # fmt: skip
+    "shape",
+    "shapes",
+    "relation",
+    "place",
+    "background",
+    "filler",
+)
 Lexeme = tuple[str, Any]
 
 _END = ""  # trie key of a node's meaning; never a word, as words are non-empty

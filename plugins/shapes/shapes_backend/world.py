@@ -34,10 +34,16 @@ SIZES: Final[dict[str, tuple[int, int]]] = {
 }
 
 PLACES: Final = (
-    "top left", "top", "top right",
-    "left", "center", "right",
-    "bottom left", "bottom", "bottom right",
-)  # fmt: skip
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "center",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
 
 RELATIONS: Final = ("left of", "right of", "above", "below")
 

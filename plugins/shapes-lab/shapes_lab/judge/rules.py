@@ -94,8 +94,11 @@ def _geometry(
 def _relation_failure(a: Detection, b: Detection, relation: str, margin: float) -> list[str]:
     if world.relation_holds(a.center, b.center, a.size_px, b.size_px, relation, margin):
         return []
-    seen = [r for r in world.RELATIONS
-            if world.relation_holds(a.center, b.center, a.size_px, b.size_px, r)]  # fmt: skip
+    seen = [
+        r
+        for r in world.RELATIONS
+        if world.relation_holds(a.center, b.center, a.size_px, b.size_px, r)
+    ]
     actual = f"{a.describe()} is {seen[0]} {b.describe()}" if seen else "no relation holds"
     return [f"relation '{relation}' does not hold ({actual})"]
 

@@ -104,9 +104,17 @@ class ItemMaker:
 
     def junk(self) -> Item:
         makers = (
-            self.merged, self.occluded, self.cut, self.stretched, self.turned,
-            self.oval, self.bar, self.blob, self.scribble, self.hollow,
-        )  # fmt: skip
+            self.merged,
+            self.occluded,
+            self.cut,
+            self.stretched,
+            self.turned,
+            self.oval,
+            self.bar,
+            self.blob,
+            self.scribble,
+            self.hollow,
+        )
         return makers[int(self.rng.integers(len(makers)))]()
 
     # Each junk maker draws into a frame of `size` 4x pixels, centred at c.

@@ -47,10 +47,12 @@ def train(
     data = build(n_images, seed)
     validation = build(n_validation, seed + VALIDATION_SEED_OFFSET)
     x, y, _ = data.arrays()
-    log(f"data: {len(y)} training components from {n_images} images, "
+    log(
+        f"data: {len(y)} training components from {n_images} images, "
         f"{len(validation.y)} validation from {n_validation}; "
         f"class counts {np.bincount(y, minlength=len(CLASSES)).tolist()}; "
-        f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+        f"{time.perf_counter() - started:.0f} s"
+    )
 
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-3
     sizes = (x.shape[1], *HIDDEN, len(CLASSES))
@@ -93,8 +95,10 @@ def train(
     )
     report(classifier, validation, log)
     save_weights(classifier, out, {"seed": str(seed), "images": str(n_images)})
-    log(f"saved {out} ({out.stat().st_size / 1024:.0f} KiB); "
-        f"total {time.perf_counter() - started:.0f} s")  # fmt: skip
+    log(
+        f"saved {out} ({out.stat().st_size / 1024:.0f} KiB); "
+        f"total {time.perf_counter() - started:.0f} s"
+    )
     return classifier
 
 
@@ -153,10 +157,12 @@ def report(classifier: ShapeClassifier, validation: Samples, log: Callable[[str]
     shapes = rows[:, 0].astype(int)
     side = np.sqrt(rows[:, 2] / classifier.area_k[shapes])
     dy = rows[:, 3] - classifier.center_dy[shapes] * side
-    log(f"size error (px): max {np.abs(side - rows[:, 1]).max():.3f}, "
+    log(
+        f"size error (px): max {np.abs(side - rows[:, 1]).max():.3f}, "
         f"mean {np.abs(side - rows[:, 1]).mean():.3f}; centre y error (px): "
         f"max {np.abs(dy).max():.3f}; k {np.round(classifier.area_k, 4).tolist()}; "
-        f"dy/side {np.round(classifier.center_dy, 4).tolist()}")  # fmt: skip
+        f"dy/side {np.round(classifier.center_dy, 4).tolist()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,8 +180,10 @@ def main(argv: list[str] | None = None) -> None:
             print(line, flush=True)
             log_file.write(line + "\n")
 
-        log(f"train --out {args.out} --seed {args.seed} --images {args.images} "
-            f"--validation {args.validation} --epochs {args.epochs}")  # fmt: skip
+        log(
+            f"train --out {args.out} --seed {args.seed} --images {args.images} "
+            f"--validation {args.validation} --epochs {args.epochs}"
+        )
         train(args.out, args.seed, args.images, args.validation, args.epochs, log)
 
 

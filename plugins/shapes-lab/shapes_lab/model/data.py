@@ -45,8 +45,16 @@ class CaptionedBatches:
     their tokens with one of the transformer's typical mistakes (`near_miss`). `labels`
     adds what covers each patch (`patch_labels`)."""
 
-    def __init__(self, tokenizers: Tokenizers, batch: int, seed: int, start_step: int = 0,
-                 negatives: int = 0, twins: int = 0, labels: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        tokenizers: Tokenizers,
+        batch: int,
+        seed: int,
+        start_step: int = 0,
+        negatives: int = 0,
+        twins: int = 0,
+        labels: bool = False,
+    ) -> None:
         self.tokenizers, self.batch, self.seed = tokenizers, batch, seed
         self.negatives, self.twins, self.labels = negatives, twins, labels
         self.step = start_step
@@ -70,8 +78,9 @@ class CaptionedBatches:
                 twin = None
             if twin is not None:
                 group.append(dataclasses.replace(twin, caption=write_caption(changed, self.rng)))
-        return [(scene, [self._negative(scene.spec) for _ in range(self.negatives)])
-                for scene in group]  # fmt: skip
+        return [
+            (scene, [self._negative(scene.spec) for _ in range(self.negatives)]) for scene in group
+        ]
 
     def _draw_batch(self) -> list[tuple[Scene, list[str]]]:
         drawn: list[tuple[Scene, list[str]]] = []
@@ -91,8 +100,9 @@ class CaptionedBatches:
         text_of = self.tokenizers.text.encode
         text = torch.from_numpy(np.stack([text_of(scene.caption).ids for scene, _ in drawn]))
         if self.negatives:
-            return self._ranker_batch(text, [scene for scene, _ in drawn],
-                                      [captions for _, captions in drawn])  # fmt: skip
+            return self._ranker_batch(
+                text, [scene for scene, _ in drawn], [captions for _, captions in drawn]
+            )
         image_tokens = self.tokenizers.image
         images = [render_array(scene) for scene, _ in drawn]
         encoded = [image_tokens.encode(image) for image in images]
@@ -100,8 +110,9 @@ class CaptionedBatches:
         patches = torch.from_numpy(np.stack([t for _, t in encoded]))
         return Batch(text, backgrounds=backgrounds, patches=patches)
 
-    def _ranker_batch(self, text: torch.Tensor, scenes: list[Scene],
-                      negatives: list[list[str]]) -> Batch:  # fmt: skip
+    def _ranker_batch(
+        self, text: torch.Tensor, scenes: list[Scene], negatives: list[list[str]]
+    ) -> Batch:
         image_tokens, patch = self.tokenizers.image, self.tokenizers.image.patch_h
         images, owners, labels = [], [], []
         for scene in scenes:
@@ -129,8 +140,9 @@ class CaptionedBatches:
 TokenBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # text, backgrounds, patches
 
 
-def transformer_batches(tokenizers: Tokenizers, batch: int, seed: int, start_step: int = 0,
-                        workers: int = 0) -> Iterator[TokenBatch]:  # fmt: skip
+def transformer_batches(
+    tokenizers: Tokenizers, batch: int, seed: int, start_step: int = 0, workers: int = 0
+) -> Iterator[TokenBatch]:
     """The transformer's batches, endlessly. With `workers` processes each renders its own
     stream (seeded `seed * 1009 + worker`) and the batches come round-robin, for a trainer
     faster than one core renders; with none, `CaptionedBatches` runs in this process."""
@@ -138,9 +150,12 @@ def transformer_batches(tokenizers: Tokenizers, batch: int, seed: int, start_ste
         yield from _WorkerStream(tokenizers, batch, seed, start_step)
         return
     loader = torch.utils.data.DataLoader(
-        _WorkerStream(tokenizers, batch, seed, start_step), batch_size=None,
-        num_workers=workers, prefetch_factor=4, pin_memory=torch.cuda.is_available(),
-    )  # fmt: skip
+        _WorkerStream(tokenizers, batch, seed, start_step),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4,
+        pin_memory=torch.cuda.is_available(),
+    )
     yield from loader
 
 

@@ -1,6 +1,6 @@
 """Export the built-in model as ONNX graphs that read their weights from the safetensors.
 
-    .venv/bin/python -m shapes_lab.model.export_onnx resources/shapes/model
+    .venv/bin/python -m shapes_lab.model.export_onnx plugins/shapes/shapes_backend/weights
 
 Writes, beside the bundle's safetensors files:
 - `transformer-prefix.onnx`: text embeddings (G, T, d) -> last hidden state, KV cache,
@@ -83,8 +83,9 @@ class Step(nn.Module):
         return (self.model.ln_out(x)[:, -1], *_flat(new))
 
 
-def _attend(attention, x: Tensor, prompt: tuple[Tensor, Tensor], past: tuple[Tensor, Tensor],
-            mask: Tensor):  # fmt: skip
+def _attend(
+    attention, x: Tensor, prompt: tuple[Tensor, Tensor], past: tuple[Tensor, Tensor], mask: Tensor
+):
     """`Attention.forward` for one token per row over its group's prompt (keys transposed
     and pre-scaled, (G, heads, head, T); values (G, heads, T, head)) and its own earlier
     tokens (S, B, heads, head) where `mask` (additive: 0 or -inf) allows; the token also
@@ -130,8 +131,18 @@ def export(bundle: Path) -> list[Path]:
         x = torch.randn(groups, c.text_length, c.width)
         axes = {"x": {0: "batch"}, "h": {0: "batch"}}
         axes |= {name: {0: "batch", 3 if "_k_" in name else 2: "length"} for name in present}
-        written.append(_export(Prefix(transformer), (x,), bundle / PREFIX, ["x"],
-                               ["h", *present], axes, bundle / TRANSFORMER, "model."))  # fmt: skip
+        written.append(
+            _export(
+                Prefix(transformer),
+                (x,),
+                bundle / PREFIX,
+                ["x"],
+                ["h", *present],
+                axes,
+                bundle / TRANSFORMER,
+                "model.",
+            )
+        )
         new = cache_names(c.layers, "new")
         axes = {name: {0: "batch"} for name in ("x", "h", *new)}
         axes |= {name: {0: "length", 1: "batch"} for name in past}
@@ -143,9 +154,18 @@ def export(bundle: Path) -> list[Path]:
         cache += [torch.randn(length, batch, c.heads, head)] * (2 * c.layers)
         mask = torch.zeros(1, 1, 1, length)
         inputs = (torch.randn(batch, 1, c.width), torch.tensor([c.text_length]), mask, *cache)
-        written.append(_export(Step(transformer), inputs, bundle / STEP,
-                               ["x", "position", "mask", *prompt, *past], ["h", *new], axes,
-                               bundle / TRANSFORMER, "model."))  # fmt: skip
+        written.append(
+            _export(
+                Step(transformer),
+                inputs,
+                bundle / STEP,
+                ["x", "position", "mask", *prompt, *past],
+                ["h", *new],
+                axes,
+                bundle / TRANSFORMER,
+                "model.",
+            )
+        )
     # nn.TransformerEncoderLayer's fused inference path has no ONNX form: export the
     # layers as plain operators.
     fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -156,21 +176,37 @@ def export(bundle: Path) -> list[Path]:
             ("embed_images", RANKER_IMAGE, torch.zeros(batch, 64, 64, 3, dtype=torch.uint8)),
         ):
             key = "text" if method == "embed_text" else "images"
-            written.append(_export(RankerEncoder(ranker, method), (example,), bundle / name,
-                                   [key], ["embedding"],
-                                   {key: {0: "batch"}, "embedding": {0: "batch"}},
-                                   bundle / RANKER, "ranker."))  # fmt: skip
+            written.append(
+                _export(
+                    RankerEncoder(ranker, method),
+                    (example,),
+                    bundle / name,
+                    [key],
+                    ["embedding"],
+                    {key: {0: "batch"}, "embedding": {0: "batch"}},
+                    bundle / RANKER,
+                    "ranker.",
+                )
+            )
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     return written
 
 
-def _export(module, inputs, path: Path, input_names, output_names, axes, weights: Path,
-            prefix: str) -> Path:  # fmt: skip
+def _export(
+    module, inputs, path: Path, input_names, output_names, axes, weights: Path, prefix: str
+) -> Path:
     torch.onnx.export(
-        module, inputs, str(path), input_names=input_names, output_names=output_names,
-        dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=False,
-    )  # fmt: skip
+        module,
+        inputs,
+        str(path),
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_axes=axes,
+        opset_version=OPSET,
+        dynamo=False,
+        do_constant_folding=False,
+    )
     point_at_safetensors(path, weights, prefix)
     return path
 

@@ -78,9 +78,11 @@ def _swap_pair(spec: PromptSpec, rng: random.Random) -> PromptSpec | None:
 def _relation(spec: PromptSpec, rng: random.Random) -> PromptSpec | None:
     if spec.relation is None:
         return None
-    other = OPPOSITE[spec.relation.type] if rng.random() < 0.6 else rng.choice(
-        [r for r in world.RELATIONS if r != spec.relation.type]
-    )  # fmt: skip
+    other = (
+        OPPOSITE[spec.relation.type]
+        if rng.random() < 0.6
+        else rng.choice([r for r in world.RELATIONS if r != spec.relation.type])
+    )
     return dataclasses.replace(spec, relation=dataclasses.replace(spec.relation, type=other))
 
 

@@ -19,8 +19,9 @@ IMAGES = 4
 CANDIDATES = 16
 
 
-def quick_eval(bundle: Path, per_kind: int, seed: int, ranked: bool,
-               transformer: Path | None = None) -> dict[str, float]:  # fmt: skip
+def quick_eval(
+    bundle: Path, per_kind: int, seed: int, ranked: bool, transformer: Path | None = None
+) -> dict[str, float]:
     """Pass rates per kind (seen pairs), their mean, and the held-out mean."""
     model = load_module(ShapesTransformer, TransformerConfig, transformer or bundle / TRANSFORMER)
     ranker = None
@@ -43,5 +44,8 @@ def quick_eval(bundle: Path, per_kind: int, seed: int, ranked: bool,
         return {}
     scores = {kind: float(np.mean(passed["seen", kind])) for kind in world.KINDS}
     held_out = [float(np.mean(v)) for (split, _), v in passed.items() if split == "held_out"]
-    return {"overall": float(np.mean(list(scores.values()))), **scores,
-            "held_out": float(np.mean(held_out))}  # fmt: skip
+    return {
+        "overall": float(np.mean(list(scores.values()))),
+        **scores,
+        "held_out": float(np.mean(held_out)),
+    }

@@ -118,10 +118,22 @@ def train(
 
 
 def _start_ranker_process(config: TrainConfig, run: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "shapes_lab.model.train", "--config", config.name,
-               "--seed", str(config.seed), "--run", str(run.resolve()), "--threads", "1",
-               "--stages", "ranker"]  # fmt: skip
-    return subprocess.Popen(command, cwd=Path(__file__).resolve().parents[3])
+    command = [
+        sys.executable,
+        "-m",
+        "shapes_lab.model.train",
+        "--config",
+        config.name,
+        "--seed",
+        str(config.seed),
+        "--run",
+        str(run.resolve()),
+        "--threads",
+        "1",
+        "--stages",
+        "ranker",
+    ]
+    return subprocess.Popen(command)  # the lab is installed: no working folder needed
 
 
 def stage_tokenizers(config: TrainConfig, bundle: Path, log: RunLog) -> Tokenizers:
@@ -189,8 +201,9 @@ class Checkpoint:
         if not force and time.monotonic() - self.last < self.every:
             return
         tmp = self.path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step}, tmp)  # fmt: skip
+        torch.save(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp
+        )
         os.replace(tmp, self.path)
         self.last = time.monotonic()
 
@@ -200,14 +213,18 @@ def new_transformer(
 ) -> tuple[ShapesTransformer, torch.optim.AdamW]:
     """The transformer's initial weights (seeded) and its optimizer, as every run starts."""
     model_config = TransformerConfig(
-        text_vocab=tokenizers.text.size, n_codes=tokenizers.image.n_codes,
-        n_patches=tokenizers.image.n_patches, width=config.width, layers=config.layers,
+        text_vocab=tokenizers.text.size,
+        n_codes=tokenizers.image.n_codes,
+        n_patches=tokenizers.image.n_patches,
+        width=config.width,
+        layers=config.layers,
         heads=config.heads,
-    )  # fmt: skip
+    )
     torch.manual_seed(config.seed)  # the initial weights, before any resume
     model = ShapesTransformer(model_config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
-                                  weight_decay=0.01)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=0.01
+    )
     return model, optimizer
 
 
@@ -229,9 +246,15 @@ def transformer_update(
 
 
 def stage_transformer(
-    config: TrainConfig, tokenizers: Tokenizers, run: Path, log: RunLog,
-    device: str = "cpu", workers: int = 0, minutes: float | None = None, threads: int = 1,
-) -> ShapesTransformer:  # fmt: skip
+    config: TrainConfig,
+    tokenizers: Tokenizers,
+    run: Path,
+    log: RunLog,
+    device: str = "cpu",
+    workers: int = 0,
+    minutes: float | None = None,
+    threads: int = 1,
+) -> ShapesTransformer:
     """Train (or resume) the transformer on `device`, with scenes rendered by `workers`
     processes; `minutes` bounds the wall time (the learning rate decays to fit it). From
     step `config.all_threads_from` on it takes all `threads`: the ranker beside it is
@@ -244,14 +267,18 @@ def stage_transformer(
     checkpoint = Checkpoint(run / "transformer.ckpt", config.checkpoint_seconds)
     step = checkpoint.load(model, optimizer)
     params = sum(p.numel() for p in model.parameters())
-    log(f"transformer: {params / 1e6:.2f} M parameters, from step {step} of {config.steps}, "
-        f"on {device} with {workers} data workers")  # fmt: skip
+    log(
+        f"transformer: {params / 1e6:.2f} M parameters, from step {step} of {config.steps}, "
+        f"on {device} with {workers} data workers"
+    )
     fresh_every = 1 + config.replay  # one fresh batch, then `replay` recent ones
-    batches = transformer_batches(tokenizers, config.batch, config.seed,
-                                  start_step=step // fresh_every, workers=workers)  # fmt: skip
+    batches = transformer_batches(
+        tokenizers, config.batch, config.seed, start_step=step // fresh_every, workers=workers
+    )
     recent: deque[tuple[torch.Tensor, ...]] = deque(maxlen=256)
-    schedule = Schedule(config.steps, config.warmup, config.lr,
-                        minutes * 60 if minutes else None, config.restarts)  # fmt: skip
+    schedule = Schedule(
+        config.steps, config.warmup, config.lr, minutes * 60 if minutes else None, config.restarts
+    )
     bf16 = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
     window: list[tuple[float, float]] = []
     started = time.monotonic()
@@ -280,13 +307,22 @@ def stage_transformer(
         if step % config.log_every == 0 or schedule.done(step):
             text_mean, image_mean = np.mean(window, axis=0)
             rate = len(window) * config.batch / (time.monotonic() - started)
-            log(f"transformer step {step}", text_loss=float(text_mean),
-                image_loss=float(image_mean), samples_per_s=round(rate, 1))  # fmt: skip
+            log(
+                f"transformer step {step}",
+                text_loss=float(text_mean),
+                image_loss=float(image_mean),
+                samples_per_s=round(rate, 1),
+            )
             window, started = [], time.monotonic()
         if step % config.eval_every == 0 and not schedule.done(step):
             save_module(model, model.config, final.with_suffix(".eval"))
-            scores = quick_eval(run / "bundle", config.eval_prompts_per_kind, config.seed,
-                                ranked=False, transformer=final.with_suffix(".eval"))  # fmt: skip
+            scores = quick_eval(
+                run / "bundle",
+                config.eval_prompts_per_kind,
+                config.seed,
+                ranked=False,
+                transformer=final.with_suffix(".eval"),
+            )
             log(f"evaluation at step {step} (unranked)", **scores)
             started = time.monotonic()
         checkpoint.maybe_save(model, optimizer, step, force=schedule.done(step))
@@ -300,9 +336,11 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
     if final.exists():
         return
     model_config = RankerConfig(
-        text_vocab=tokenizers.text.size, width=config.ranker_width,
-        image_layers=config.ranker_image_layers, embed=config.ranker_width,
-    )  # fmt: skip
+        text_vocab=tokenizers.text.size,
+        width=config.ranker_width,
+        image_layers=config.ranker_image_layers,
+        embed=config.ranker_width,
+    )
     torch.manual_seed(config.seed + 1)
     model = ShapesRanker(model_config)
     heads = PatchHeads(config.ranker_width) if config.ranker_patch_heads else None
@@ -310,12 +348,19 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
     optimizer = torch.optim.AdamW(trained.parameters(), lr=config.ranker_lr, weight_decay=0.01)
     checkpoint = Checkpoint(run / "ranker.ckpt", config.checkpoint_seconds)
     step = checkpoint.load(trained, optimizer)
-    log(f"ranker: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
-        f"from step {step} of {config.ranker_steps}")  # fmt: skip
-    batches = CaptionedBatches(tokenizers, config.ranker_batch, config.seed + 1, start_step=step,
-                               negatives=config.ranker_negatives,
-                               twins=config.ranker_twins,
-                               labels=heads is not None)  # fmt: skip
+    log(
+        f"ranker: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+        f"from step {step} of {config.ranker_steps}"
+    )
+    batches = CaptionedBatches(
+        tokenizers,
+        config.ranker_batch,
+        config.seed + 1,
+        start_step=step,
+        negatives=config.ranker_negatives,
+        twins=config.ranker_twins,
+        labels=heads is not None,
+    )
     schedule = Schedule(config.ranker_steps, config.warmup // 2, config.ranker_lr)
     losses, correct, started = [], [], time.monotonic()
     while step < config.ranker_steps:
@@ -324,8 +369,9 @@ def stage_ranker(config: TrainConfig, tokenizers: Tokenizers, run: Path, log: Ru
         used = int(max((batch.text != PAD).sum(1).max(), (batch.negatives != PAD).sum(2).max()))
         batch.text, batch.negatives = batch.text[:, :used], batch.negatives[..., :used]  # speed
         near_misses = batch.near_misses if config.ranker_near_misses else None
-        loss = model.loss(batch.text, batch.images, batch.negatives, near_misses, heads,
-                          batch.labels)  # fmt: skip
+        loss = model.loss(
+            batch.text, batch.images, batch.negatives, near_misses, heads, batch.labels
+        )
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr(step)
         optimizer.zero_grad(set_to_none=True)
@@ -385,10 +431,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--minutes", type=float, help="wall-time budget of the transformer (its schedule fits it)"
     )
-    parser.add_argument("--stages", default=",".join(STAGES),
-                        help="the stages to train, of: %(default)s")  # fmt: skip
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a configuration field, e.g. ranker_steps=600")  # fmt: skip
+    parser.add_argument(
+        "--stages", default=",".join(STAGES), help="the stages to train, of: %(default)s"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a configuration field, e.g. ranker_steps=600",
+    )
     args = parser.parse_args(argv)
     try:
         config = get_config(args.config, seed=args.seed, **parse_overrides(args.set))
@@ -397,16 +449,27 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run or Path("runs") / config.name
     run.mkdir(parents=True, exist_ok=True)
     log = RunLog(run / "log.txt")
-    log(f"training {config.name!r} with seed {config.seed}, {args.threads} threads: "
-        + " ".join(sys.argv))  # fmt: skip
+    log(
+        f"training {config.name!r} with seed {config.seed}, {args.threads} threads: "
+        + " ".join(sys.argv)
+    )
     stages = tuple(args.stages.split(","))
     if not set(stages) <= set(STAGES):
         parser.error(f"--stages takes some of: {', '.join(STAGES)}")
     # The data stream's numpy matmuls would wake OpenBLAS's own threads, which spin on
     # the cores torch is using: one BLAS thread took training from 72 to 97 scenes a second.
     with threadpool_limits(limits=1, user_api="blas"):
-        bundle = train(config, run, args.out, log, stages, args.threads, args.device,
-                       args.workers, args.minutes)  # fmt: skip
+        bundle = train(
+            config,
+            run,
+            args.out,
+            log,
+            stages,
+            args.threads,
+            args.device,
+            args.workers,
+            args.minutes,
+        )
     for folder in (bundle, args.out):
         if folder is not None and folder.is_dir():
             write_model_card(folder, args.version)

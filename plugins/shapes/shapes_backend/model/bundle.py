@@ -48,7 +48,7 @@ class Tokenizers:
 
 
 def model_label(folder: Path) -> str:
-    """"Shapes v5": the name and version the bundle's model card gives ("Shapes, unversioned"
+    """ "Shapes v5": the name and version the bundle's model card gives ("Shapes, unversioned"
     for a bundle without one, such as a test's)."""
     try:
         card = json.loads((folder / MODEL_CARD).read_text(encoding="utf-8"))

@@ -50,8 +50,9 @@ class Generated:
         astray), which the sampler made at odds with its own model."""
         scores = (cosines + LIKELIHOOD_WEIGHT * self.log_likelihoods).astype(np.float32)
         order = np.argsort(-scores, kind="stable")
-        return Generated(self.images[order], scores[order], self.log_likelihoods[order],
-                         self.unknown_words)  # fmt: skip
+        return Generated(
+            self.images[order], scores[order], self.log_likelihoods[order], self.unknown_words
+        )
 
 
 class NoKnownWords(ValueError):

@@ -92,6 +92,23 @@ def pick(log_p: np.ndarray, options: SamplingOptions, rng: np.random.Generator) 
 class OnnxShapesPipeline:
     def __init__(self, folder: Path, prefer_cuda: bool = True, threads: int = 0) -> None:
         """`threads` 0 lets ONNX Runtime choose (one per physical core)."""
+        graphs = [folder / name for name in (PREFIX, STEP, RANKER_TEXT, RANKER_IMAGE)]
+        for path in graphs:
+            if not path.is_file():
+                raise BundleError(
+                    f"{path.name} is missing: export the model with "
+                    "`python -m shapes_lab.model.export_onnx FOLDER`"
+                )
+        # Each weights file hashed once: the prefix and step graphs share one, the two
+        # ranker graphs another (19 MB in all, about 16 ms).
+        recorded = {path: recorded_weights(path) for path in graphs}
+        digests = {weights: _sha256(weights) for weights in {w for w, _ in recorded.values()}}
+        for path, (weights, digest) in recorded.items():
+            if digests[weights] != digest:
+                raise BundleError(
+                    f"{path.name} was exported from other weights than "
+                    f"{weights.name}: export the model again"
+                )
         import onnxruntime as ort
         from safetensors import safe_open
 
@@ -110,16 +127,8 @@ class OnnxShapesPipeline:
         options.log_severity_level = 3  # errors only: CUDA fallback warnings are expected
         options.intra_op_num_threads = threads
         self.sessions: dict[str, Any] = {}
-        hashed: dict[Path, str] = {}
-        for name in (PREFIX, STEP, RANKER_TEXT, RANKER_IMAGE):
-            path = folder / name
-            if not path.is_file():
-                raise BundleError(
-                    f"{name} is missing: export the model with "
-                    "`python -m shapes_lab.model.export_onnx FOLDER`"
-                )
-            check_weights_match(path, hashed)
-            self.sessions[name] = ort.InferenceSession(str(path), options, providers=wanted)
+        for path in graphs:
+            self.sessions[path.name] = ort.InferenceSession(str(path), options, providers=wanted)
         # What the sessions really got, not what was asked for or is installed.
         self.provider = self.sessions[STEP].get_providers()[0]
         self._transposed: dict[str, np.ndarray] = {}
@@ -219,13 +228,10 @@ class OnnxShapesPipeline:
         return (v @ t[0]).astype(np.float32)
 
 
-def check_weights_match(onnx_path: Path, hashed: dict[Path, str] | None = None) -> None:
-    """Refuse graphs exported from other weights than the safetensors beside them.
-
-    Runs before ONNX Runtime opens the graph, whose initializers point into those
-    weights: a graph over a shorter file would fail there with a less useful message.
-    `hashed` carries the digests already taken during one load: the prefix and step
-    graphs share one weights file, the two ranker graphs another."""
+def recorded_weights(onnx_path: Path) -> tuple[Path, str]:
+    """The weights file an exported graph names (beside it) and that file's SHA-256 as
+    recorded at export. Checked before ONNX Runtime opens the graph, whose initializers
+    point into those weights: over a shorter file it would fail with a less useful message."""
     try:
         recorded = model_metadata(onnx_path.read_bytes()).get("weights_sha256", "")
     except (OSError, ValueError) as error:
@@ -234,12 +240,7 @@ def check_weights_match(onnx_path: Path, hashed: dict[Path, str] | None = None) 
     weights = onnx_path.parent / name
     if not name or "/" in name or "\\" in name or not weights.is_file():
         raise BundleError(f"{onnx_path.name} does not name its weights file beside it")
-    hashed = {} if hashed is None else hashed
-    if weights not in hashed:
-        hashed[weights] = _sha256(weights)
-    if hashed[weights] != digest:
-        raise BundleError(f"{onnx_path.name} was exported from other weights than {name}: "
-                          "export the model again")  # fmt: skip
+    return weights, digest
 
 
 def model_metadata(data: bytes) -> dict[str, str]:

@@ -74,8 +74,9 @@ class ShapesPipeline:
             Phrases.of(self.tokenizers.text, prompt),
         )
         images = image.decode_batch(backgrounds.cpu().numpy(), patches.cpu().numpy())
-        generated = Generated(images, np.zeros(n, np.float32), log_likelihoods.numpy(),
-                              encoded.unknown)  # fmt: skip
+        generated = Generated(
+            images, np.zeros(n, np.float32), log_likelihoods.numpy(), encoded.unknown
+        )
         if not rank or self.ranker is None:
             return generated
         cosines = self.ranker.scores(text, torch.from_numpy(images).to(self.device))
