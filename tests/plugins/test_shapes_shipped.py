@@ -98,3 +98,14 @@ def test_cli_generate_with_the_default_backend(capsys, tmp_path) -> None:
     assert len(result["images"]) == 2
     assert main(["generate", "bonjour tout le monde"]) == EXIT_FAILED
     assert "none of the words of this prompt are known" in capsys.readouterr().err
+
+
+def test_the_model_label_comes_from_the_bundle(tmp_path) -> None:
+    from shapes_backend.backend import model_info
+    from shapes_backend.model.bundle import MODEL_CARD, write_model_card
+
+    card = json.loads((SHIPPED / MODEL_CARD).read_text())
+    assert model_info(SHIPPED).name == f"Shapes v{card['version']} (built in)"
+    assert model_info(tmp_path).name == "Shapes, unversioned (built in)"
+    write_model_card(tmp_path, "7")
+    assert model_info(tmp_path).name == "Shapes v7 (built in)"
