@@ -12,8 +12,8 @@ out=$1
 minutes=${2:-8}
 run=${RUN:-/tmp/shapes-gpu}
 mkdir -p "$run/bundle" "$out"
-cp plugins/shapes/shapes_backend/weights/image-tokenizer.safetensors plugins/shapes/shapes_backend/weights/text-vocab.json \
-    "$run/bundle/"
+weights=plugins/shapes/shapes_backend/weights
+cp "$weights/image-tokenizer.safetensors" "$weights/text-vocab.json" "$run/bundle/"
 # One thread per process: numpy's BLAS would start a thread per core in every worker (15
 # workers x 16 threads ran 40x slower on the H200 machine). nproc --all, since plain nproc
 # honours OMP_NUM_THREADS.
