@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from studio.core.engine import Engine
+from studio.core.executors import PROCESS, THREAD, Executor, InThreadExecutor
 from studio.core.history import HistoryStore, ReconcileReport
 from studio.core.history_recovery import Recovery, open_history
 from studio.core.model_files import ModelFile, ModelFileError, identify
@@ -39,13 +42,19 @@ class Core:
     recovery: Recovery | None = None  # the history database was damaged and rebuilt
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike[str] | None = None) -> Core:
+    def open(
+        cls, data_dir: str | os.PathLike[str] | None = None, executor: str | None = THREAD
+    ) -> Core:
+        """The core on `data_dir`. Backends run on the engine's thread (`THREAD`: the CLI,
+        tests), in a worker process (`PROCESS`), or as the settings say (None: the app)."""
         paths = StudioPaths.resolve(data_dir).ensure()
         handler = start_logging(paths.logs)
         history, recovery = open_history(paths.data)
         registry = PluginRegistry()
         settings = Settings.load(paths.settings_file)
-        engine = Engine(registry, history)
+        library = partial(_library, paths, settings)
+        runner = _executor(executor or settings.executor, registry, library, paths.logs)
+        engine = Engine(registry, history, executor=runner)
         reconciled = engine.background(_reconcile, history)
         thumbnails = ThumbnailCache(paths.thumbnails)
         core = cls(
@@ -69,9 +78,7 @@ class Core:
 
     def models(self) -> ModelLibrary:
         """The model library as the settings describe it now."""
-        folders = [self.paths.models, *map(Path, self.settings.model_folders)]
-        added = [Path(p) for p in self.settings.model_paths]
-        return ModelLibrary(folders, added, self.paths.model_hashes)
+        return _library(self.paths, self.settings)
 
     def add_model(self, path: Path) -> ModelFile | None:
         """Add a model (a file or a model folder), or a folder of models (returns None),
@@ -125,6 +132,24 @@ class Core:
             "model": s.model,
         }
         return GenerationRequest(prompt=prompt, **{**defaults, **given})  # type: ignore[arg-type]
+
+
+def _library(paths: StudioPaths, settings: Settings) -> ModelLibrary:
+    folders = [paths.models, *map(Path, settings.model_folders)]
+    added = [Path(p) for p in settings.model_paths]
+    return ModelLibrary(folders, added, paths.model_hashes)
+
+
+def _executor(
+    name: str, registry: PluginRegistry, library: Callable[[], ModelLibrary], logs: Path
+) -> Executor:
+    if name == PROCESS:
+        from studio.core.process_executor import ProcessExecutor
+
+        return ProcessExecutor(library, logs)
+    if name != THREAD:
+        raise ValueError(f"unknown executor {name!r} (use {THREAD!r} or {PROCESS!r})")
+    return InThreadExecutor(registry)
 
 
 def _reconcile(history: HistoryStore) -> ReconcileReport:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import threading
 import time
@@ -14,7 +12,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from studio.core.backend import Backend, Cancelled, Candidate
+from studio.core.backend import Cancelled, Candidate
+from studio.core.executors import (
+    Executor,
+    InThreadExecutor,
+    LoadFailed,
+    Ran,
+    RemoteError,
+    WorkerDied,
+)
 from studio.core.history import HistoryEntry, HistoryStore
 from studio.core.images import preview_of, to_pil
 from studio.core.jobs import (
@@ -85,16 +91,17 @@ class Engine:
         *,
         preview_interval: float = 0.2,
         background_workers: int = 2,
+        executor: Executor | None = None,
     ) -> None:
         self.registry = registry
         self.history = history
         self.preview_interval = preview_interval
+        self.executor = executor or InThreadExecutor(registry)
         self._listeners: list[Listener] = []
         self._queue: deque[Job] = deque()
         self._jobs: dict[int, Job] = {}
         self._finished: deque[int] = deque()  # ids, oldest first: kept up to KEEP_FINISHED
         self._running: Job | None = None
-        self._loaded: tuple[str, str] | None = None  # (backend id, model) in memory
         self._wake = threading.Condition()
         self._stopping = False
         self._pool = ThreadPoolExecutor(background_workers, thread_name_prefix="studio-bg")
@@ -159,6 +166,11 @@ class Engine:
     def running(self) -> Job | None:
         return self._running
 
+    def device(self, backend_id: str) -> str:
+        """Where the backend's loaded model runs ("cpu", "cuda:0 …"); "" when not loaded."""
+        loaded = self.executor.loaded
+        return self.executor.device if loaded is not None and loaded[0] == backend_id else ""
+
     def forget(self, job_id: int) -> None:
         """Drop a finished job from memory now (the oldest go by themselves)."""
         with self._wake:
@@ -203,24 +215,26 @@ class Engine:
     def _run(self, job: Job) -> None:
         request = job.request
         try:
-            backend = self.registry.get(request.backend)
-            capabilities = backend.capabilities()
+            # Checked here, in this process, before any model loads: capabilities are
+            # cheap, whichever executor runs the backend.
+            capabilities = self.registry.get(request.backend).capabilities()
             problems = capabilities.problems(request)
             if problems:
                 raise RequestError(problems)
             request = capabilities.with_defaults(request)
-            self._ensure_loaded(job, backend)
+            self._ensure_loaded(job, request)
             if job.cancel_requested:
                 raise Cancelled
             self._set_state(job, JobState.RUNNING)
-            ctx = _JobContext(self, job, backend.device())
-            candidates = backend.generate(request, ctx)
+            ctx = _JobContext(self, job, self.executor.device)
+            ran = self.executor.generate(request, ctx)
             ctx.check_cancelled()  # a cancel during decoding saves nothing
-            if len(candidates) < request.count:
+            if len(ran.candidates) < request.count:
                 raise RuntimeError(
-                    f"the backend returned {len(candidates)} images, {request.count} were asked for"
+                    f"the backend returned {len(ran.candidates)} images, "
+                    f"{request.count} were asked for"
                 )
-            job.results = self._save(backend, request, candidates[: request.count])
+            job.results = self._save(ran, request, ran.candidates[: request.count])
         except Cancelled:
             self._finish(job, JobState.CANCELLED)
             return
@@ -233,10 +247,10 @@ class Engine:
         self._finish(job, JobState.DONE)
 
     def _save(
-        self, backend: Backend, request: GenerationRequest, candidates: list[Candidate]
+        self, ran: Ran, request: GenerationRequest, candidates: list[Candidate]
     ) -> list[HistoryEntry]:
         """Write the images, best first, with the metadata of what really ran."""
-        info = backend.model_info(request.model)
+        info = ran.model_info
         model = info.ref if info else request.model  # the model really used, not ''
         created = time.time()  # one time per job keeps its images together, best first
         items = []
@@ -244,7 +258,7 @@ class Engine:
             seed = request.seed if candidate.seed is None else candidate.seed
             meta = ImageMetadata(
                 request=request.replace(seed=seed, model=model),
-                sampler=backend.sampler_name(request),
+                sampler=ran.sampler,
                 model_name=info.name if info else request.model,
                 model_hash=info.hash if info else "",
                 score=candidate.score,
@@ -254,32 +268,19 @@ class Engine:
             items.append((to_pil(candidate.image), meta))
         return self.history.save(items, job_key=uuid.uuid4().hex)
 
-    def _ensure_loaded(self, job: Job, backend: Backend) -> None:
-        wanted = (job.request.backend, job.request.model)
-        if self._loaded == wanted:
+    def _ensure_loaded(self, job: Job, request: GenerationRequest) -> None:
+        if self.executor.is_loaded(request.backend, request.model):
             return
-        self._unload()
         self._set_state(job, JobState.LOADING)
         try:
-            backend.load(job.request.model)
-        except BaseException as error:
-            if not isinstance(error, (Cancelled, KeyboardInterrupt, MemoryError)):
-                self.registry.mark_failed(job.request.backend, error)
-            _try_unload(backend)
-            raise
-        self._loaded = wanted
-        # A model and its libraries stay until unloaded: spare the cycle collector from
-        # walking their objects again at every full collection (each walk stalls the GUI).
-        gc.freeze()
+            self.executor.load(request.backend, request.model)
+        except LoadFailed as failure:
+            if not _is_memory_error(failure.error):  # the backend is fine, the machine is full
+                self.registry.mark_failed(request.backend, failure.error)
+            raise failure.error from None
 
     def _unload(self) -> None:
-        if self._loaded is None:
-            return
-        backend_id, _ = self._loaded
-        self._loaded = None
-        with contextlib.suppress(BackendUnavailable):
-            _try_unload(self.registry.get(backend_id))
-        gc.unfreeze()  # what the model held may be collected now
+        self.executor.shutdown()
 
     # -- events ------------------------------------------------------------
 
@@ -297,7 +298,8 @@ class Engine:
 
     def _fail(self, job: Job, error: BaseException) -> None:
         job.error = _message(error)
-        details = "".join(traceback.format_exception(error))
+        details = error.details if isinstance(error, RemoteError) else ""
+        details = details or "".join(traceback.format_exception(error))
         log.error("job %d failed: %s\n%s", job.id, job.error, details)
         self._emit(Failed(job.id, job.error, details))
         self._finish(job, JobState.FAILED)
@@ -317,17 +319,18 @@ class Engine:
                 log.exception("an event listener raised; the engine carries on")
 
 
-def _try_unload(backend: Backend) -> None:
-    try:
-        backend.unload()
-    except Exception:
-        log.exception("unloading %s raised", type(backend).__name__)
+def _is_memory_error(error: BaseException) -> bool:
+    if isinstance(error, RemoteError):
+        return error.type_name == "MemoryError"
+    return isinstance(error, MemoryError)
 
 
 def _message(error: BaseException) -> str:
-    if isinstance(error, MemoryError):
+    if _is_memory_error(error):
         return "Out of memory. Try fewer candidates or a smaller size."
-    if isinstance(error, (RequestError, BackendUnavailable)):
+    if isinstance(error, (RequestError, BackendUnavailable, WorkerDied)):
         return str(error)
+    if isinstance(error, RemoteError):
+        return error.one_line()
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

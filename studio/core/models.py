@@ -78,6 +78,10 @@ class ModelLibrary:
         self.added = [Path(p) for p in added]
         self.hashes = HashCache(hash_cache)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Sent to a worker process as what it is made of; the worker reads its own cache."""
+        return (ModelLibrary, (self.folders, self.added, self.hashes.path))
+
     def entries(self) -> list[LibraryEntry]:
         """Every model in the folders (their top-level files and subfolders) and every
         added one. Files that are plainly not models are skipped; refused ones are kept

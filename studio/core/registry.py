@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.core.backend import Backend
+from studio.core.executors import RemoteError
 
 GROUP = "studio.backends"
 MANIFEST = "studio-plugin.toml"
@@ -136,7 +137,8 @@ class PluginRegistry:
         with self._lock:
             record = self.record(backend_id)
             record.error = _one_line(error)
-            record.traceback = "".join(traceback.format_exception(error))
+            remote = error.details if isinstance(error, RemoteError) else ""
+            record.traceback = remote or "".join(traceback.format_exception(error))
 
     def _instantiate(self, record: BackendRecord) -> Backend:
         try:
@@ -157,5 +159,7 @@ class PluginRegistry:
 
 
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, RemoteError):
+        return error.one_line()
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -82,6 +82,10 @@ class GenerationRequest:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (to a worker process) as its fields: the options' read-only view is not."""
+        return (GenerationRequest.from_dict, (self.to_dict(),))
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRequest:
         """Build from a dict, ignoring keys this version does not know."""

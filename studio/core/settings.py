@@ -26,6 +26,7 @@ class Settings:
     steps: int = 0
     guidance: float = 0.0  # 0 = the backend's default
     sampler: str = ""  # "" = the backend's default
+    executor: str = "process"  # where the app runs backends: "process" (a worker) or "thread"
     model_folders: list[str] = field(default_factory=list)  # searched beside the default one
     model_paths: list[str] = field(default_factory=list)  # models added one by one
     export_folder: str = ""  # "" = ~/Pictures/Studio

@@ -40,7 +40,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not lock.tryLock(200):
         _already_running(paths)
         return EXIT_ALREADY_RUNNING
-    core = Core.open(args.data_dir)
+    core = Core.open(args.data_dir, executor=None)  # the settings' choice: a worker process
     apply_theme(core.settings.theme)
     window = MainWindow(core)
     uncaught = UncaughtErrors()

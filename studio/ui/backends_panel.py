@@ -52,7 +52,7 @@ def read_backends(core: Core) -> list[BackendReport]:
         try:
             backend = core.registry.get(record.id)
             report.name = backend.display_name or record.id
-            report.device = backend.device()
+            report.device = core.engine.device(record.id) or backend.device()
             report.models = [
                 m if m.hash or m.ref not in hashes else dataclasses.replace(m, hash=hashes[m.ref])
                 for m in backend.models()

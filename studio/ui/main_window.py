@@ -400,8 +400,7 @@ class MainWindow(QMainWindow):
         job = self.core.engine.job(job_id)
         if job is not None:
             self.settings_panel.set_last_seed(job.request.seed)
-            with contextlib.suppress(Exception):  # loaded: asking is cheap
-                self.device = self.core.registry.get(job.request.backend).device()
+            self.device = self.core.engine.device(job.request.backend) or self.device
         self._show_summary()
         if not self.isActiveWindow():  # the user is elsewhere: flash the taskbar entry
             QApplication.alert(self)

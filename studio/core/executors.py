@@ -1,0 +1,132 @@
+"""Where a job's backend runs: behind the engine, one interface, several places.
+
+The engine's worker thread hands each job to an executor and gets candidates back, with
+progress, previews and cancellation through the same `GenerationContext`. The executor
+keeps at most one backend and model loaded.
+
+- `InThreadExecutor`: the backend runs on the engine's own thread (tests, the CLI).
+- `studio.core.process_executor.ProcessExecutor`: in a worker process (the app's default).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+from studio.core.backend import Backend, Cancelled, Candidate, GenerationContext, ModelInfo
+from studio.core.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from studio.core.registry import PluginRegistry
+
+log = logging.getLogger(__name__)
+THREAD, PROCESS = "thread", "process"  # the executors' names, as settings and flags say them
+
+
+class LoadFailed(Exception):
+    """The backend could not load the model: the backend, not only the job, has a problem."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class RemoteError(Exception):
+    """An exception raised in another process, as its type name, message and traceback."""
+
+    def __init__(self, type_name: str, message: str, details: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.details = details
+
+    def one_line(self) -> str:
+        first = str(self).strip().splitlines()
+        return f"{self.type_name}: {first[0]}" if first else self.type_name
+
+
+class WorkerDied(RuntimeError):
+    """The worker process ended in the middle of a job (killed, crashed, out of memory)."""
+
+
+class Ran:
+    """What the executor learnt running a job: the metadata of what really ran."""
+
+    def __init__(self, candidates: list[Candidate], info: ModelInfo | None, sampler: str) -> None:
+        self.candidates = candidates
+        self.model_info = info
+        self.sampler = sampler
+
+
+class Executor(ABC):
+    """Loads one backend's model at a time and runs jobs on it."""
+
+    #: (backend id, model) loaded now, or None.
+    loaded: tuple[str, str] | None = None
+    #: The device the loaded model runs on ("cpu", "cuda:0 (…)"); "" when none is loaded.
+    device: str = ""
+
+    def is_loaded(self, backend_id: str, model: str) -> bool:
+        """Whether a job for this backend and model can run without loading first."""
+        return self.loaded == (backend_id, model)
+
+    @abstractmethod
+    def load(self, backend_id: str, model: str) -> None:
+        """Load `model` with the backend (unloading whatever else was loaded); raises
+        LoadFailed when the backend cannot, Cancelled never."""
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> Ran:
+        """Run `request` on the loaded model; raises Cancelled, or what the backend raised."""
+
+    @abstractmethod
+    def unload(self) -> None:
+        """Free the loaded model (a worker process ends: its memory goes back)."""
+
+    def shutdown(self) -> None:
+        self.unload()
+
+
+class InThreadExecutor(Executor):
+    """The backend runs on the calling thread, in this process."""
+
+    def __init__(self, registry: PluginRegistry) -> None:
+        self.registry = registry
+        self._backend: Backend | None = None
+
+    def load(self, backend_id: str, model: str) -> None:
+        if self.is_loaded(backend_id, model):
+            return
+        self.unload()
+        backend = self.registry.get(backend_id)
+        try:
+            backend.load(model)
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except BaseException as error:
+            _try_unload(backend)
+            raise LoadFailed(error) from error
+        self._backend, self.loaded, self.device = backend, (backend_id, model), backend.device()
+        # A model and its libraries stay until unloaded: spare the cycle collector from
+        # walking their objects again at every full collection (each walk stalls the GUI).
+        gc.freeze()
+
+    def generate(self, request: GenerationRequest, ctx: GenerationContext) -> Ran:
+        assert self._backend is not None and self.loaded is not None, "generate before load"
+        candidates = self._backend.generate(request, ctx)
+        info = self._backend.model_info(request.model)
+        return Ran(candidates, info, self._backend.sampler_name(request))
+
+    def unload(self) -> None:
+        backend, self._backend, self.loaded, self.device = self._backend, None, None, ""
+        if backend is not None:
+            _try_unload(backend)
+            gc.unfreeze()  # what the model held may be collected now
+
+
+def _try_unload(backend: Backend) -> None:
+    try:
+        backend.unload()
+    except Exception:
+        log.exception("unloading %s raised", type(backend).__name__)
