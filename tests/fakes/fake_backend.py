@@ -2,13 +2,18 @@
 
 Behaviour comes from the request's options (so it works in a subprocess too):
 `fail_at` (raise at that step), `oom_at` (MemoryError at that step), `fail_load`,
-`nan` (return NaN images), `too_few`; the model `huge` runs out of memory loading.
+`nan` (return NaN images), `too_few`, `step_s` (sleep this long each step), `crash_at`
+(the process dies at that step: "abort" by os.abort, "segfault" by reading address 0);
+the model `huge` runs out of memory loading.
 Tests in the same process may also set `GATE` to pause each step until released.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import threading
+import time
 
 import numpy as np
 
@@ -32,6 +37,13 @@ def solid_image(seed: int, width: int, height: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     colour = rng.integers(0, 256, size=3, dtype=np.uint8)
     return np.broadcast_to(colour, (height, width, 3)).copy()
+
+
+def crash(how: str) -> None:
+    """End this process as a broken native library would."""
+    if how == "segfault":
+        ctypes.string_at(0)
+    os.abort()
 
 
 class FakeBackend(Backend):
@@ -91,6 +103,9 @@ class FakeBackend(Backend):
                 raise RuntimeError(f"boom at step {step}")
             if options.get("oom_at") == step:
                 raise MemoryError(f"out of memory at step {step} (simulated)")
+            if options.get("crash_at") == step:
+                crash(options.get("crash", "abort"))
+            time.sleep(float(options.get("step_s", 0)))
             ctx.preview(solid_image(request.seed + step, request.width, request.height))
             ctx.progress(step + 1, steps)
         if options.get("nan"):
