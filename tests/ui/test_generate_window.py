@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -335,3 +336,21 @@ def test_a_candidate_opens_in_the_viewer_and_drags_out_as_a_file(qtbot, window) 
     assert [u.toLocalFile() for u in tile.drag_data().urls()] == [str(tile.entry.path)]
     qtbot.mouseDClick(tile, Qt.MouseButton.LeftButton)
     assert window.tabs.currentWidget() is window.viewer and window.viewer.entry == tile.entry
+
+
+def test_the_app_generates_with_the_built_in_model_in_a_worker_process(qtbot, tmp_path) -> None:
+    """As the app runs: the settings' executor (a worker process) and the default backend."""
+    core = Core.open(tmp_path / "home", executor=None)
+    window = MainWindow(core)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.prompt.setPlainText("two red circles")
+        window.generate()
+        qtbot.waitUntil(lambda: core.history.count() == 4, timeout=60_000)
+        qtbot.waitUntil(lambda: all(t.pixmap() and not t.pixmap().isNull() for t in window.tiles))
+        assert core.engine.executor.pid not in (None, os.getpid())
+        assert "CPUExecutionProvider" in window.device  # reported from the worker
+    finally:
+        window.close()
+        core.close()
