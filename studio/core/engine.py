@@ -102,6 +102,7 @@ class Engine:
         self._jobs: dict[int, Job] = {}
         self._finished: deque[int] = deque()  # ids, oldest first: kept up to KEEP_FINISHED
         self._running: Job | None = None
+        self._unloads: list[Future[None]] = []  # asked for by `unload`, done between jobs
         self._wake = threading.Condition()
         self._stopping = False
         self._pool = ThreadPoolExecutor(background_workers, thread_name_prefix="studio-bg")
@@ -166,6 +167,18 @@ class Engine:
     def running(self) -> Job | None:
         return self._running
 
+    def unload(self) -> Future[None]:
+        """Free the loaded model after the running job (a worker process ends, and its
+        memory goes back to the system); the next job loads it again."""
+        done: Future[None] = Future()
+        with self._wake:
+            if self._stopping:  # shutting down unloads anyway
+                done.set_result(None)
+                return done
+            self._unloads.append(done)
+            self._wake.notify()
+        return done
+
     def device(self, backend_id: str) -> str:
         """Where the backend's loaded model runs ("cpu", "cuda:0 …"); "" when not loaded."""
         loaded = self.executor.loaded
@@ -197,8 +210,15 @@ class Engine:
     def _work(self) -> None:
         while True:
             with self._wake:
-                while not self._queue and not self._stopping:
+                while not self._queue and not self._stopping and not self._unloads:
                     self._wake.wait()
+                unloads, self._unloads = self._unloads, []
+            if unloads:  # between jobs, on this thread: the executor is never shared
+                self._unload()
+                for done in unloads:
+                    done.set_result(None)
+                continue
+            with self._wake:
                 if self._stopping and not self._queue:
                     break
                 job = self._queue.popleft()
@@ -280,7 +300,10 @@ class Engine:
             raise failure.error from None
 
     def _unload(self) -> None:
-        self.executor.shutdown()
+        try:
+            self.executor.shutdown()
+        except Exception:
+            log.exception("unloading the model raised")
 
     # -- events ------------------------------------------------------------
 

@@ -144,7 +144,7 @@ def test_out_of_memory_in_the_worker_reads_as_out_of_memory(engine) -> None:
 def test_unloading_ends_the_worker_and_switching_models_starts_a_new_one(engine) -> None:
     run(engine, request())
     pid = worker_pid(engine)
-    engine.executor.unload()
+    engine.unload().result(WAIT)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     run(engine, request(model="tiny"))
     assert worker_pid(engine) != pid
