@@ -23,6 +23,7 @@ from shapes_backend.model.bundle import (
     load_module,
 )
 from shapes_backend.model.common import (
+    ImageDraws,
     NoKnownWords,
     Phrases,
     SamplingOptions,
@@ -140,8 +141,8 @@ def test_generation_is_deterministic_ranked_and_previewed(backend) -> None:
     assert scores == sorted(scores, reverse=True)
     assert ctx.steps[-1] == (64, 64) and len(ctx.steps) == 64
     assert len(ctx.previews) == 8 and ctx.previews[-1].shape == (64, 64 * 4, 3)
-    other = backend.generate(request(seed=6), Context())
-    assert not all(np.array_equal(a.image, b.image) for a, b in zip(first, other, strict=True))
+    other = backend.generate(request(seed=105), Context())  # seeds 105-112: none shared
+    assert not all(any(np.array_equal(a.image, b.image) for b in other) for a in first)
 
 
 def test_unranked_keeps_sampling_order(backend) -> None:
@@ -197,10 +198,9 @@ def test_sampling_adds_up_each_images_log_likelihood(micro_bundle) -> None:
     options = SamplingOptions(temperature=1.0)
     phrases = Phrases.of(tokenizer, prompt)
     ids = tokenizer.encode(prompt).ids
-    generator = torch.Generator().manual_seed(2)
     with torch.inference_mode():
         backgrounds, patches, sums = sample_tokens(
-            model, torch.from_numpy(ids), 6, options, generator, phrases=phrases
+            model, torch.from_numpy(ids), 6, options, ImageDraws(2, 6), phrases=phrases
         )
         expected = full_pass_log_likelihoods(model, ids, backgrounds, patches, options, phrases)
     assert (sums < 0).all() and sums.std() > 0

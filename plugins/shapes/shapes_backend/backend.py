@@ -195,7 +195,9 @@ def generate_candidates(
         rank=bool(request.options.get("rank", True)),
         on_progress=on_progress,
     )
+    # Candidate i drew from its own stream, seeded with seed + i: recorded as its seed, so
+    # that the seed alone (with one candidate) draws it again, here or on any machine.
     return [
-        Candidate(image, score=float(score))
-        for image, score in zip(result.images, result.scores, strict=True)
+        Candidate(image, score=float(score), seed=(request.seed + int(index)) % 2**32)
+        for image, score, index in zip(result.images, result.scores, result.order, strict=True)
     ]

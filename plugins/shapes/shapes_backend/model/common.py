@@ -42,6 +42,12 @@ class Generated:
     scores: np.ndarray  # (n,) ranking scores (`ranked`), or zeros without ranking
     log_likelihoods: np.ndarray  # (n,) of each image's tokens, as sampled (`sample_tokens`)
     unknown_words: tuple[str, ...]
+    indices: np.ndarray | None = None  # (n,) each image's place in the batch (None: in order)
+
+    @property
+    def order(self) -> np.ndarray:
+        """Each image's index as sampled: image i drew from seed + i (`ImageDraws`)."""
+        return np.arange(len(self.images)) if self.indices is None else self.indices
 
     def ranked(self, cosines: np.ndarray) -> Generated:
         """Best first by the ranker's `cosines` of prompt and image plus the images' own
@@ -51,7 +57,11 @@ class Generated:
         scores = (cosines + LIKELIHOOD_WEIGHT * self.log_likelihoods).astype(np.float32)
         order = np.argsort(-scores, kind="stable")
         return Generated(
-            self.images[order], scores[order], self.log_likelihoods[order], self.unknown_words
+            self.images[order],
+            scores[order],
+            self.log_likelihoods[order],
+            self.unknown_words,
+            self.order[order],
         )
 
 
@@ -135,3 +145,15 @@ def noun_phrase(obj: ObjectSpec) -> str:
     words = [word for word in (obj.size, obj.color) if word] + [noun]
     count = world.NUMBER_WORDS.get(obj.count, (str(obj.count),))[0]
     return " ".join([language.article_for(words[0]) if obj.count == 1 else count, *words])
+
+
+class ImageDraws:
+    """Each image's own random stream, seeded with the request's seed + its index: image
+    i is the same alone, in any batch, or on another machine."""
+
+    def __init__(self, seed: int, n: int) -> None:
+        self._streams = [np.random.default_rng((seed + i) % 2**32) for i in range(n)]
+
+    def uniform(self, images: np.ndarray) -> np.ndarray:
+        """One draw in [0, 1) for each of `images`, from its own stream."""
+        return np.array([self._streams[i].random() for i in images])

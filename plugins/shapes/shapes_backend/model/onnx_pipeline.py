@@ -18,6 +18,7 @@ from shapes_backend.model import image_tokens as it
 from shapes_backend.model.bundle import TRANSFORMER, BundleError, Tokenizers
 from shapes_backend.model.common import (
     Generated,
+    ImageDraws,
     OnProgress,
     Phrases,
     SamplingOptions,
@@ -75,8 +76,9 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
-def pick(log_p: np.ndarray, options: SamplingOptions, rng: np.random.Generator) -> np.ndarray:
-    """One sample per row after temperature and top-k (inverse-CDF draws)."""
+def pick(log_p: np.ndarray, options: SamplingOptions, u: np.ndarray) -> np.ndarray:
+    """One sample per row after temperature and top-k: the inverse CDF at each row's
+    uniform draw `u`."""
     if options.temperature <= 0:
         return log_p.argmax(-1)
     logits = log_p / options.temperature
@@ -85,7 +87,7 @@ def pick(log_p: np.ndarray, options: SamplingOptions, rng: np.random.Generator) 
         logits = np.where(logits < threshold, -np.inf, logits)
     p = np.exp(logits - logits.max(-1, keepdims=True))
     cdf = np.cumsum(p, -1)
-    u = rng.random(len(p))[:, None] * cdf[:, -1:]
+    u = u[:, None] * cdf[:, -1:]
     return np.minimum((cdf < u).sum(-1), p.shape[-1] - 1)
 
 
@@ -153,7 +155,7 @@ class OnnxShapesPipeline:
     ) -> Generated:
         options = options or SamplingOptions()
         encoded = check_known_words(self.tokenizers.text, prompt)
-        rng = np.random.default_rng(seed)
+        draws = ImageDraws(seed, n)
         c, w = self.config, self.w
         n_codes = c["n_codes"]
         guided = options.guidance != 1.0
@@ -172,7 +174,7 @@ class OnnxShapesPipeline:
             if guided:
                 cond, uncond = np.split(log_p, 2)
                 log_p = uncond + options.guidance * (cond - uncond)
-            token = pick(log_p, options, rng)
+            token = pick(log_p, options, draws.uniform(images))
             log_likelihoods[images] += log_softmax(log_p)[np.arange(len(token)), token]
             return token
 

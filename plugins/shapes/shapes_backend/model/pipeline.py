@@ -11,6 +11,7 @@ import torch
 from shapes_backend.model.bundle import RANKER, TRANSFORMER, Tokenizers, load_module
 from shapes_backend.model.common import (
     Generated,
+    ImageDraws,
     OnProgress,
     Phrases,
     SamplingOptions,
@@ -50,7 +51,6 @@ class ShapesPipeline:
         on_progress: OnProgress | None = None,
     ) -> Generated:
         encoded = check_known_words(self.tokenizers.text, prompt)
-        generator = torch.Generator().manual_seed(seed)  # CPU generator: same on any device
         text = torch.from_numpy(encoded.ids).to(self.device)
         image = self.tokenizers.image
         row = image.grid[1]
@@ -69,7 +69,7 @@ class ShapesPipeline:
             text,
             n,
             options,
-            generator,
+            ImageDraws(seed, n),  # numpy streams: the same on any device
             on_patch,
             Phrases.of(self.tokenizers.text, prompt),
         )

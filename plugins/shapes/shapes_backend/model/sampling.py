@@ -10,22 +10,25 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from shapes_backend.model import image_tokens as it
-from shapes_backend.model.common import Phrases, SamplingOptions, prompt_groups
+from shapes_backend.model.common import ImageDraws, Phrases, SamplingOptions, prompt_groups
 from shapes_backend.model.transformer import ShapesTransformer, join_patch_tokens
 
 # Called after each patch with (patches done, backgrounds (n,), patch ids so far (n, done)).
 OnPatch = Callable[[int, Tensor, Tensor], None]
 
 
-def pick(logits: Tensor, options: SamplingOptions, generator: torch.Generator) -> Tensor:
-    """One sample per row of `logits` after temperature and top-k."""
+def pick(logits: Tensor, options: SamplingOptions, u: Tensor) -> Tensor:
+    """One sample per row of `logits` after temperature and top-k: the inverse CDF at each
+    row's uniform draw `u` (as the ONNX runtime draws)."""
     if options.temperature <= 0:
         return logits.argmax(-1)
     logits = logits / options.temperature
     if 0 < options.top_k < logits.shape[-1]:
         threshold = logits.topk(options.top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < threshold, float("-inf"))
-    return torch.multinomial(F.softmax(logits, -1), 1, generator=generator)[:, 0]
+    cdf = F.softmax(logits, -1).cumsum(-1)
+    below = (cdf < u.to(cdf.dtype)[:, None] * cdf[:, -1:]).sum(-1)
+    return below.clamp(max=logits.shape[-1] - 1)
 
 
 @torch.inference_mode()
@@ -34,11 +37,12 @@ def sample_tokens(
     text: Tensor,
     n: int,
     options: SamplingOptions,
-    generator: torch.Generator,
+    draws: ImageDraws,
     on_patch: OnPatch | None = None,
     phrases: Phrases | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`n` images for one prompt: (backgrounds (n,), patch ids (n, P), log-likelihoods (n,)).
+    Image i draws from its own stream (`draws`): the same alone or in any batch.
 
     The same tokens run under several prompts, n rows each: the prompt; with guidance,
     the empty prompt, and the log-probabilities are pushed away from it, u + g * (c - u);
@@ -58,7 +62,8 @@ def sample_tokens(
         if guided:
             uncond = F.log_softmax(head(h[n + images]).float(), -1)
             log_p = uncond + options.guidance * (log_p - uncond)
-        token = pick(log_p, options, generator)
+        u = torch.from_numpy(draws.uniform(images.cpu().numpy())).to(log_p.device)
+        token = pick(log_p, options, u)
         picked = log_p.gather(1, token[:, None])[:, 0] - log_p.logsumexp(-1)
         log_likelihood.index_add_(0, images.cpu(), picked.cpu())
         return token
