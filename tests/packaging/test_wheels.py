@@ -215,11 +215,9 @@ def test_generate_with_the_default_backend(installed: Installed) -> None:
         path = Path(image["path"])
         assert path.is_file() and path.is_relative_to(installed.home)
         info = installed.studio("info", path)
-        assert (info["prompt"], info["seed"], info["extra"]["Backend"]) == (
-            "two red circles",
-            3,
-            "shapes",
-        )
+        assert (info["prompt"], info["extra"]["Backend"]) == ("two red circles", "shapes")
+        candidates = out["request"]["candidates"]
+        assert 3 <= info["seed"] < 3 + candidates  # candidate i's own seed: 3 + i
         with Image.open(path) as png:
             assert png.format == "PNG"
             assert any("two red circles" in str(value) for value in png.info.values())
