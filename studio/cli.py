@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--steps", type=int)
     gen.add_argument("--guidance", type=float)
     gen.add_argument("--backend", help="backend id (see `studio backends`)")
+    gen.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run on a Ray cluster: its address, or auto (the one `ray start --head` made here)",
+    )
     gen.add_argument("--model", help="model name or path")
     gen.add_argument("--out", type=Path, help="also write the images into this folder")
     gen.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
@@ -146,7 +151,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from studio.core.registry import BackendUnavailable
     from studio.core.request import RequestError
 
-    with open_core(args) as core:
+    with open_core(args, executor=f"ray:{args.ray}" if args.ray else "thread") as core:
         width, height = args.size or (None, None)
         if args.model and not args.backend:  # the backend that fits the model's format
             from studio.core.model_files import ModelFileError

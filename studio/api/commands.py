@@ -26,12 +26,16 @@ class CliError(Exception):
         self.code = code
 
 
-def open_core(args: argparse.Namespace) -> Core:
-    """The core for `--data-dir` (a context manager: `with open_core(args) as core:`).
-    Imported late, so that building the parser (and `--help`) stays instant."""
+def open_core(args: argparse.Namespace, executor: str = "thread") -> Core:
+    """The core for `--data-dir` (a context manager: `with open_core(args) as core:`),
+    its backends run by `executor` (see `Core.open`). Imported late, so that building
+    the parser (and `--help`) stays instant."""
     from studio.core.app import Core
 
-    core = Core.open(args.data_dir)
+    try:
+        core = Core.open(args.data_dir, executor=executor)
+    except ValueError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
     if core.recovery is not None:
         print(f"studio: {core.recovery.message()}", file=sys.stderr)
     return core

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from studio.core.engine import Engine
-from studio.core.executors import PROCESS, THREAD, Executor, InThreadExecutor
+from studio.core.executors import PROCESS, RAY, THREAD, Executor, InThreadExecutor
 from studio.core.history import HistoryStore, ReconcileReport
 from studio.core.history_recovery import Recovery, open_history
 from studio.core.model_files import ModelFile, ModelFileError, identify
@@ -46,14 +46,15 @@ class Core:
         cls, data_dir: str | os.PathLike[str] | None = None, executor: str | None = THREAD
     ) -> Core:
         """The core on `data_dir`. Backends run on the engine's thread (`THREAD`: the CLI,
-        tests), in a worker process (`PROCESS`), or as the settings say (None: the app)."""
+        tests), in a worker process (`PROCESS`), on a Ray cluster ("ray:ADDRESS"), or as
+        the settings say (None: the app)."""
         paths = StudioPaths.resolve(data_dir).ensure()
-        handler = start_logging(paths.logs)
-        history, recovery = open_history(paths.data)
         registry = PluginRegistry()
         settings = Settings.load(paths.settings_file)
         library = partial(_library, paths, settings)
         runner = _executor(executor or settings.executor, registry, library, paths.logs)
+        handler = start_logging(paths.logs)
+        history, recovery = open_history(paths.data)
         engine = Engine(registry, history, executor=runner)
         reconciled = engine.background(_reconcile, history)
         thumbnails = ThumbnailCache(paths.thumbnails)
@@ -147,8 +148,12 @@ def _executor(
         from studio.core.process_executor import ProcessExecutor
 
         return ProcessExecutor(library, logs)
+    if name.startswith(RAY):
+        from studio.core.ray_executor import RayExecutor
+
+        return RayExecutor(name.removeprefix(RAY) or "auto", library)
     if name != THREAD:
-        raise ValueError(f"unknown executor {name!r} (use {THREAD!r} or {PROCESS!r})")
+        raise ValueError(f"unknown executor {name!r}: {THREAD}, {PROCESS} or {RAY}ADDRESS")
     return InThreadExecutor(registry)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import traceback
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from studio.core.registry import PluginRegistry
 
 log = logging.getLogger(__name__)
-THREAD, PROCESS = "thread", "process"  # the executors' names, as settings and flags say them
+THREAD, PROCESS, RAY = "thread", "process", "ray:"  # as settings say them; "ray:ADDRESS"
 
 
 class LoadFailed(Exception):
@@ -44,6 +45,11 @@ class RemoteError(Exception):
     def one_line(self) -> str:
         first = str(self).strip().splitlines()
         return f"{self.type_name}: {first[0]}" if first else self.type_name
+
+
+def describe_error(error: BaseException) -> tuple[str, str, str]:
+    """(type name, message, traceback): an exception as it crosses to another process."""
+    return type(error).__name__, str(error), "".join(traceback.format_exception(error))
 
 
 class WorkerDied(RuntimeError):

@@ -17,7 +17,6 @@ import multiprocessing
 import os
 import threading
 import time
-import traceback
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from studio.core.backend import Cancelled, Candidate, GenerationContext
-from studio.core.executors import Executor, LoadFailed, Ran, RemoteError, WorkerDied
+from studio.core.executors import (
+    Executor,
+    LoadFailed,
+    Ran,
+    RemoteError,
+    WorkerDied,
+    describe_error,
+)
 from studio.core.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -231,7 +237,7 @@ def worker_main(
                 conn.send(("loaded", backend.device()))
             except BaseException as error:
                 backend = None
-                conn.send(("load_failed", *_describe(error)))
+                conn.send(("load_failed", *describe_error(error)))
         elif kind == "generate":
             request: GenerationRequest = message[1]
             ctx = _WorkerContext(conn, cancel, preview_interval, backend.device())
@@ -246,14 +252,10 @@ def worker_main(
             except Cancelled:
                 conn.send(("cancelled",))
             except BaseException as error:
-                conn.send(("failed", *_describe(error)))
+                conn.send(("failed", *describe_error(error)))
     if backend is not None:
         with contextlib.suppress(Exception):
             backend.unload()
-
-
-def _describe(error: BaseException) -> tuple[str, str, str]:
-    return type(error).__name__, str(error), "".join(traceback.format_exception(error))
 
 
 def _end_with_parent() -> None:
