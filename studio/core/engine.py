@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 from studio.core.backend import Cancelled, Candidate
 from studio.core.executors import (
     Executor,
+    ExecutorError,
     InThreadExecutor,
     LoadFailed,
     Ran,
     RemoteError,
-    WorkerDied,
 )
 from studio.core.history import HistoryEntry, HistoryStore
 from studio.core.images import preview_of, to_pil
@@ -351,7 +351,7 @@ def _is_memory_error(error: BaseException) -> bool:
 def _message(error: BaseException) -> str:
     if _is_memory_error(error):
         return "Out of memory. Try fewer candidates or a smaller size."
-    if isinstance(error, (RequestError, BackendUnavailable, WorkerDied)):
+    if isinstance(error, (RequestError, BackendUnavailable, ExecutorError)):
         return str(error)
     if isinstance(error, RemoteError):
         return error.one_line()

@@ -52,7 +52,11 @@ def describe_error(error: BaseException) -> tuple[str, str, str]:
     return type(error).__name__, str(error), "".join(traceback.format_exception(error))
 
 
-class WorkerDied(RuntimeError):
+class ExecutorError(RuntimeError):
+    """Where backends run failed (a worker, a cluster), not the backend: the message says."""
+
+
+class WorkerDied(ExecutorError):
     """The worker process ended in the middle of a job (killed, crashed, out of memory)."""
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from studio.core.backend import Cancelled, Candidate, GenerationContext
 from studio.core.executors import (
     Executor,
+    ExecutorError,
     LoadFailed,
     Ran,
     RemoteError,
@@ -177,7 +178,7 @@ class RayExecutor(Executor):
         except LoadFailed:
             raise
         except Exception as error:  # cannot connect, cannot place: the backend is not at fault
-            raise LoadFailed(RuntimeError(f"Ray: {error}")) from error
+            raise ExecutorError(f"Ray: {error}") from error
         failed = [r for r in replies if r[0] == "load_failed"]
         if failed:
             for actor in actors:
@@ -196,7 +197,9 @@ class RayExecutor(Executor):
         if slots < 1:
             raise RuntimeError(f"the Ray cluster at {self.address} has no CPU or GPU to run on")
         needs = {"num_gpus": 1} if gpus and not self.slots else {"num_cpus": 1}
-        actor = ray.remote(max_concurrency=2, max_restarts=0, **needs)(GenerationActor)
+        actor = ray.remote(
+            max_concurrency=2, max_restarts=0, scheduling_strategy="SPREAD", **needs
+        )(GenerationActor)  # spread over the nodes: one lost node costs the fewest actors
         return [actor.remote() for _ in range(slots)]
 
     def generate(self, request: GenerationRequest, ctx: GenerationContext) -> Ran:

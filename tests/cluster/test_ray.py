@@ -175,10 +175,18 @@ def test_a_node_lost_mid_batch_has_its_images_drawn_again(cluster, tmp_path) -> 
 
 
 def test_a_cluster_too_small_fails_with_the_reason(cluster, tmp_path) -> None:
-    request = GenerationRequest("a fake", backend="fake", width=16, height=16, seed=1)
-    job, _ = run(request, tmp_path, RayExecutor(cluster.address, slots=5, place_s=3))
+    registry, history = PluginRegistry(), HistoryStore(tmp_path)
+    executor = RayExecutor(cluster.address, slots=5, place_s=3)
+    engine = Engine(registry, history, executor=executor)
+    try:
+        job = engine.submit(GenerationRequest("a fake", backend="fake", width=16, height=16))
+        assert job.wait(WAIT)
+    finally:
+        engine.shutdown()
+        history.close()
     assert job.state is JobState.FAILED
-    assert "could not place 5 workers" in job.error
+    assert job.error.startswith("Ray: the Ray cluster could not place 5 workers")
+    assert registry.record("fake").error == ""  # the cluster failed, not the backend
 
 
 def test_cancel_crosses_the_wire(cluster, tmp_path) -> None:
