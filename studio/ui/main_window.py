@@ -253,7 +253,11 @@ class MainWindow(QMainWindow):
             f"history: {self.core.history.count():,} images",
         ]
         memory = process_memory_mb()
-        if memory:
+        worker = getattr(self.core.engine.executor, "pid", None)  # a worker process's model
+        worker_memory = process_memory_mb(worker) if worker else 0.0
+        if memory and worker_memory:
+            parts.append(f"memory: {memory:,.0f} MB + {worker_memory:,.0f} MB (generation)")
+        elif memory:
             parts.append(f"memory: {memory:,.0f} MB")
         self.summary.setText("   ·   ".join(parts))
         self.summary.setToolTip(f"Data folder: {self.core.paths.data}")
@@ -492,12 +496,13 @@ def _dropped_image(data: QMimeData) -> Path | None:
     return dropped_file(data, IMAGE_SUFFIXES)
 
 
-def process_memory_mb() -> float:
-    """This process's resident memory (Linux), or 0 where it cannot be read cheaply."""
+def process_memory_mb(pid: int | None = None) -> float:
+    """A process's resident memory (this one's by default; Linux), or 0 where it cannot be
+    read cheaply."""
     if not sys.platform.startswith("linux"):
         return 0.0
     try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
+        with open(f"/proc/{pid or 'self'}/statm", encoding="ascii") as statm:
             pages = int(statm.read().split()[1])
     except (OSError, ValueError, IndexError):
         return 0.0

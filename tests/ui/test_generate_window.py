@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 import pytest
@@ -351,6 +352,8 @@ def test_the_app_generates_with_the_built_in_model_in_a_worker_process(qtbot, tm
         qtbot.waitUntil(lambda: all(t.pixmap() and not t.pixmap().isNull() for t in window.tiles))
         assert core.engine.executor.pid not in (None, os.getpid())
         assert "CPUExecutionProvider" in window.device  # reported from the worker
+        if sys.platform.startswith("linux"):  # the worker's memory is counted too
+            assert "MB (generation)" in window.summary.text()
     finally:
         window.close()
         core.close()
