@@ -49,11 +49,17 @@ def batch_seconds(engine: Engine, seed: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--nodes", type=int, choices=(1, 2), default=2, help="worker nodes (1: one of 2 CPUs)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # single-threaded workers
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(2):
-        cluster.add_node(num_cpus=1)
+    if args.nodes == 1:  # the head runs both workers: one raylet fewer on the machine
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    else:
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="studio", log_to_driver=False)
     times: dict[int, list[float]] = {}
@@ -71,7 +77,10 @@ def main() -> None:
         ray.shutdown()
         cluster.shutdown()
     one, two = (statistics.median(times[s]) for s in (1, 2))
-    print(f"built-in model, 32 images (2 requests x 16) per round, {args.rounds} rounds")
+    print(
+        f"built-in model, 32 images (2 requests x 16) a round, {args.rounds} rounds, "
+        f"{args.nodes} worker node(s)"
+    )
     print(f"{'workers':<10}{'median s':>10}{'images/s':>10}")
     for slots, median in ((1, one), (2, two)):
         print(f"{slots:<10}{median:>10.2f}{32 / median:>10.1f}")
