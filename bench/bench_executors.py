@@ -44,7 +44,7 @@ def main():
         first = job(0)
         warm = [job(seed) for seed in range(1, runs + 1)]
         loaded = me.memory_info().rss
-        pid = getattr(core.engine.executor, "pid", None)
+        pid = core.engine.executor.pid
         worker = psutil.Process(pid).memory_info().rss if pid else 0
         core.engine.unload().result()
         gc.collect()

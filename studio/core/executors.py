@@ -76,6 +76,8 @@ class Executor(ABC):
     loaded: tuple[str, str] | None = None
     #: The device the loaded model runs on ("cpu", "cuda:0 (…)"); "" when none is loaded.
     device: str = ""
+    #: The worker process's id, while one holds the model (the process executor's).
+    pid: int | None = None
 
     def is_loaded(self, backend_id: str, model: str) -> bool:
         """Whether a job for this backend and model can run without loading first."""

@@ -30,7 +30,6 @@ from studio.core.executors import (
     Ran,
     RemoteError,
     WorkerDied,
-    describe_error,
 )
 from studio.core.request import GenerationRequest
 
@@ -213,13 +212,11 @@ def worker_main(
     conn: Connection, cancel: Event, preview_interval: float, log_folder: Path | None
 ) -> None:
     """The worker's loop: load, generate, stop; every error goes back as a message."""
-    from studio.core.images import to_pil
-    from studio.core.registry import PluginRegistry
+    from studio.core.hosted import HostedBackend
 
     _end_with_parent()
     _log_to(log_folder)
-    registry = PluginRegistry()
-    backend: Any = None
+    hosted = HostedBackend()
     while True:
         try:
             message = conn.recv()
@@ -229,33 +226,12 @@ def worker_main(
         if kind == "stop":
             break
         if kind == "load":
-            backend_id, model, library = message[1:]
-            registry.model_library = (lambda fixed=library: fixed) if library is not None else None
-            try:
-                backend = registry.get(backend_id)
-                backend.load(model)
-                conn.send(("loaded", backend.device()))
-            except BaseException as error:
-                backend = None
-                conn.send(("load_failed", *describe_error(error)))
+            conn.send(hosted.load(*message[1:]))
         elif kind == "generate":
-            request: GenerationRequest = message[1]
-            ctx = _WorkerContext(conn, cancel, preview_interval, backend.device())
-            try:
-                made = backend.generate(request, ctx)
-                ctx.check_cancelled()
-                images = [
-                    (np.asarray(to_pil(c.image)), c.score, c.seed) for c in made[: request.count]
-                ]
-                info = backend.model_info(request.model)
-                conn.send(("results", images, info, backend.sampler_name(request)))
-            except Cancelled:
-                conn.send(("cancelled",))
-            except BaseException as error:
-                conn.send(("failed", *describe_error(error)))
-    if backend is not None:
-        with contextlib.suppress(Exception):
-            backend.unload()
+            ctx = _WorkerContext(conn, cancel, preview_interval, hosted.device())
+            conn.send(hosted.generate(message[1], ctx))
+    with contextlib.suppress(Exception):
+        hosted.unload()
 
 
 def _end_with_parent() -> None:

@@ -28,7 +28,6 @@ from studio.core.executors import (
     Ran,
     RemoteError,
     WorkerDied,
-    describe_error,
 )
 from studio.core.request import GenerationRequest
 
@@ -47,38 +46,19 @@ class GenerationActor:
     """A worker slot on the cluster: its backend, its model, its job's progress."""
 
     def __init__(self) -> None:
-        from studio.core.registry import PluginRegistry
+        from studio.core.hosted import HostedBackend
 
-        self.registry = PluginRegistry()
-        self.backend: Any = None
+        self.hosted = HostedBackend()
         self.cancel_flag = threading.Event()
         self.done, self.total, self.latest = 0, 0, None
 
     def load(self, backend_id: str, model: str, library: Any) -> tuple[Any, ...]:
-        self.registry.model_library = (lambda: library) if library is not None else None
-        try:
-            self.backend = self.registry.get(backend_id)
-            self.backend.load(model)
-            return ("loaded", self.backend.device())
-        except BaseException as error:
-            return ("load_failed", *describe_error(error))
+        return self.hosted.load(backend_id, model, library)
 
     def generate(self, request: GenerationRequest) -> tuple[Any, ...]:
-        from studio.core.images import to_pil
-
         self.cancel_flag.clear()
         self.done, self.total, self.latest = 0, 0, None
-        try:
-            made = self.backend.generate(request, _ActorContext(self))
-            if self.cancel_flag.is_set():
-                return ("cancelled",)
-            images = [(np.asarray(to_pil(c.image)), c.score, c.seed) for c in made]
-            info = self.backend.model_info(request.model)
-            return ("results", images, info, self.backend.sampler_name(request))
-        except Cancelled:
-            return ("cancelled",)
-        except BaseException as error:
-            return ("failed", *describe_error(error))
+        return self.hosted.generate(request, _ActorContext(self))
 
     def status(self) -> tuple[int, int, Any]:
         """(steps done, steps in all, the newest preview or None); runs beside `generate`."""
@@ -105,7 +85,7 @@ class _ActorContext:
 
     @property
     def device(self) -> str:
-        return str(self._actor.backend.device())
+        return self._actor.hosted.device()
 
     def check_cancelled(self) -> None:
         if self.cancelled:
@@ -212,6 +192,13 @@ class RayExecutor(Executor):
         info: Any = None
         sampler, cancelled = "", False
         next_poll = time.monotonic() + 2 * WAKE_S  # short jobs need no progress round trip
+
+        def cancel() -> bool:
+            for _, actor in busy.values():
+                actor.cancel.remote()
+            waiting.clear()  # nothing more to draw
+            return True
+
         while waiting or busy:
             while waiting and idle:
                 chunk, actor = waiting.pop(0), idle.pop(0)
@@ -225,7 +212,7 @@ class RayExecutor(Executor):
                 raise WorkerDied(f"the Ray cluster lost every worker ({len(lost)} lost)")
             ready, _ = ray.wait(list(busy), num_returns=1, timeout=WAKE_S)
             if not cancelled and ctx.cancelled:
-                cancelled = self._cancel([actor for _, actor in busy.values()])
+                cancelled = cancel()
             for ref in ready:
                 chunk, actor = busy.pop(ref)
                 try:
@@ -239,36 +226,38 @@ class RayExecutor(Executor):
                             f"Ray worker {chunk.tries} times"
                         ) from None
                     chunk.steps = (0, 0)
-                    waiting.append(chunk)
+                    if not cancelled:
+                        waiting.append(chunk)
                     continue
                 idle.append(actor)
                 if reply[0] == "failed":
-                    self._cancel([a for _, a in busy.values()])
+                    cancel()
                     raise RemoteError(*reply[1:])
                 if reply[0] == "results":
                     _, images, info, sampler = reply
                     made += [Candidate(image, score, seed) for image, score, seed in images]
-                    chunk.steps = (max(chunk.steps[1], 1), max(chunk.steps[1], 1))
+                    steps = chunk.steps[1] or 1  # all of them, as last reported
+                    chunk.steps = (steps, steps)
             if time.monotonic() >= next_poll and busy and not cancelled:
                 next_poll = time.monotonic() + 2 * WAKE_S
                 try:
-                    cancelled = self._report(busy, chunks, ctx)
+                    self._report(busy, chunks, ctx)
                 except Cancelled:
-                    cancelled = self._cancel([actor for _, actor in busy.values()])
+                    cancelled = cancel()
         self.actors = [a for a in self.actors if a not in lost]
         if cancelled:
             raise Cancelled
         return Ran(_in_order(made, request.seed), info, sampler)
 
-    def _report(self, busy: dict[Any, Any], chunks: list[_Chunk], ctx: GenerationContext) -> bool:
-        """Progress over all chunks and the newest preview; False (not cancelled)."""
+    def _report(self, busy: dict[Any, Any], chunks: list[_Chunk], ctx: GenerationContext) -> None:
+        """Progress over all chunks and the newest preview; raises Cancelled as ctx does."""
         import ray
 
         pairs = list(busy.values())
         try:
             statuses = ray.get([actor.status.remote() for _, actor in pairs], timeout=5)
         except ray.exceptions.RayError:
-            return False  # a lost worker shows up as its chunk's error
+            return  # a lost worker shows up as its chunk's error
         preview = None
         for (chunk, _), (done, total, latest) in zip(pairs, statuses, strict=True):
             chunk.steps = (done, total)
@@ -278,12 +267,6 @@ class RayExecutor(Executor):
             ctx.progress(sum(c.steps[0] for c in chunks), total)  # raises Cancelled
         if preview is not None:
             ctx.preview(preview)
-        return False
-
-    def _cancel(self, actors: list[Any]) -> bool:
-        for actor in actors:
-            actor.cancel.remote()
-        return True
 
     def shutdown(self) -> None:
         self.unload()

@@ -253,7 +253,7 @@ class MainWindow(QMainWindow):
             f"history: {self.core.history.count():,} images",
         ]
         memory = process_memory_mb()
-        worker = getattr(self.core.engine.executor, "pid", None)  # a worker process's model
+        worker = self.core.engine.executor.pid  # a worker process holds the model
         worker_memory = process_memory_mb(worker) if worker else 0.0
         if memory and worker_memory:
             parts.append(f"memory: {memory:,.0f} MB + {worker_memory:,.0f} MB (generation)")

@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -75,16 +76,37 @@ def digests(job) -> list[str]:
     ]
 
 
-def run(request: GenerationRequest, folder: Path, executor=None):
+@contextmanager
+def engine_on(folder: Path, executor=None, registry=None) -> Iterator[Engine]:
     history = HistoryStore(folder)
-    engine = Engine(PluginRegistry(), history, executor=executor)
+    engine = Engine(registry or PluginRegistry(), history, executor=executor)
     try:
-        job = engine.submit(request)
-        assert job.wait(WAIT), "the job never finished"
-        return job, digests(job)
+        yield engine
     finally:
         engine.shutdown()
         history.close()
+
+
+def run(request: GenerationRequest, folder: Path, executor=None, registry=None):
+    with engine_on(folder, executor, registry) as engine:
+        job = engine.submit(request)
+        assert job.wait(WAIT), "the job never finished"
+        return job, digests(job)
+
+
+def first_progress(engine: Engine, request: GenerationRequest):
+    """Submit `request` and return its job once it has reported progress."""
+    seen = []
+    engine.subscribe(lambda e: seen.append(e) if isinstance(e, Progress) else None)
+    job = engine.submit(request)
+    deadline = time.monotonic() + WAIT
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return job
+
+
+def fake(**fields) -> GenerationRequest:
+    return GenerationRequest("a fake", backend="fake", width=16, height=16, **fields)
 
 
 def test_the_built_in_model_draws_the_same_pixels_on_the_cluster(cluster, tmp_path) -> None:
@@ -120,42 +142,18 @@ def test_a_tiny_sd_model_draws_the_same_pixels_on_the_cluster(cluster, tmp_path)
     executor = RayExecutor(cluster.address, lambda: library)
     remote, on_cluster = run(request, tmp_path / "a", executor)
     assert remote.state is JobState.DONE, remote.error
-    here_engine_history = tmp_path / "b"
     registry = PluginRegistry()
     registry.model_library = lambda: library
-    history = HistoryStore(here_engine_history)
-    engine = Engine(registry, history)
-    try:
-        local = engine.submit(request)
-        assert local.wait(WAIT) and local.state is JobState.DONE, local.error
-        assert on_cluster == digests(local)  # one image per worker, two in one batch here
-    finally:
-        engine.shutdown()
-        history.close()
+    local, here = run(request, tmp_path / "b", registry=registry)
+    assert local.state is JobState.DONE, local.error
+    assert on_cluster == here  # one image per worker, two in one batch here
 
 
 def test_a_node_lost_mid_batch_has_its_images_drawn_again(cluster, tmp_path) -> None:
     executor = RayExecutor(cluster.address)
-    history = HistoryStore(tmp_path / "a")
-    engine = Engine(PluginRegistry(), history, executor=executor)
-    request = GenerationRequest(
-        "a fake",
-        backend="fake",
-        width=16,
-        height=16,
-        count=4,
-        candidates=4,
-        seed=8,
-        steps=30,
-        options={"step_s": 0.1},
-    )
-    try:
-        steps = []
-        engine.subscribe(lambda e: steps.append(e) if isinstance(e, Progress) else None)
-        job = engine.submit(request)
-        deadline = time.monotonic() + WAIT
-        while not steps and time.monotonic() < deadline:
-            time.sleep(0.05)
+    request = fake(count=4, candidates=4, seed=8, steps=30, options={"step_s": 0.1})
+    with engine_on(tmp_path / "a", executor) as engine:
+        job = first_progress(engine, request)
         assert len(executor.actors) == 2
         lost = ray.get(executor.actors[0].node.remote())
         node = next(n for n in cluster.workers if n.node_id == lost)
@@ -167,57 +165,28 @@ def test_a_node_lost_mid_batch_has_its_images_drawn_again(cluster, tmp_path) -> 
         cluster.workers.remove(node)
         cluster.workers.append(cluster.add_node(num_cpus=1))  # for the tests after this one
         cluster.wait_for_nodes()
-    finally:
-        engine.shutdown()
-        history.close()
     _, here = run(request, tmp_path / "b")
     assert again == here
 
 
 def test_a_cluster_too_small_fails_with_the_reason(cluster, tmp_path) -> None:
-    registry, history = PluginRegistry(), HistoryStore(tmp_path)
+    registry = PluginRegistry()
     executor = RayExecutor(cluster.address, slots=5, place_s=3)
-    engine = Engine(registry, history, executor=executor)
-    try:
-        job = engine.submit(GenerationRequest("a fake", backend="fake", width=16, height=16))
-        assert job.wait(WAIT)
-    finally:
-        engine.shutdown()
-        history.close()
+    job, _ = run(fake(), tmp_path, executor, registry)
     assert job.state is JobState.FAILED
     assert job.error.startswith("Ray: the Ray cluster could not place 5 workers")
     assert registry.record("fake").error == ""  # the cluster failed, not the backend
 
 
 def test_cancel_crosses_the_wire(cluster, tmp_path) -> None:
-    history = HistoryStore(tmp_path)
-    engine = Engine(PluginRegistry(), history, executor=RayExecutor(cluster.address))
-    try:
-        seen = []
-        engine.subscribe(lambda e: seen.append(e) if isinstance(e, Progress) else None)
-        job = engine.submit(
-            GenerationRequest(
-                "a fake",
-                backend="fake",
-                width=16,
-                height=16,
-                count=2,
-                candidates=2,
-                steps=100,
-                options={"step_s": 0.1},
-            )
-        )
-        deadline = time.monotonic() + WAIT
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.05)
+    request = fake(count=2, candidates=2, steps=100, options={"step_s": 0.1})
+    with engine_on(tmp_path, RayExecutor(cluster.address)) as engine:
+        job = first_progress(engine, request)
         started = time.monotonic()
         engine.cancel(job.id)
         assert job.wait(WAIT)
         assert job.state is JobState.CANCELLED
         assert time.monotonic() - started < 3  # a step or two, not the 10 s left
-    finally:
-        engine.shutdown()
-        history.close()
 
 
 def test_the_command_line_sends_a_job_to_the_cluster(cluster, tmp_path, capsys) -> None:

@@ -51,7 +51,7 @@ def run(engine: Engine, req: GenerationRequest):
 
 
 def worker_pid(engine: Engine) -> int:
-    pid = engine.executor.pid  # type: ignore[attr-defined]
+    pid = engine.executor.pid
     assert pid is not None and pid != os.getpid()
     return pid
 

@@ -39,7 +39,7 @@ def test_random_kills_of_the_worker_fail_only_their_jobs(tmp_path) -> None:
                 assert time.monotonic() < deadline, "the job never ran"
                 time.sleep(0.005)
             time.sleep(rng.uniform(0.0, 0.5))  # a generation takes about 0.3 s here
-            pid = engine.executor.pid  # type: ignore[attr-defined]
+            pid = engine.executor.pid
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
             assert job.wait(60), "a job hung after its worker was killed"
