@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from studio.core.backend import Cancelled, Candidate
+from studio.core.backend import Cancelled
 from studio.core.executors import (
     Executor,
     ExecutorError,
@@ -254,7 +254,7 @@ class Engine:
                     f"the backend returned {len(ran.candidates)} images, "
                     f"{request.count} were asked for"
                 )
-            job.results = self._save(ran, request, ran.candidates[: request.count])
+            job.results = self._save(ran, request)
         except Cancelled:
             self._finish(job, JobState.CANCELLED)
             return
@@ -266,10 +266,9 @@ class Engine:
         self._emit(Results(job.id, tuple(job.results)))
         self._finish(job, JobState.DONE)
 
-    def _save(
-        self, ran: Ran, request: GenerationRequest, candidates: list[Candidate]
-    ) -> list[HistoryEntry]:
-        """Write the images, best first, with the metadata of what really ran."""
+    def _save(self, ran: Ran, request: GenerationRequest) -> list[HistoryEntry]:
+        """Write the first `count` images, best first, with the metadata of what ran."""
+        candidates = ran.candidates[: request.count]
         info = ran.model_info
         model = info.ref if info else request.model  # the model really used, not ''
         created = time.time()  # one time per job keeps its images together, best first

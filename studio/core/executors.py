@@ -14,6 +14,7 @@ import gc
 import logging
 import traceback
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from studio.core.backend import Backend, Cancelled, Candidate, GenerationContext, ModelInfo
@@ -60,13 +61,13 @@ class WorkerDied(ExecutorError):
     """The worker process ended in the middle of a job (killed, crashed, out of memory)."""
 
 
+@dataclass
 class Ran:
-    """What the executor learnt running a job: the metadata of what really ran."""
+    """A job's images, with the metadata of what really ran."""
 
-    def __init__(self, candidates: list[Candidate], info: ModelInfo | None, sampler: str) -> None:
-        self.candidates = candidates
-        self.model_info = info
-        self.sampler = sampler
+    candidates: list[Candidate]
+    model_info: ModelInfo | None
+    sampler: str
 
 
 class Executor(ABC):
