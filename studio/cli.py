@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = commands.add_parser("generate", parents=[common], help="make images from a prompt")
-    gen.add_argument("prompt")
-    gen.add_argument("--negative", default="", help="negative prompt")
+    gen.add_argument("prompt", nargs="?", help="what to draw (optional with --from or --vary)")
+    gen.add_argument("--negative", help="negative prompt")
     gen.add_argument("--count", type=int, help="images to keep and show")
     gen.add_argument("--candidates", type=int, help="images to sample and rank")
     gen.add_argument("--seed", type=int)
@@ -65,6 +65,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="run on a Ray cluster: its address, or auto (the one `ray start --head` made here)",
     )
     gen.add_argument("--model", help="model name or path")
+    pictures = gen.add_argument_group("pictures in")
+    pictures.add_argument("--image", type=Path, metavar="FILE", help="a picture to work from")
+    pictures.add_argument(
+        "--mask", type=Path, metavar="FILE", help="the part of it to repaint: white = repaint"
+    )
+    pictures.add_argument(
+        "--strength",
+        type=float,
+        metavar="S",
+        help="how far results may move from the picture: 0 < S <= 1 (default: the backend's)",
+    )
+    starts = pictures.add_mutually_exclusive_group()
+    starts.add_argument(
+        "--from",
+        dest="from_image",
+        type=Path,
+        metavar="FILE",
+        help="every setting from an image's metadata (flags override); makes that image again",
+    )
+    starts.add_argument(
+        "--vary",
+        metavar="FILE_OR_ID",
+        help="variations: the image (a file or a history id) as input, its prompt, new seeds",
+    )
     gen.add_argument("--out", type=Path, help="also write the images into this folder")
     gen.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
     gen.set_defaults(run=cmd_generate)
@@ -146,13 +170,12 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from studio.cli_sources import generate_request
     from studio.core.export import export_images
     from studio.core.jobs import Failed, JobState, Progress, StateChanged
     from studio.core.registry import BackendUnavailable
-    from studio.core.request import RequestError
 
     with open_core(args, executor=f"ray:{args.ray}" if args.ray else "thread") as core:
-        width, height = args.size or (None, None)
         if args.model and not args.backend:  # the backend that fits the model's format
             from studio.core.model_files import ModelFileError
 
@@ -160,22 +183,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 args.backend = core.backend_for_model(args.model)
             except ModelFileError as error:
                 raise CliError(str(error), EXIT_USAGE) from None
-        try:
-            request = core.request(
-                args.prompt,
-                negative_prompt=args.negative,
-                count=args.count,
-                candidates=args.candidates,
-                seed=args.seed,
-                width=width,
-                height=height,
-                steps=args.steps,
-                guidance=args.guidance,
-                backend=args.backend,
-                model=args.model,
-            )
-        except RequestError as error:
-            raise CliError(f"invalid request: {error}", EXIT_USAGE) from None
+        request = generate_request(core, args)
         if not request.backend:
             raise CliError("no generation backend is installed (see `studio backends`)")
         try:
@@ -319,10 +327,46 @@ def cmd_history_show(args: argparse.Namespace) -> int:
         (entry,) = _get_entries(core, [args.id])
         data = {**_entry_summary(entry), "request": entry.request.to_dict(), "tags": entry.tags}
         data |= {"sampler": entry.metadata.sampler, "model_hash": entry.metadata.model_hash}
-        text = "\n".join(f"{k}: {v}" for k, v in data.items() if k != "request")
+        data |= _lineage(core, entry)
+        text = "\n".join(f"{k}: {v}" for k, v in data.items() if k not in _NOT_SHOWN)
+        text += "".join(f"\n{line}" for line in _lineage_lines(data))
         text += "\nparameters:\n" + entry.metadata.parameters_text()
         emit(args, data, text)
         return EXIT_OK
+
+
+_NOT_SHOWN = ("request", "input", "mask", "made_from", "children")
+
+
+def _lineage(core: Any, entry: Any) -> dict[str, Any]:
+    """Its input picture and mask (digest, stored file or None), the entries that are its
+    input, and those made from it."""
+    pictures = {}
+    for name in ("input", "mask"):
+        picture = getattr(entry.request, "image" if name == "input" else name)
+        stored = picture is not None and core.history.inputs.has(picture.digest)
+        pictures[name] = picture and {
+            "digest": picture.digest,
+            "file": str(core.history.inputs.path_of(picture.digest)) if stored else None,
+        }
+    made_from = [e.id for e in core.history.made_from(entry)]
+    return pictures | {
+        "made_from": made_from,
+        "children": [e.id for e in core.history.made_with(entry)],
+    }
+
+
+def _lineage_lines(data: dict[str, Any]) -> list[str]:
+    lines = []
+    for name in ("input", "mask"):
+        if data[name]:
+            where = data[name]["file"] or "no longer stored"
+            lines.append(f"{name}: {data[name]['digest'][:12]}… ({where})")
+    if data["made_from"]:
+        lines.append("made from: " + ", ".join(f"#{i}" for i in data["made_from"]))
+    if data["children"]:
+        lines.append("made with it: " + ", ".join(f"#{i}" for i in data["children"]))
+    return lines
 
 
 def cmd_history_export(args: argparse.Namespace) -> int:

@@ -10,11 +10,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from studio.core.engine import Engine
 from studio.core.executors import PROCESS, RAY, THREAD, Executor, InThreadExecutor
 from studio.core.history import HistoryStore, ReconcileReport
 from studio.core.history_recovery import Recovery, open_history
+from studio.core.inputs import InputPicture
 from studio.core.model_files import ModelFile, ModelFileError, identify
 from studio.core.models import ModelLibrary
 from studio.core.paths import StudioPaths
@@ -22,6 +24,9 @@ from studio.core.registry import BackendStatus, PluginRegistry
 from studio.core.request import GenerationRequest
 from studio.core.settings import Settings
 from studio.core.thumbnails import ThumbnailCache
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 LOG_FILE = "studio.log"
 log = logging.getLogger(__name__)
@@ -117,6 +122,13 @@ class Core:
             return self.settings.backend
         return ids[0] if ids else ""
 
+    def add_input(
+        self, source: Path | bytes | Image.Image | IO[bytes], *, mask: bool = False
+    ) -> InputPicture:
+        """Store a picture to give requests as `image` (or `mask`: white = repaint), once
+        per content; raises InputError saying why it cannot be used."""
+        return self.history.inputs.add(source, mask=mask)
+
     def request(self, prompt: str, **fields: object) -> GenerationRequest:
         """A request with the user's default settings for every field not given."""
         s = self.settings
@@ -159,6 +171,7 @@ def _executor(
 
 def _reconcile(history: HistoryStore) -> ReconcileReport:
     report = history.reconcile()
+    history.remove_unused_inputs()  # given for jobs that failed or were cancelled
     if report.missing or report.adopted or report.quarantined:
         log.warning(
             "history: %d files missing, %d adopted, %d moved to quarantine",

@@ -53,6 +53,10 @@ class Capabilities:
     samplers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)
     ranks: bool = False  # samples `candidates` and keeps the best `count`
+    image: bool = False  # takes an input picture (`request.image`)
+    mask: bool = False  # takes a mask of the part of it to repaint
+    strength: bool = False  # takes `strength` (how far results move from the picture)
+    default_strength: float = 0.0  # used for a picture without a mask
 
     def with_defaults(self, request: GenerationRequest) -> GenerationRequest:
         """`request` with 0 steps or guidance replaced by this backend's defaults, so that
@@ -62,6 +66,9 @@ class Capabilities:
             changes["steps"] = self.default_steps
         if request.guidance == 0 and self.default_guidance:
             changes["guidance"] = self.default_guidance
+        picture_alone = request.image is not None and request.mask is None
+        if picture_alone and request.strength == 0 and self.default_strength:
+            changes["strength"] = self.default_strength
         if not self.ranks and request.candidates != request.count:
             changes["candidates"] = request.count  # it makes what it shows, no more
         return request.replace(**changes) if changes else request
@@ -92,6 +99,12 @@ class Capabilities:
             problems.append(f"guidance must be at most {self.max_guidance:g}")
         if request.negative_prompt.strip() and not self.negative_prompt:
             problems.append("this backend does not use a negative prompt")
+        if request.image is not None and not self.image:
+            problems.append("this backend makes images from text only: it takes no input picture")
+        elif request.mask is not None and not self.mask:
+            problems.append("this backend takes no mask")
+        elif request.strength and not self.strength:
+            problems.append("this backend takes no strength")
         return problems
 
 

@@ -23,6 +23,7 @@ from studio.core.executors import (
 )
 from studio.core.history import HistoryEntry, HistoryStore
 from studio.core.images import preview_of, to_pil
+from studio.core.inputs import InputError
 from studio.core.jobs import (
     Event,
     Failed,
@@ -235,6 +236,7 @@ class Engine:
     def _run(self, job: Job) -> None:
         request = job.request
         try:
+            request = self._attach_inputs(request)
             # Checked here, in this process, before any model loads: capabilities are
             # cheap, whichever executor runs the backend.
             capabilities = self.registry.get(request.backend).capabilities()
@@ -265,6 +267,15 @@ class Engine:
             return
         self._emit(Results(job.id, tuple(job.results)))
         self._finish(job, JobState.DONE)
+
+    def _attach_inputs(self, request: GenerationRequest) -> GenerationRequest:
+        """The request with its input pictures' pixels (read from the store when it names
+        them by digest only, as a request replayed from metadata does)."""
+        inputs = self.history.inputs
+        image, mask = inputs.attach(request.image), inputs.attach(request.mask)
+        if image is request.image and mask is request.mask:
+            return request
+        return request.replace(image=image, mask=mask)
 
     def _save(self, ran: Ran, request: GenerationRequest) -> list[HistoryEntry]:
         """Write the first `count` images, best first, with the metadata of what ran."""
@@ -350,7 +361,7 @@ def _is_memory_error(error: BaseException) -> bool:
 def _message(error: BaseException) -> str:
     if _is_memory_error(error):
         return "Out of memory. Try fewer candidates or a smaller size."
-    if isinstance(error, (RequestError, BackendUnavailable, ExecutorError)):
+    if isinstance(error, (RequestError, BackendUnavailable, ExecutorError, InputError)):
         return str(error)
     if isinstance(error, RemoteError):
         return error.one_line()

@@ -4,6 +4,7 @@ Layout under the data dir::
 
     history.sqlite3                               rows, tags, full-text index (WAL mode)
     images/YYYY/MM/DD/<job_key>-<rank>.png        the images, each carrying its metadata
+    inputs/ab/<digest>.png                        input pictures, once each (`InputStore`)
     quarantine/...                                unknown files found under images/
 
 Crash safety: an image file is written atomically (temp file, fsync, rename) *before*
@@ -48,6 +49,7 @@ from studio.core.history_schema import (
     migrate,
     select_ids,
 )
+from studio.core.inputs import INPUTS_DIR, InputStore, pixel_digest
 from studio.core.metadata import ImageMetadata, read_metadata, save_image
 from studio.core.request import GenerationRequest
 
@@ -60,12 +62,14 @@ IMAGES_DIR = "images"
 QUARANTINE_DIR = "quarantine"
 BUSY_TIMEOUT_S = 10.0
 _CHUNK = 500  # ids per `IN (...)` list, well under SQLite's variable limit
-_ENTRY_COLUMNS = "id, created_at, path, job_key, favourite, missing, metadata_json"
+_ENTRY_COLUMNS = "id, created_at, path, job_key, favourite, missing, metadata_json, pixels_hash"
 _INSERT = (
     "INSERT INTO images (created_at, job_key, rank, prompt, negative_prompt, seed, width,"
-    " height, steps, guidance, backend, model, model_hash, sampler, score, path, metadata_json)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " height, steps, guidance, backend, model, model_hash, sampler, score, path, metadata_json,"
+    " pixels_hash, input_hash, mask_hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+UNUSED_INPUT_GRACE_S = 24 * 3600  # inputs no entry uses yet may belong to a job in flight
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _OUR_FILE_NAME = re.compile(r"^(?P<job>.+)-(?P<rank>\d+)(?:~\d+)?$")
 
@@ -82,6 +86,7 @@ class HistoryEntry:
     favourite: bool = False
     tags: tuple[str, ...] = ()
     missing: bool = False  # the file was not found at the last reconciliation
+    digest: str = ""  # of its pixels (`pixel_digest`); '' for entries made before lineage
 
     @property
     def request(self) -> GenerationRequest:
@@ -106,6 +111,7 @@ class _Record(NamedTuple):
     job_key: str
     path: str  # relative to the data dir, '/'-separated
     created_at: float  # the job's time: all images of a job share it
+    digest: str = ""  # of the image's pixels
 
     def row(self) -> tuple[Any, ...]:
         m, r = self.metadata, self.metadata.request
@@ -127,6 +133,9 @@ class _Record(NamedTuple):
             m.score,
             self.path,
             m.to_json(),
+            self.digest,
+            r.image.digest if r.image else "",
+            r.mask.digest if r.mask else "",
         )
 
 
@@ -140,6 +149,7 @@ class HistoryStore:
         """
         self.data_dir = Path(data_dir)
         self.images_dir = self.data_dir / IMAGES_DIR
+        self.inputs = InputStore(self.data_dir / INPUTS_DIR)
         self.database_path = self.data_dir / DATABASE_NAME
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -251,11 +261,16 @@ class HistoryStore:
             for image, metadata in items:
                 if metadata.created_at <= 0:
                     metadata = dataclasses.replace(metadata, created_at=created_at)
+                for picture in metadata.request.inputs:  # again: its entries may be gone
+                    self.inputs.keep(picture)
                 path = self._write_image(image, metadata, job_key, created_at)
-                records.append(_Record(metadata, job_key, path, created_at))
+                digest = pixel_digest(image.convert("RGB"))
+                records.append(_Record(metadata, job_key, path, created_at, digest))
             ids = self._insert(records)
         return [
-            HistoryEntry(id_, created_at, self.data_dir / r.path, r.metadata, job_key)
+            HistoryEntry(
+                id_, created_at, self.data_dir / r.path, r.metadata, job_key, digest=r.digest
+            )
             for id_, r in zip(ids, records, strict=True)
         ]
 
@@ -329,6 +344,22 @@ class HistoryStore:
         entries = self._entries(self._conn().execute(sql, (entry_id,)).fetchall())
         return entries[0] if entries else None
 
+    def made_from(self, entry: HistoryEntry) -> builtins.list[HistoryEntry]:
+        """The entries whose pixels are `entry`'s input picture (newest first; usually
+        one, more when the same picture was made twice)."""
+        picture = entry.request.image
+        if picture is None:
+            return []
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM images WHERE pixels_hash = ? {LISTING_ORDER}"
+        return self._entries(self._conn().execute(sql, (picture.digest,)).fetchall())
+
+    def made_with(self, entry: HistoryEntry) -> builtins.list[HistoryEntry]:
+        """The entries made from `entry` (its pixels as their input picture), newest first."""
+        if not entry.digest:
+            return []
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM images WHERE input_hash = ? {LISTING_ORDER}"
+        return self._entries(self._conn().execute(sql, (entry.digest,)).fetchall())
+
     def list(
         self,
         *,
@@ -381,7 +412,7 @@ class HistoryStore:
     def _entries(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[HistoryEntry]:
         tags = self._tags_of([row[0] for row in rows])
         entries = []
-        for id_, created_at, path, job_key, favourite, missing, metadata_json in rows:
+        for id_, created_at, path, job_key, favourite, missing, metadata_json, digest in rows:
             try:
                 metadata = ImageMetadata.from_json(metadata_json)
             except Exception:  # one unreadable row must not break the whole gallery
@@ -397,6 +428,7 @@ class HistoryStore:
                     bool(favourite),
                     tags.get(id_, ()),
                     bool(missing),
+                    digest,
                 )
             )
         return entries
@@ -444,16 +476,18 @@ class HistoryStore:
         """
         ids = builtins.list(dict.fromkeys(int(i) for i in entry_ids))
         paths: builtins.list[str] = []
+        inputs: set[str] = set()
         deleted = 0
         with self._transaction() as conn:
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                found = [
-                    row[0]
-                    for row in conn.execute(f"SELECT path FROM images WHERE id IN ({marks})", chunk)
-                ]
+                found = conn.execute(
+                    f"SELECT path, input_hash, mask_hash FROM images WHERE id IN ({marks})", chunk
+                ).fetchall()
                 deleted += conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk).rowcount
-                paths += found
+                paths += [row[0] for row in found]
+                inputs |= {digest for row in found for digest in row[1:] if digest}
+            unused = {digest for digest in inputs if not _input_used(conn, digest)}
             now = time.time()
             conn.executemany(
                 "INSERT OR REPLACE INTO forgotten (path, deleted_at) VALUES (?, ?)",
@@ -465,7 +499,20 @@ class HistoryStore:
                     (self.data_dir / path).unlink(missing_ok=True)
                 except OSError as error:
                     log.warning("could not delete %s: %s", path, error)
+        self.inputs.remove(unused)  # pictures no entry uses any more
         return deleted
+
+    def remove_unused_inputs(self, older_than: float = UNUSED_INPUT_GRACE_S) -> int:
+        """Delete stored input pictures that no entry uses and that are older than
+        `older_than` seconds (younger ones may belong to a job still queued or running,
+        whose results record them when saved). Returns how many went."""
+        cutoff = time.time() - older_than
+        stale = set()
+        for path in self.inputs.folder.glob("*/*.png"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff and not _input_used(self._conn(), path.stem):
+                    stale.add(path.stem)
+        return self.inputs.remove(stale)
 
     # -- reconciliation ---------------------------------------------------------------
 
@@ -534,7 +581,7 @@ class HistoryStore:
             match = _OUR_FILE_NAME.match(path.stem)
             job_key = match["job"] if match else path.stem
             made = metadata.created_at if metadata.created_at > 0 else path.stat().st_mtime
-            records.append(_Record(metadata, job_key, relative, made))
+            records.append(_Record(metadata, job_key, relative, made, _digest_of(path)))
         return _one_time_per_job(records), quarantined
 
     def _quarantine(self, relative: str) -> Path:
@@ -549,6 +596,23 @@ class HistoryStore:
         os.replace(self.data_dir / relative, candidate)
         log.info("moved unknown file %s to %s", relative, candidate)
         return candidate
+
+
+def _digest_of(path: Path) -> str:
+    """The pixel digest of an image file ('' when it cannot be decoded)."""
+    try:
+        with Image.open(path) as image:
+            return pixel_digest(image.convert("RGB"))
+    except Exception:  # an adopted file that reads its metadata but not its pixels
+        return ""
+
+
+def _input_used(conn: sqlite3.Connection, digest: str) -> bool:
+    sql = (
+        "SELECT 1 FROM images WHERE input_hash = ?"
+        " UNION ALL SELECT 1 FROM images WHERE mask_hash = ? LIMIT 1"
+    )
+    return conn.execute(sql, (digest, digest)).fetchone() is not None
 
 
 def _one_time_per_job(records: list[_Record]) -> list[_Record]:

@@ -86,7 +86,21 @@ END;
 INSERT INTO images_fts (images_fts) VALUES ('rebuild');
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_TABLES, _V2_SEARCH)
+# 3: lineage. Each image's own pixel digest, and the digests of the input picture and
+# mask it was made from (`studio.core.inputs`): a result whose input is a history image's
+# pixels was made from that image, found by digest even after an export and re-import.
+# Rows from before have no pixel digest: they show no children (not backfilled, to keep
+# the migration instant on a large history).
+_V3_LINEAGE = """
+ALTER TABLE images ADD COLUMN pixels_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE images ADD COLUMN input_hash  TEXT NOT NULL DEFAULT '';
+ALTER TABLE images ADD COLUMN mask_hash   TEXT NOT NULL DEFAULT '';
+CREATE INDEX images_pixels ON images (pixels_hash) WHERE pixels_hash != '';
+CREATE INDEX images_input  ON images (input_hash)  WHERE input_hash != '';
+CREATE INDEX images_mask   ON images (mask_hash)   WHERE mask_hash != '';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_TABLES, _V2_SEARCH, _V3_LINEAGE)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -87,6 +87,9 @@ class ImageMetadata:
             ("Size", f"{r.width}x{r.height}"),
             ("Model hash", self.model_hash),
             ("Model", self.model_name or r.model),
+            # As A1111 writes an img2img or inpainting result's, so other readers see it.
+            ("Denoising strength", _number(r.strength) if r.image and r.strength else ""),
+            ("Mask blur", str(r.options.get("mask_blur", "")) if r.mask else ""),
             ("Candidates", str(r.candidates)),
             ("Backend", r.backend),
             ("Score", _number(round(self.score, 4)) if _finite(self.score) else ""),

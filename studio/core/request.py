@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from studio.core.inputs import InputPicture
+
 MAX_PROMPT_CHARS = 20_000
 MAX_COUNT = 64
 MAX_CANDIDATES = 256
@@ -36,7 +38,11 @@ class GenerationRequest:
     """Everything a generation needs; jobs are replayable from it.
 
     `count` images are shown, chosen (best first) from `candidates` samples.
-    The seed is drawn at random when not given and is always recorded.
+    The seed is drawn at random when not given and is always recorded. `image` is a
+    picture to work from and `mask` (white = repaint, black = keep, any size) the part of
+    it to redraw; both are recorded by digest, their pixels travel with the request.
+    `strength` (0 < s <= 1; 0 means the backend's default) is how far a result may move
+    from `image` where no mask says otherwise.
     """
 
     prompt: str
@@ -51,6 +57,9 @@ class GenerationRequest:
     backend: str = ""
     model: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    image: InputPicture | None = None
+    mask: InputPicture | None = None
+    strength: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -61,6 +70,11 @@ class GenerationRequest:
         if self.candidates == 0:
             set_(self, "candidates", self.count)
         set_(self, "guidance", float(self.guidance))
+        set_(self, "strength", float(self.strength))
+        for name in ("image", "mask"):  # a digest read back from JSON names a picture
+            value = getattr(self, name)
+            if isinstance(value, str):
+                set_(self, name, InputPicture(value) if value else None)
         set_(self, "options", MappingProxyType(dict(self.options)))
         problems = _problems(self)
         if problems:
@@ -77,14 +91,24 @@ class GenerationRequest:
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["options"] = dict(self.options)
+        for name in ("image", "mask"):  # recorded by digest; the pixels are stored apart
+            picture = data[name]
+            data[name] = picture.digest if picture is not None else ""
         return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled (to a worker process) as its fields: the options' read-only view is not."""
-        return (GenerationRequest.from_dict, (self.to_dict(),))
+        """Pickled (to a worker process) as its fields, input pixels included: the options'
+        read-only view cannot be pickled."""
+        fields = {**self.to_dict(), "image": self.image, "mask": self.mask}
+        return (GenerationRequest.from_dict, (fields,))
+
+    @property
+    def inputs(self) -> tuple[InputPicture, ...]:
+        """The input pictures the request names."""
+        return tuple(p for p in (self.image, self.mask) if p is not None)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRequest:
@@ -123,8 +147,24 @@ def _problems(r: GenerationRequest) -> list[str]:
         problems.append(f"steps must be from 0 (backend default) to {MAX_STEPS}")
     if not 0.0 <= r.guidance <= MAX_GUIDANCE:  # also rejects NaN
         problems.append(f"guidance must be from 0 to {MAX_GUIDANCE:g} (got {r.guidance})")
+    for name in ("image", "mask"):
+        picture = getattr(r, name)
+        if picture is not None and not (
+            isinstance(picture, InputPicture) and _is_digest(picture.digest)
+        ):
+            problems.append(f"{name} must be an input picture (a SHA-256 digest)")
+    if r.mask is not None and r.image is None:
+        problems.append("a mask needs an image to apply to")
+    if not 0.0 <= r.strength <= 1.0:  # also rejects NaN
+        problems.append(f"strength must be more than 0 and at most 1 (got {r.strength:g})")
+    elif r.strength and r.image is None:
+        problems.append("strength needs an image to work from")
     try:
         json.dumps(dict(r.options))
     except (TypeError, ValueError):
         problems.append("backend options must be plain JSON values")
     return problems
+
+
+def _is_digest(text: object) -> bool:
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)

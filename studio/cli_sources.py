@@ -1,0 +1,151 @@
+"""`studio generate`'s request: its flags, over the settings of an image it starts from.
+
+`--from FILE` takes every setting recorded in an image's metadata (ours, or another
+tool's) and, without `--count`, makes exactly that image again. `--vary FILE_OR_ID` takes
+an image as the input picture, with its prompt and settings but new seeds. Flags given
+on the command line override whatever was taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from studio.api.commands import EXIT_NOT_FOUND, EXIT_USAGE, CliError
+from studio.core.app import Core
+from studio.core.history import HistoryEntry
+from studio.core.inputs import InputError, InputPicture
+from studio.core.metadata import MetadataError, ParsedMetadata, read_metadata
+from studio.core.request import GenerationRequest, RequestError
+
+# Fields `--vary` keeps from the image it varies: how it was made, not which draw it was.
+_VARIED_KEEPS = ("prompt", "negative_prompt", "width", "height", "steps", "guidance")
+_VARIED_KEEPS += ("backend", "model", "options")
+
+
+def generate_request(core: Core, args: argparse.Namespace) -> GenerationRequest:
+    """The request `studio generate` runs; raises CliError saying what is wrong."""
+    if args.strength is not None and not 0 < args.strength <= 1:
+        raise CliError(f"--strength must be more than 0 and at most 1 (got {args.strength:g})")
+    if args.mask and not (args.image or args.vary or args.from_image):
+        raise CliError("--mask needs a picture to apply to: give --image FILE", EXIT_USAGE)
+    try:
+        flags = _flags(core, args)
+        if args.from_image:
+            fields = _recorded(core, args.from_image, exact=args.count is None, given=flags)
+        elif args.vary:
+            fields = _varied(core, args.vary)
+        else:
+            fields = {}
+        fields |= flags
+        if not fields.get("prompt"):
+            raise CliError("give a PROMPT (or --from FILE / --vary FILE_OR_ID)", EXIT_USAGE)
+        return core.request(**fields)
+    except RequestError as error:
+        raise CliError(f"invalid request: {error}", EXIT_USAGE) from None
+    except InputError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+
+
+def _flags(core: Core, args: argparse.Namespace) -> dict[str, Any]:
+    """What the command line says, only where it says something."""
+    width, height = args.size or (None, None)
+    given = {
+        "prompt": args.prompt,
+        "negative_prompt": args.negative,
+        "count": args.count,
+        "candidates": args.candidates,
+        "seed": args.seed,
+        "width": width,
+        "height": height,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "backend": args.backend,
+        "model": args.model,
+        "strength": args.strength,
+        "image": core.add_input(_existing(args.image)) if args.image else None,
+        "mask": core.add_input(_existing(args.mask), mask=True) if args.mask else None,
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _recorded(core: Core, path: Path, *, exact: bool, given: dict[str, Any]) -> dict[str, Any]:
+    """Every setting an image's metadata records; with `exact`, one image, that one.
+    Input pictures must still be stored, unless the flags `given` replace them."""
+    found = _metadata(path)
+    if found.studio is not None:
+        request = found.studio.request
+        for name in ("image", "mask"):
+            picture = getattr(request, name)
+            if picture is not None and name not in given:
+                _check_stored(core, picture)
+        fields = {**request.to_dict(), "image": request.image, "mask": request.mask}
+        if exact:  # its own seed, alone: the same draw again
+            fields |= {"count": 1, "candidates": 1}
+        else:
+            del fields["count"], fields["candidates"]
+        return fields
+    if found.source_format == "none":
+        raise CliError(f"{path} carries no generation settings to start from", EXIT_USAGE)
+    return _foreign(found) | ({"count": 1, "candidates": 1} if exact else {})
+
+
+def _varied(core: Core, source: str) -> dict[str, Any]:
+    """The image as the input picture, with its prompt and settings, new seeds."""
+    entry = _entry(core, source) if source.isdigit() else None
+    path: Path = entry.path if entry is not None else _existing(Path(source))
+    if entry is not None:
+        recorded = entry.request.to_dict()
+        fields = {key: recorded[key] for key in _VARIED_KEEPS}
+    else:
+        found = _metadata(path, required=False)
+        fields = found.studio.request.to_dict() if found and found.studio else {}
+        fields = {k: v for k, v in fields.items() if k in _VARIED_KEEPS}
+        if found is not None and found.studio is None and found.source_format != "none":
+            fields = _foreign(found)
+            fields.pop("seed", None)
+    return fields | {"image": core.add_input(path)}
+
+
+def _foreign(found: ParsedMetadata) -> dict[str, Any]:
+    """The settings another tool recorded, where they fit a request."""
+    fields = found.to_request(prompt="-").to_dict()  # "-": no prompt recorded is no error here
+    for name in ("image", "mask", "strength", "count", "candidates"):
+        del fields[name]  # what to show is the user's choice; pictures are not in the text
+    fields["prompt"] = found.prompt
+    return fields
+
+
+def _entry(core: Core, source: str) -> HistoryEntry:
+    entry = core.history.get(int(source))
+    if entry is None:
+        raise CliError(f"no history entry with id {source}", EXIT_NOT_FOUND)
+    if not entry.path.is_file():
+        raise CliError(f"the image of history entry {source} is missing: {entry.path}")
+    return entry
+
+
+def _metadata(path: Path, *, required: bool = True) -> ParsedMetadata | None:
+    try:
+        return read_metadata(_existing(path))
+    except (MetadataError, OSError) as error:
+        if not required:
+            return None
+        raise CliError(f"cannot read {path}: {error}", EXIT_USAGE) from None
+
+
+def _check_stored(core: Core, picture: InputPicture) -> None:
+    if not core.history.inputs.has(picture.digest):
+        raise CliError(
+            f"the input picture this image was made from ({picture.digest[:12]}…) is no "
+            "longer stored: give it again with --image FILE (and --mask FILE)",
+            EXIT_NOT_FOUND,
+        )
+
+
+def _existing(path: Path) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CliError(f"no such file: {path}", EXIT_NOT_FOUND)
+    return path
