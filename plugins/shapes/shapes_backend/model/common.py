@@ -30,6 +30,18 @@ class SamplingOptions:
     phrases: bool = True  # each object's shape is drawn under its own noun phrase (Phrases)
 
 
+@dataclass(frozen=True)
+class ImagePrompt:
+    """What an image prompt gives the sampler (DALL-E's image prompts): the input picture
+    at the model's size and either a mask (completion and repainting: masked patches are
+    sampled, the others kept) or, without one, a `strength` (variations: the share of
+    tokens each candidate redraws; 1 = a fresh sample)."""
+
+    image: np.ndarray  # (64, 64, 3) uint8: the input, scaled to the model's canvas
+    mask: np.ndarray | None = None  # (64, 64) float in [0, 1]: 1 = repaint, 0 = keep
+    strength: float = 1.0  # without a mask: how much of the image each candidate redraws
+
+
 # How much an image's log-likelihood (nats, `Generated.log_likelihoods`) weighs in its
 # ranking score beside the ranker's cosine. Chosen on bench_ranker.py's tuning prompts,
 # not the eval set (MODEL.md): 0.01 - 0.03 all keep within 0.02 of one another.

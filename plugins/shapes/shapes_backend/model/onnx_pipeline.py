@@ -19,12 +19,14 @@ from shapes_backend.model.bundle import TRANSFORMER, BundleError, Tokenizers
 from shapes_backend.model.common import (
     Generated,
     ImageDraws,
+    ImagePrompt,
     OnProgress,
     Phrases,
     SamplingOptions,
     check_known_words,
     prompt_groups,
 )
+from shapes_backend.model.edit import FREE, plan_edit
 
 PREFIX, STEP = "transformer-prefix.onnx", "transformer-step.onnx"
 RANKER_TEXT, RANKER_IMAGE = "ranker-text.onnx", "ranker-image.onnx"
@@ -152,10 +154,15 @@ class OnnxShapesPipeline:
         options: SamplingOptions | None = None,
         rank: bool = True,
         on_progress: OnProgress | None = None,
+        edit: ImagePrompt | None = None,
     ) -> Generated:
+        """As `ShapesPipeline.generate`, image for image: the same draws, the same rules
+        for an image prompt `edit` (`shapes_backend.model.edit`)."""
         options = options or SamplingOptions()
         encoded = check_known_words(self.tokenizers.text, prompt)
         draws = ImageDraws(seed, n)
+        image = self.tokenizers.image
+        plan = None if edit is None else plan_edit(image, edit, seed, n)
         c, w = self.config, self.w
         n_codes = c["n_codes"]
         guided = options.guidance != 1.0
@@ -166,17 +173,27 @@ class OnnxShapesPipeline:
         every = np.arange(n)
         log_likelihoods = np.zeros(n, np.float32)
 
-        def choose(logits: np.ndarray, images: np.ndarray) -> np.ndarray:
+        def choose(
+            logits: np.ndarray, images: np.ndarray, given: np.ndarray | None = None
+        ) -> np.ndarray:
             """A token for each of `images` from its rows' `logits`: first its own, then
-            (with guidance) its rows' under the empty prompt. Adds its log-probability to
-            theirs, as `sample_tokens` does."""
+            (with guidance) its rows' under the empty prompt; or the one `given` (FREE:
+            draw it). Adds its log-probability to theirs, as `sample_tokens` does."""
             log_p = log_softmax(logits)
             if guided:
                 cond, uncond = np.split(log_p, 2)
                 log_p = uncond + options.guidance * (cond - uncond)
-            token = pick(log_p, options, draws.uniform(images))
+            if given is None:
+                token = pick(log_p, options, draws.uniform(images))
+            else:  # draws only for the free tokens, so given ones consume none
+                token, free = given.copy(), np.flatnonzero(given == FREE)
+                if len(free):
+                    token[free] = pick(log_p[free], options, draws.uniform(images[free]))
             log_likelihoods[images] += log_softmax(log_p)[np.arange(len(token)), token]
             return token
+
+        def decode(ids: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+            return image.decode_batch(ids, tokens) if plan is None else plan.images(ids, tokens)
 
         def rows(images: np.ndarray, own: np.ndarray) -> np.ndarray:
             return np.concatenate([own, n + images]) if guided else own
@@ -185,16 +202,19 @@ class OnnxShapesPipeline:
         # slots: the background and the patches but the last (whose keys nothing reads)
         cache = KVCache(prompt_cache, groups * n, c["n_patches"])
         background_logits = np.repeat(self._heads("background_head", h), n, axis=0)
-        backgrounds = choose(background_logits[rows(every, every)], every)
+        given = None if plan is None else plan.backgrounds
+        backgrounds = choose(background_logits[rows(every, every)], every, given)
         x = w["background_embed.weight"][np.tile(backgrounds, groups)][:, None]
-        image = self.tokenizers.image
         patches = np.empty((n, c["n_patches"]), np.int64)
         for p in range(c["n_patches"]):
             position = np.array([c["text_length"] + p], np.int64)
             h, new = self._run(STEP, {"x": x, "position": position, **cache.inputs()})
             if p + 1 < c["n_patches"]:  # the last step's keys are never read
                 cache.append(new)
-            kind = choose(self._heads("kind_head", h[rows(every, every)]), every)
+            given_kinds = given_codes = None
+            if plan is not None:
+                given_kinds, given_codes = plan.kinds[:, p], plan.codes[:, p]
+            kind = choose(self._heads("kind_head", h[rows(every, every)]), every, given_kinds)
             code = np.full_like(kind, n_codes)  # "no code" unless the patch is a mask
             masked = np.flatnonzero(kind >= it.FIRST_MASK)
             if len(masked):  # codes only where needed: most patches are empty or solid
@@ -202,7 +222,8 @@ class OnnxShapesPipeline:
                 own = code_prompt[kinds] * n + masked  # under the phrase of the patch's colour
                 both = rows(masked, own)
                 conditioned = h[both] + w["code_condition.weight"][np.tile(kinds, 1 + guided)]
-                code[masked] = choose(self._heads("code_head", conditioned), masked)
+                given = None if given_codes is None else given_codes[masked]
+                code[masked] = choose(self._heads("code_head", conditioned), masked, given)
             is_mask = kind >= it.FIRST_MASK
             joined = (
                 it.FIRST_MASK + (kind - it.FIRST_MASK) * n_codes + np.minimum(code, n_codes - 1)
@@ -213,9 +234,9 @@ class OnnxShapesPipeline:
             if on_progress is not None:
                 done = p + 1
                 row_end = done % image.grid[1] == 0
-                partial = image.decode_batch(backgrounds, patches[:, :done]) if row_end else None
+                partial = decode(backgrounds, patches[:, :done]) if row_end else None
                 on_progress(done, image.n_patches, partial)
-        images = image.decode_batch(backgrounds, patches)
+        images = decode(backgrounds, patches)
         generated = Generated(images, np.zeros(n, np.float32), log_likelihoods, encoded.unknown)
         return generated.ranked(self.scores(encoded.ids, images)) if rank else generated
 

@@ -1,4 +1,5 @@
-"""Prompt -> ranked images with the PyTorch model: tokenize, sample, decode, rank."""
+"""Prompt (and image prompt) -> ranked images with the PyTorch model: tokenize, sample,
+decode, rank."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from shapes_backend.model.bundle import RANKER, TRANSFORMER, Tokenizers, load_mo
 from shapes_backend.model.common import (
     Generated,
     ImageDraws,
+    ImagePrompt,
     OnProgress,
     Phrases,
     SamplingOptions,
     check_known_words,
 )
+from shapes_backend.model.edit import plan_edit
 from shapes_backend.model.ranker import RankerConfig, ShapesRanker
 from shapes_backend.model.sampling import sample_tokens
 from shapes_backend.model.transformer import ShapesTransformer, TransformerConfig
@@ -49,18 +52,27 @@ class ShapesPipeline:
         options: SamplingOptions | None = None,
         rank: bool = True,
         on_progress: OnProgress | None = None,
+        edit: ImagePrompt | None = None,
     ) -> Generated:
+        """`n` images of `prompt`, image i drawn from seed + i; with an image prompt
+        `edit`, completions and repaints of its image (with a mask) or variations of it
+        (`shapes_backend.model.edit`)."""
         encoded = check_known_words(self.tokenizers.text, prompt)
         text = torch.from_numpy(encoded.ids).to(self.device)
         image = self.tokenizers.image
         row = image.grid[1]
+        plan = None if edit is None else plan_edit(image, edit, seed, n)
+
+        def decode(backgrounds: torch.Tensor, patches: torch.Tensor) -> np.ndarray:
+            ids, tokens = backgrounds.cpu().numpy(), patches.cpu().numpy()
+            return image.decode_batch(ids, tokens) if plan is None else plan.images(ids, tokens)
 
         def on_patch(done: int, backgrounds: torch.Tensor, patches: torch.Tensor) -> None:
             if on_progress is None:
                 return
             partial = None
             if done % row == 0:
-                partial = image.decode_batch(backgrounds.cpu().numpy(), patches.cpu().numpy())
+                partial = decode(backgrounds, patches)
             on_progress(done, image.n_patches, partial)
 
         options = options or SamplingOptions()
@@ -72,8 +84,9 @@ class ShapesPipeline:
             ImageDraws(seed, n),  # numpy streams: the same on any device
             on_patch,
             Phrases.of(self.tokenizers.text, prompt),
+            plan,
         )
-        images = image.decode_batch(backgrounds.cpu().numpy(), patches.cpu().numpy())
+        images = decode(backgrounds, patches)
         generated = Generated(
             images, np.zeros(n, np.float32), log_likelihoods.numpy(), encoded.unknown
         )

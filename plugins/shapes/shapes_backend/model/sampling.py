@@ -11,6 +11,7 @@ from torch import Tensor
 
 from shapes_backend.model import image_tokens as it
 from shapes_backend.model.common import ImageDraws, Phrases, SamplingOptions, prompt_groups
+from shapes_backend.model.edit import FREE, EditPlan
 from shapes_backend.model.transformer import ShapesTransformer, join_patch_tokens
 
 # Called after each patch with (patches done, backgrounds (n,), patch ids so far (n, done)).
@@ -40,6 +41,7 @@ def sample_tokens(
     draws: ImageDraws,
     on_patch: OnPatch | None = None,
     phrases: Phrases | None = None,
+    edit: EditPlan | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`n` images for one prompt: (backgrounds (n,), patch ids (n, P), log-likelihoods (n,)).
     Image i draws from its own stream (`draws`): the same alone or in any batch.
@@ -49,43 +51,73 @@ def sample_tokens(
     with `phrases`, each object's own phrase, under which mask codes of its colour are
     drawn (`Phrases`). An image's log-likelihood sums its tokens' log-probabilities under
     that guided distribution, before temperature and top-k: the ranking weighs it in.
+
+    With an image prompt's `edit` (`plan_edit`), the tokens it gives are fed as they are,
+    with no draw; their log-probabilities count all the same (an image's likelihood
+    covers all its tokens, drawn or given).
     """
     c = model.config
     guided = options.guidance != 1.0
     prompts, prompt_of_kind = prompt_groups(text.cpu().numpy(), options, phrases)
     groups, code_prompt = len(prompts), torch.from_numpy(prompt_of_kind)
 
-    def choose(h: Tensor, head: Callable[[Tensor], Tensor], images: Tensor, rows: Tensor):
+    def choose(
+        h: Tensor,
+        head: Callable[[Tensor], Tensor],
+        images: Tensor,
+        rows: Tensor,
+        given: Tensor | None = None,
+    ) -> Tensor:
         """A token for each of `images` from its `rows` of hidden states `h` (and, with
-        guidance, its rows under the empty prompt); adds its log-probability to theirs."""
+        guidance, its rows under the empty prompt), or the one `given` (FREE: draw it);
+        adds its log-probability to theirs."""
         log_p = F.log_softmax(head(h[rows]).float(), -1)
         if guided:
             uncond = F.log_softmax(head(h[n + images]).float(), -1)
             log_p = uncond + options.guidance * (log_p - uncond)
-        u = torch.from_numpy(draws.uniform(images.cpu().numpy())).to(log_p.device)
-        token = pick(log_p, options, u)
+        if given is None:
+            token = pick(log_p, options, uniform(images, log_p.device))
+        else:  # draws only for the free tokens, so given ones consume none
+            token = given.to(log_p.device)
+            free = (token == FREE).nonzero()[:, 0]
+            if len(free):
+                u = uniform(images[free.to(images.device)], log_p.device)
+                token = token.index_put((free,), pick(log_p[free], options, u))
         picked = log_p.gather(1, token[:, None])[:, 0] - log_p.logsumexp(-1)
         log_likelihood.index_add_(0, images.cpu(), picked.cpu())
         return token
 
+    def uniform(images: Tensor, device: torch.device) -> Tensor:
+        return torch.from_numpy(draws.uniform(images.cpu().numpy())).to(device)
+
+    # What an edit gives (FREE: drawn): backgrounds (n,), kinds and codes (n, P).
+    given_background = given_kinds = given_codes = None
+    if edit is not None:
+        given_background, given_kinds, given_codes = (
+            torch.from_numpy(a) for a in (edit.backgrounds, edit.kinds, edit.codes)
+        )
     log_likelihood = torch.zeros(n)
     prompts = torch.from_numpy(prompts).to(text.device).repeat_interleave(n, 0)
     h, past = model.run(model.text_embed(prompts), 0)
     h = h[:, -1]
     every = torch.arange(n)
-    backgrounds = choose(h, model.background_head, every, every)
+    backgrounds = choose(h, model.background_head, every, every, given_background)
     x = model.background_embed(backgrounds.repeat(groups))[:, None]
     patches = torch.empty(n, c.n_patches, dtype=torch.long)
     for p in range(c.n_patches):
         h, past = model.run(x, c.text_length + p, past)
         h = h[:, -1]
-        kind = choose(h, model.kind_head, every, every)
+        kinds_at = codes_at = None
+        if given_kinds is not None and given_codes is not None:
+            kinds_at, codes_at = given_kinds[:, p], given_codes[:, p]
+        kind = choose(h, model.kind_head, every, every, kinds_at)
         code = torch.full_like(kind, c.n_codes)  # "no code" unless the patch is a mask
         masked = (kind >= it.FIRST_MASK).nonzero()[:, 0]
         if len(masked):  # codes only where needed: most patches are empty or solid
             kinds = kind[masked]
             rows = code_prompt[kinds] * n + masked  # under the phrase of the patch's colour
-            code[masked] = choose(h, partial(model.code_logits, kind=kinds), masked, rows)
+            codes = None if codes_at is None else codes_at[masked.cpu()]
+            code[masked] = choose(h, partial(model.code_logits, kind=kinds), masked, rows, codes)
         patches[:, p] = join_patch_tokens(kind, code, c.n_codes)
         x = model.embed_patches(kind, code).repeat(groups, 1)[:, None]
         if on_patch is not None:
