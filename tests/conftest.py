@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 FAKES = Path(__file__).parent / "fakes"
 FAKE_BACKENDS = {
     "fake": "fake_backend:FakeBackend",
+    "fake-text": "fake_backend:FakeTextOnly",
     "broken": "broken_import:Anything",
     "exits": "exit_on_import:Anything",
     "notabackend": "not_a_backend:NotABackend",

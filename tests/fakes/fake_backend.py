@@ -4,7 +4,9 @@ Behaviour comes from the request's options (so it works in a subprocess too):
 `fail_at` (raise at that step), `oom_at` (MemoryError at that step), `fail_load`,
 `nan` (return NaN images), `too_few`, `step_s` (sleep this long each step), `crash_at`
 (the process dies at that step: "abort" by os.abort, "segfault" by reading address 0);
-the model `huge` runs out of memory loading.
+the model `huge` runs out of memory loading. With an input picture, each image is the
+picture (scaled to the request's size) with the masked part, or without a mask a share
+`strength` of its rows, filled with the candidate's colour. `FakeTextOnly` takes no picture.
 Tests in the same process may also set `GATE` to pause each step until released.
 """
 
@@ -14,6 +16,7 @@ import ctypes
 import os
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -65,6 +68,10 @@ class FakeBackend(Backend):
             negative_prompt=True,
             samplers=("fake",),
             ranks=True,
+            image=True,
+            mask=True,
+            strength=True,
+            default_strength=0.5,
         )
 
     def models(self) -> list[ModelInfo]:
@@ -114,7 +121,25 @@ class FakeBackend(Backend):
         n = request.count - 1 if options.get("too_few") else request.candidates
         seeds = [request.seed + i for i in range(n)]
         scored = sorted(((float(np.sin(s)), s) for s in seeds), reverse=True)
-        return [
-            Candidate(solid_image(s, request.width, request.height), score=score, seed=s)
-            for score, s in scored
-        ]
+        return [Candidate(fake_image(request, s), score=score, seed=s) for score, s in scored]
+
+
+def fake_image(request: GenerationRequest, seed: int) -> np.ndarray:
+    made = solid_image(seed, request.width, request.height)
+    if request.image is None:
+        return made
+    size = (request.width, request.height)
+    picture = np.asarray(request.image.open().resize(size))
+    if request.mask is not None:
+        repaint = np.asarray(request.mask.open().resize(size))[..., None] >= 128
+    else:
+        rows = np.arange(request.height) < round(request.strength * request.height)
+        repaint = np.broadcast_to(rows[:, None, None], made.shape)
+    return np.where(repaint, made, picture)
+
+
+class FakeTextOnly(FakeBackend):
+    display_name = "Fake, text only (tests only)"
+
+    def capabilities(self) -> Capabilities:
+        return replace(super().capabilities(), image=False, mask=False, strength=False)
