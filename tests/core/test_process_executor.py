@@ -205,3 +205,17 @@ def test_a_dying_app_leaves_no_worker_behind(install_plugins, tmp_path, death) -
         pass  # already gone
     except psutil.TimeoutExpired:
         pytest.fail("the worker outlived the app")
+
+
+def test_input_pictures_travel_to_the_worker_with_the_request(engine) -> None:
+    from PIL import Image
+
+    image = engine.history.inputs.add(Image.new("RGB", (16, 16), (10, 200, 30)))
+    mask = Image.new("L", (16, 16), 0)
+    mask.paste(255, (0, 0, 16, 8))
+    job = run(
+        engine, request(count=1, image=image, mask=engine.history.inputs.add(mask, mask=True))
+    )
+    assert job.state is JobState.DONE, job.error
+    made = np.asarray(Image.open(job.results[0].path))
+    assert (made[8:] == (10, 200, 30)).all() and not (made[:8] == (10, 200, 30)).all()
