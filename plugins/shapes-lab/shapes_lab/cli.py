@@ -47,7 +47,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     ev.add_argument("--per-kind", type=int, default=200, help="scenes per kind (--ground-truth)")
     ev.add_argument("--prompts", type=Path, help="prompt file (default: the shipped set)")
-    ev.add_argument("--limit", type=int, help="at most this many prompts per kind and split")
+    ev.add_argument(
+        "--edits", action="store_true", help="score image-prompt edits and variations instead"
+    )
+    ev.add_argument("--edit-set", type=Path, help="edit set (--edits; default: the shipped set)")
+    ev.add_argument(
+        "--limit", type=int, help="at most this many prompts (or edits) per kind and split"
+    )
     ev.add_argument("--backend")
     ev.add_argument("--model")
     ev.add_argument("--count", type=int, default=4, help="images per prompt")
@@ -81,6 +87,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     judge = Judge.load()
     if args.ground_truth:
         return _eval_ground_truth(args, judge)
+    if args.edits:
+        return _eval_edits(args, judge)
     return _eval_backend(args, judge)
 
 
@@ -127,22 +135,8 @@ def _eval_backend(args: argparse.Namespace, judge: Any) -> int:
             candidates = args.candidates or max(args.count, core.settings.candidates)
 
             def generate(prompt: str, seed: int, ranked: bool) -> list[Image.Image]:
-                try:
-                    request = core.request(
-                        prompt,
-                        backend=args.backend,
-                        model=args.model,
-                        seed=seed,
-                        count=args.count,
-                        candidates=candidates if ranked else args.count,
-                    )
-                except RequestError as error:
-                    raise CliError(f"invalid request: {error}", EXIT_USAGE) from None
-                job = core.engine.submit(request)
-                job.wait()
-                if job.state is not JobState.DONE:
-                    raise CliError(f"generation failed for {prompt!r}: {job.error or job.state}")
-                return [Image.open(entry.path).convert("RGB") for entry in job.results]
+                shown = candidates if ranked else args.count
+                return _generate(core, args, prompt, seed=seed, candidates=shown)
 
             def check(image: Image.Image, spec: Any) -> bool:
                 return judge.check(image, spec).passed
@@ -166,6 +160,105 @@ def _eval_backend(args: argparse.Namespace, judge: Any) -> int:
     }
     emit(args, report.to_json(), report.table())
     return EXIT_OK if report.tallies else EXIT_FAILED
+
+
+def _eval_edits(args: argparse.Namespace, judge: Any) -> int:
+    from PIL import Image
+
+    from shapes_lab.edit_set import DEFAULT_EDITS, Edit, load_edits
+    from shapes_lab.evaluate_edits import evaluate_edits, model_geometry
+    from shapes_lab.render import render
+
+    path = args.edit_set or DEFAULT_EDITS
+    try:
+        edits = _limit(load_edits(path), args.limit)
+    except (OSError, ValueError) as error:
+        raise CliError(f"cannot read the edit set: {error}", EXIT_USAGE) from None
+    try:
+        snap, encode = model_geometry()
+    except ImportError as error:
+        raise CliError(f"the Shapes backend takes no image prompts here: {error}") from None
+    with tempfile.TemporaryDirectory(prefix="studio-eval-") as scratch:
+        if args.data_dir is None:  # keep evaluation images and inputs out of the user's data
+            args.data_dir = scratch
+        with open_core(args) as core:
+            candidates = args.candidates or max(args.count, core.settings.candidates)
+            inputs: dict[str, tuple[Any, Any]] = {}
+
+            def generate(edit: Edit, seed: int, ranked: bool) -> list[Image.Image]:
+                if edit.id not in inputs:  # stored once, given to both runs
+                    mask = edit.mask_array()
+                    inputs[edit.id] = (
+                        core.add_input(render(edit.source)),
+                        None
+                        if mask is None
+                        else core.add_input(
+                            Image.fromarray(mask.astype("uint8") * 255, "L"), mask=True
+                        ),
+                    )
+                picture, mask_picture = inputs[edit.id]
+                return _generate(
+                    core,
+                    args,
+                    edit.prompt,
+                    seed=seed,
+                    candidates=candidates if ranked else args.count,
+                    image=picture,
+                    mask=mask_picture,
+                    strength=edit.strength,
+                )
+
+            def check(image: Image.Image, spec: Any) -> bool:
+                return judge.check(image, spec).passed
+
+            def progress(done: int) -> None:
+                if not args.json:
+                    print(f"\r{done}/{len(edits)} edits", end="", file=sys.stderr, flush=True)
+
+            started = time.perf_counter()
+            report = evaluate_edits(
+                edits, generate, check, snap, encode, seed=args.seed, progress=progress
+            )
+            if not args.json:
+                print(file=sys.stderr)
+    report.settings = {
+        "edit_set": str(path),
+        "backend": args.backend or core.default_backend(),
+        "model": args.model or "",
+        "count": args.count,
+        "candidates": candidates,
+        "seed": args.seed,
+        "preservation": "pixel-identical outside shapes_backend.model.edit.snapped_mask",
+        "patches_kept": "the 64 patch tokens of the shipped image tokenizer (not the background)",
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    emit(args, report.to_json(), report.table())
+    return EXIT_OK if report.tallies else EXIT_FAILED
+
+
+def _generate(
+    core: Any, args: argparse.Namespace, prompt: str, *, seed: int, candidates: int, **inputs: Any
+) -> list[Any]:
+    """The shown images of one request through the engine (`inputs`: image prompts)."""
+    from PIL import Image
+
+    try:
+        request = core.request(
+            prompt,
+            backend=args.backend,
+            model=args.model,
+            seed=seed,
+            count=args.count,
+            candidates=candidates,
+            **inputs,
+        )
+    except RequestError as error:
+        raise CliError(f"invalid request: {error}", EXIT_USAGE) from None
+    job = core.engine.submit(request)
+    job.wait()
+    if job.state is not JobState.DONE:
+        raise CliError(f"generation failed for {prompt!r}: {job.error or job.state}")
+    return [Image.open(entry.path).convert("RGB") for entry in job.results]
 
 
 def _limit(prompts: list[Any], limit: int | None) -> list[Any]:
