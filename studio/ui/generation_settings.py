@@ -42,6 +42,7 @@ DEFAULT_CAPABILITIES = Capabilities(
 class GenerationSettings(QWidget):
     def __init__(self, core: Core, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.capabilities = DEFAULT_CAPABILITIES  # the chosen backend's, once known
         self.core = core
         s = core.settings
         self.backend = QComboBox()
@@ -205,6 +206,7 @@ class GenerationSettings(QWidget):
         self.model.setEnabled(bool(models))
         _choose(self.model, self._wanted_model, by_data=True)
         c = capabilities or DEFAULT_CAPABILITIES
+        self.capabilities = c
         self.sampler.clear()
         self.sampler.addItems(list(c.samplers))
         self.sampler.setEnabled(bool(c.samplers))

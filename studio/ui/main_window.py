@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.app import LOG_FILE, Core
 from studio.core.history import HistoryEntry
+from studio.core.inputs import InputError
 from studio.core.metadata import ParsedMetadata, read_metadata
 from studio.core.problem_report import write_report
 from studio.core.request import RequestError
@@ -118,6 +119,8 @@ class MainWindow(QMainWindow):
         self.viewer.reuse_settings.connect(self.reuse_settings)
         self.viewer.reuse_prompt.connect(self.reuse_prompt)
         self.viewer.vary.connect(self.vary)
+        store = core.history
+        self.viewer.lineage = lambda entry: (store.made_from(entry), store.made_with(entry))
         self.viewer.delete.connect(self.delete_entry)
         for tile in self.tiles:
             tile.opened.connect(self.open_in_viewer)
@@ -313,11 +316,14 @@ class MainWindow(QMainWindow):
             s.save(self.core.paths.settings_file)
         super().closeEvent(event)
 
-    def generate(self) -> None:
+    def generate(self, image: Path | None = None) -> None:
+        """Generate from the prompt and settings; `image`: a picture to work from."""
         try:
             fields = self.settings_panel.request_fields()
+            if image is not None:
+                fields["image"] = self.core.add_input(image)
             request = self.core.request(self.prompt.toPlainText(), **fields)
-        except RequestError as error:
+        except (RequestError, InputError) as error:
             self.message.setText(f"Cannot generate: {error}")
             return
         if not request.backend:
@@ -425,10 +431,11 @@ class MainWindow(QMainWindow):
         self.prompt.setFocus()
 
     def vary(self, entry: HistoryEntry) -> None:
-        """The same prompt and settings with a new seed, generated now."""
+        """Variations, generated now: the image as the input picture, its prompt and
+        settings, new seeds (with a backend that takes no picture: a new seed only)."""
         self.reuse_settings(entry)
         self.settings_panel.seed_lock.setChecked(False)
-        self.generate()
+        self.generate(entry.path if self.settings_panel.capabilities.image else None)
 
     def delete_entry(self, entry: HistoryEntry) -> None:
         question = "Delete this image and its file? This cannot be undone."

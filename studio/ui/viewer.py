@@ -4,6 +4,7 @@ do with it (reuse settings or prompt, vary, copy, show the file, delete)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -99,6 +100,8 @@ class Viewer(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.entry: HistoryEntry | None = None
+        # (entries it was made from, entries made from it), from the history when set
+        self.lineage: Callable[[HistoryEntry], tuple[list, list]] | None = None
         self.view = ImageView()
         self.details = QPlainTextEdit(readOnly=True)  # plain text: metadata is never markup
         self.details.setMinimumWidth(220)
@@ -158,7 +161,8 @@ class Viewer(QWidget):
             return
         pixmap = QPixmap(str(entry.path))
         self.view.set_pixmap(pixmap)
-        self.details.setPlainText(describe(entry, pixmap.isNull()))
+        made_from, children = self.lineage(entry) if self.lineage else ([], [])
+        self.details.setPlainText(describe(entry, pixmap.isNull(), made_from, children))
 
     def copy_image(self) -> None:
         # The pixels only: a QMimeData handed to the clipboard from Python (PySide6 6.11)
@@ -183,8 +187,13 @@ class Viewer(QWidget):
             signal.emit(self.entry)
 
 
-def describe(entry: HistoryEntry, unreadable: bool = False) -> str:
-    """Everything known of an image, as plain text."""
+def describe(
+    entry: HistoryEntry,
+    unreadable: bool = False,
+    made_from: Sequence[HistoryEntry] = (),
+    children: Sequence[HistoryEntry] = (),
+) -> str:
+    """Everything known of an image, as plain text: with its lineage when given."""
     m, r = entry.metadata, entry.request
     created = dt.datetime.fromtimestamp(entry.created_at).strftime("%Y-%m-%d %H:%M:%S")
     lines = [
@@ -204,4 +213,12 @@ def describe(entry: HistoryEntry, unreadable: bool = False) -> str:
         f"Created: {created}",
         f"File: {Path(entry.path)}" + (" (missing or unreadable)" if unreadable else ""),
     ]
+    if r.image is not None:
+        source = ", ".join(f"#{e.id}" for e in made_from) or f"a picture ({r.image.digest[:10]})"
+        lines.append(f"Made from: {source}")
+        lines.append("Mask: " + (r.mask.digest[:10] if r.mask else "none"))
+        if r.strength:
+            lines.append(f"Strength: {r.strength:g}")
+    if children:
+        lines.append("Made from it: " + ", ".join(f"#{e.id}" for e in children))
     return "\n".join(lines)[:MAX_METADATA_CHARS]

@@ -134,9 +134,14 @@ def test_the_viewer_shows_an_image_and_reuses_or_varies_it(qtbot, window) -> Non
     window.open_in_viewer(entry)
     viewer.actions_by_name["vary"].trigger()
     qtbot.waitUntil(lambda: window.core.history.count() == 8, timeout=10_000)
-    newest = window.core.history.list()[0].request
-    assert newest.prompt == "three yellow hearts" and newest.steps == 9
+    newest = window.core.history.list()[0]
+    assert newest.request.prompt == "three yellow hearts" and newest.request.steps == 9
     assert window.core.engine.job(window.job_id).request.seed != entry.request.seed
+    assert newest.request.image.digest == entry.digest  # the image itself as input
+    window.open_in_viewer(newest)
+    assert f"Made from: #{entry.id}" in viewer.details.toPlainText()
+    window.open_in_viewer(entry)
+    assert "Made from it: #" in viewer.details.toPlainText()
 
 
 def test_two_jobs_queue_up_and_a_waiting_one_can_be_cancelled(qtbot, window) -> None:
