@@ -31,6 +31,7 @@ from studio.core.backend import (
     ModelInfo,
 )
 from studio.core.files import atomic_write_bytes
+from studio.core.inputs import InputError, InputPicture
 from studio.core.jobs import JobState
 from studio.core.model_files import (
     ModelFile,
@@ -56,6 +57,8 @@ __all__ = [
     "CliError",
     "GenerationContext",
     "GenerationRequest",
+    "InputError",
+    "InputPicture",
     "JobState",
     "ModelFile",
     "ModelFileError",
