@@ -9,10 +9,12 @@ Shared by both runtimes, numpy only (the ONNX path never imports torch). The rul
    cover with less than half an object's colour (`background_pixels`; the renderer labels
    pixels the same way). The background token is redrawn when M holds at least half of
    the background pixels (and one at least), else given as b0. A patch is drawn when any
-   of its pixels is in M, except when the background is redrawn and every masked pixel
-   of the patch is a background pixel: then its token is kept (its object stays, its
-   background follows the new background token). Every other patch is given as t0[p].
-   Every candidate draws the same tokens.
+   of its pixels is in M, except when the background is redrawn, the patch is not wholly
+   in M and every masked pixel of it is a background pixel: then its token is kept (its
+   object stays, its background follows the new background token). A patch wholly in M
+   is always drawn, whatever it shows: that is where new objects go (a completion's
+   empty half; a mask of all ones is a fresh sample). Every other patch is given as
+   t0[p]. Every candidate draws the same tokens.
 3. The image: all tokens decoded, then the input's own pixels (the given array, not its
    decode) outside the snapped mask (`snapped_mask`): the pixels of drawn patches, plus,
    when the background is redrawn, the masked background pixels of kept patches.
@@ -114,8 +116,9 @@ def masked_tokens(
     redraw = masked_background > 0 and 2 * masked_background >= np.count_nonzero(background)
     in_patch = tokenizer.to_patches(masked)  # (patches, pixels)
     drawn = in_patch.any(axis=1)
-    if redraw:  # patches masked on background pixels alone keep their token
-        drawn &= (in_patch & ~tokenizer.to_patches(background)).any(axis=1)
+    if redraw:  # a patch masked on its background pixels alone keeps its token
+        on_object = (in_patch & ~tokenizer.to_patches(background)).any(axis=1)
+        drawn &= on_object | in_patch.all(axis=1)
     snapped = from_patches(tokenizer, np.repeat(drawn[:, None], in_patch.shape[1], axis=1))
     if redraw:
         snapped |= masked & background
