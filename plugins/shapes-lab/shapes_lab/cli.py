@@ -187,14 +187,10 @@ def _eval_edits(args: argparse.Namespace, judge: Any) -> int:
 
             def generate(edit: Edit, seed: int, ranked: bool) -> list[Image.Image]:
                 if edit.id not in inputs:  # stored once, given to both runs
-                    mask = edit.mask_array()
+                    mask = edit.mask_image()
                     inputs[edit.id] = (
                         core.add_input(render(edit.source)),
-                        None
-                        if mask is None
-                        else core.add_input(
-                            Image.fromarray(mask.astype("uint8") * 255, "L"), mask=True
-                        ),
+                        None if mask is None else core.add_input(mask, mask=True),
                     )
                 picture, mask_picture = inputs[edit.id]
                 return _generate(

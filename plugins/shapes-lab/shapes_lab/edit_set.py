@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from shapes_backend import world
 from shapes_backend.parser import parse_prompt
@@ -54,6 +55,11 @@ class Edit:
     def mask_array(self) -> np.ndarray | None:
         """(64, 64) bool, True = repaint; None for a variation."""
         return None if self.mask is None else mask_pixels(self.mask, self.source)
+
+    def mask_image(self) -> Image.Image | None:
+        """The mask as a picture to give a request: white = repaint, black = keep."""
+        mask = self.mask_array()
+        return None if mask is None else Image.fromarray(mask.astype(np.uint8) * 255, "L")
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -47,7 +47,7 @@ TRIES = 2000
 
 # What a kind's maker returns: the result's spec, the result, the source, the mask and
 # the indices (in the result) of the objects the edit draws.
-Draft = tuple[PromptSpec, Scene, Scene, dict, tuple[int, ...]]
+Draft = tuple[PromptSpec, Scene, Scene, dict | None, tuple[int, ...]]
 
 
 def touched_patches(mask: np.ndarray) -> np.ndarray:
@@ -149,7 +149,7 @@ class EditMaker:
         spec = sampler.spec()
         scene = sampler.realise(spec)
         drawn = tuple(range(len(scene.objects)))
-        return spec, scene, scene, None, drawn  # type: ignore[return-value]
+        return spec, scene, scene, None, drawn
 
     # -- fairness ---------------------------------------------------------------------
 
