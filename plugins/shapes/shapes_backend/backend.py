@@ -7,6 +7,12 @@ first `count` samples are kept as drawn) and `phrases` (true: in a prompt naming
 objects of different colours, each object's shape is drawn under its own noun phrase,
 which binds colours to the right shapes; false: under the whole prompt only). Guidance 0
 means the default, 2.
+
+Image prompts (`request.image`), as DALL-E's: the picture is scaled to 64 x 64 and read
+as tokens. With a mask, the patches it touches are drawn under the prompt and the rest
+kept: outside the mask, snapped to the 8 x 8 patch grid, results are the input's pixels
+exactly (`shapes_backend.model.edit`). Without one, a variation: each candidate redraws
+a random share `strength` (default 0.3) of the image's tokens.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from studio.api import (
     GenerationContext,
     GenerationRequest,
     ModelInfo,
+    RequestError,
 )
 
 MODEL_REF = "shapes-v1"
 DEFAULT_GUIDANCE = 2.0
+DEFAULT_STRENGTH = 0.3  # variations keep about 70 % of the picture's tokens
 PREVIEW_TILES = 4  # candidates shown side by side in a live preview
 
 
@@ -49,6 +57,10 @@ def capabilities(devices: tuple[str, ...]) -> Capabilities:
         samplers=("top-k",),
         devices=devices,
         ranks=True,
+        image=True,
+        mask=True,
+        strength=True,
+        default_strength=DEFAULT_STRENGTH,
     )
 
 
@@ -169,6 +181,36 @@ class ShapesBackend(BuiltinShapesBackend):
             torch.cuda.empty_cache()
 
 
+def image_prompt(request: GenerationRequest) -> Any:
+    """The request's input picture and mask at the model's size, as the sampler takes
+    them (None for text alone). Any size is scaled to 64 x 64 (not cropped)."""
+    if request.image is None:
+        return None
+    from PIL import Image
+
+    from shapes_backend import world
+    from shapes_backend.model.common import ImagePrompt
+
+    side = world.CANVAS
+    image = request.image.open().convert("RGB")
+    if image.size != (side, side):
+        image = image.resize((side, side), Image.Resampling.LANCZOS)
+    mask = None
+    if request.mask is not None:
+        scaled = request.mask.open().convert("L")
+        if scaled.size != (side, side):
+            scaled = scaled.resize((side, side), Image.Resampling.BILINEAR)
+        mask = np.asarray(scaled, np.float32) / 255.0
+        if not (mask >= 0.5).any():
+            raise RequestError(
+                [
+                    f"the mask, scaled to the model's {side} x {side} pixels, marks nothing "
+                    "to repaint: paint a larger area"
+                ]
+            )
+    return ImagePrompt(np.asarray(image), mask, request.strength or DEFAULT_STRENGTH)
+
+
 def generate_candidates(
     pipeline: Any, request: GenerationRequest, ctx: GenerationContext
 ) -> list[Candidate]:
@@ -194,6 +236,7 @@ def generate_candidates(
         options,
         rank=bool(request.options.get("rank", True)),
         on_progress=on_progress,
+        edit=image_prompt(request),
     )
     # Candidate i drew from its own stream, seeded with seed + i: recorded as its seed, so
     # that the seed alone (with one candidate) draws it again, here or on any machine.
