@@ -346,19 +346,23 @@ class HistoryStore:
 
     def made_from(self, entry: HistoryEntry) -> builtins.list[HistoryEntry]:
         """The entries whose pixels are `entry`'s input picture (newest first; usually
-        one, more when the same picture was made twice)."""
+        one, more when the same picture was made twice). Never `entry` itself."""
         picture = entry.request.image
         if picture is None:
             return []
-        sql = f"SELECT {_ENTRY_COLUMNS} FROM images WHERE pixels_hash = ? {LISTING_ORDER}"
-        return self._entries(self._conn().execute(sql, (picture.digest,)).fetchall())
+        sql = (
+            f"SELECT {_ENTRY_COLUMNS} FROM images WHERE pixels_hash = ? AND id != ? {LISTING_ORDER}"
+        )
+        return self._entries(self._conn().execute(sql, (picture.digest, entry.id)).fetchall())
 
     def made_with(self, entry: HistoryEntry) -> builtins.list[HistoryEntry]:
         """The entries made from `entry` (its pixels as their input picture), newest first."""
         if not entry.digest:
             return []
-        sql = f"SELECT {_ENTRY_COLUMNS} FROM images WHERE input_hash = ? {LISTING_ORDER}"
-        return self._entries(self._conn().execute(sql, (entry.digest,)).fetchall())
+        sql = (
+            f"SELECT {_ENTRY_COLUMNS} FROM images WHERE input_hash = ? AND id != ? {LISTING_ORDER}"
+        )
+        return self._entries(self._conn().execute(sql, (entry.digest, entry.id)).fetchall())
 
     def list(
         self,
