@@ -12,9 +12,12 @@ Shared by both runtimes, numpy only (the ONNX path never imports torch). The rul
    of its pixels is in M, except when the background is redrawn, the patch is not wholly
    in M and every masked pixel of it is a background pixel: then its token is kept (its
    object stays, its background follows the new background token). A patch wholly in M
-   is always drawn, whatever it shows: that is where new objects go (a completion's
-   empty half; a mask of all ones is a fresh sample). Every other patch is given as
-   t0[p]. Every candidate draws the same tokens.
+   is drawn, whatever it shows: that is where new objects go (a completion's empty half;
+   a mask of all ones is a fresh sample); but not when M goes around the objects, holding
+   at least 90 % of the background pixels and at most 10 % of the others (AROUND): that
+   asks for a new background behind the same objects, and drawn empty patches would
+   let the model, blind to the objects kept after them, draw them twice. Every other
+   patch is given as t0[p]. Every candidate draws the same tokens.
 3. The image: all tokens decoded, then the input's own pixels (the given array, not its
    decode) outside the snapped mask (`snapped_mask`): the pixels of drawn patches, plus,
    when the background is redrawn, the masked background pixels of kept patches.
@@ -41,6 +44,7 @@ from shapes_backend.model.common import ImagePrompt
 FREE = -1  # in a plan's tokens: the sampler draws this one
 MASK_THRESHOLD = 0.5  # mask values at or above it are repainted
 BACKGROUND_COVERAGE = 0.5  # decoded object coverage below which a pixel is background
+AROUND = 0.9  # a mask around the objects: this much of the background, 1 - it of them
 VARIATION_STREAM = 1  # spawn key of the variation draws' stream, beside the sampler's
 
 
@@ -112,13 +116,20 @@ def masked_tokens(
         raise ValueError(f"an image prompt's mask is (64, 64), not {mask.shape}")
     masked = mask >= MASK_THRESHOLD
     background = background_pixels(tokenizer, tokens)
-    masked_background = np.count_nonzero(masked & background)
-    redraw = masked_background > 0 and 2 * masked_background >= np.count_nonzero(background)
+    on_background = np.count_nonzero(masked & background)  # masked background pixels
+    on_objects = np.count_nonzero(masked & ~background)
+    redraw = on_background > 0 and 2 * on_background >= np.count_nonzero(background)
     in_patch = tokenizer.to_patches(masked)  # (patches, pixels)
     drawn = in_patch.any(axis=1)
     if redraw:  # a patch masked on its background pixels alone keeps its token
-        on_object = (in_patch & ~tokenizer.to_patches(background)).any(axis=1)
-        drawn &= on_object | in_patch.all(axis=1)
+        objects = np.count_nonzero(~background)
+        around = (
+            on_background >= AROUND * np.count_nonzero(background)
+            and objects > 0
+            and on_objects <= (1 - AROUND) * objects
+        )
+        masks_object = (in_patch & ~tokenizer.to_patches(background)).any(axis=1)
+        drawn &= masks_object | (in_patch.all(axis=1) & (not around))
     snapped = from_patches(tokenizer, np.repeat(drawn[:, None], in_patch.shape[1], axis=1))
     if redraw:
         snapped |= masked & background
