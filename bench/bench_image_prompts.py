@@ -91,7 +91,7 @@ def main() -> None:
     for edit_name, edit in edits.items():
         drawn = 1.0
         if edit is not None:
-            plan = plan_edit(tokenizer, edit, 1, CANDIDATES)
+            plan = plan_edit(tokenizer, edit, CANDIDATES, PROMPT)
             tokens = np.concatenate([plan.backgrounds[:, None], plan.kinds], axis=1)
             drawn = float((tokens == FREE).mean())
         figures = "".join(

@@ -114,22 +114,31 @@ def test_a_mask_of_all_ones_is_a_fresh_sample(runtimes) -> None:
         assert np.allclose(fresh.log_likelihoods, edited.log_likelihoods)
 
 
-def test_a_variation_redraws_a_share_strength_of_the_tokens(runtimes, tokenizer) -> None:
-    plan = plan_edit(tokenizer, ImagePrompt(IMAGE, strength=0.3), seed=5, n=16)
-    given = np.concatenate([plan.backgrounds[:, None], plan.kinds], axis=1) != FREE
-    assert 0.62 < given.mean() < 0.78  # about 70 % kept, each candidate its own share
-    assert len({row.tobytes() for row in given}) == 16
-    assert plan.keep is None  # variations are not composited
-    whole = ImagePrompt(IMAGE, strength=1.0)
-    assert (plan_edit(tokenizer, whole, 5, 16).kinds == FREE).all()
+def test_a_variation_draws_every_token_with_the_input_as_a_prior(runtimes, tokenizer) -> None:
+    plan = plan_edit(tokenizer, ImagePrompt(IMAGE, strength=0.3), n=16)
+    assert (plan.kinds == FREE).all() and plan.keep is None  # all drawn, nothing composited
+    background, tokens = tokenizer.encode(IMAGE)
+    assert (plan.prior[0] == background).all() and plan.bias > 0
     pipeline = runtimes["onnx"]
+    # Strength 1: no prior, the text prompt's own sample.
     fresh = pipeline.generate(PROMPT, 4, 8, rank=False)
-    assert np.array_equal(
-        fresh.images, pipeline.generate(PROMPT, 4, 8, rank=False, edit=whole).images
-    )
-    kept = pipeline.generate(PROMPT, 2, 8, rank=False, edit=ImagePrompt(IMAGE, strength=0.0))
-    assert np.array_equal(kept.images[0], tokenizer.decode(*tokenizer.encode(IMAGE)))
-    assert (kept.log_likelihoods < 0).all()  # given tokens count in the likelihood
+    whole = pipeline.generate(PROMPT, 4, 8, rank=False, edit=ImagePrompt(IMAGE, strength=1.0))
+    assert np.array_equal(fresh.images, whole.images)
+    # Near 0: the input's tokens.
+    held = pipeline.generate(PROMPT, 2, 8, rank=False, edit=ImagePrompt(IMAGE, strength=1e-4))
+    assert np.array_equal(held.images[0], tokenizer.decode(background, tokens))
+    # The lower the strength, the more of the input's tokens are kept; the images shown
+    # first are new ones, not the input again, while there are any (at 0.1, rarely).
+    unchanged = tokenizer.decode(background, tokens).tobytes()
+    kept = []
+    for strength in (1.0, 0.3, 0.1):
+        varied = pipeline.generate(PROMPT, 16, 8, edit=ImagePrompt(IMAGE, strength=strength))
+        shown = varied.images[:4]
+        kept.append(np.mean([np.mean(tokenizer.encode(i)[1] == tokens) for i in shown]))
+        if strength >= 0.3:
+            assert all(image.tobytes() != unchanged for image in shown)
+            assert len({image.tobytes() for image in shown}) == 4
+    assert kept[0] < kept[1] < kept[2]
 
 
 @pytest.mark.parametrize(
@@ -168,8 +177,8 @@ def test_progress_previews_and_cancel(runtimes, tokenizer, name) -> None:
 
 def test_bad_image_prompts_are_refused(tokenizer) -> None:
     with pytest.raises(ValueError, match="uint8"):
-        plan_edit(tokenizer, ImagePrompt(IMAGE.astype(np.float32)), 0, 1)
+        plan_edit(tokenizer, ImagePrompt(IMAGE.astype(np.float32)), 1)
     with pytest.raises(ValueError, match="mask"):
-        plan_edit(tokenizer, ImagePrompt(IMAGE, np.ones((32, 32))), 0, 1)
+        plan_edit(tokenizer, ImagePrompt(IMAGE, np.ones((32, 32))), 1)
     with pytest.raises(ValueError, match="strength"):
-        plan_edit(tokenizer, ImagePrompt(IMAGE, strength=1.5), 0, 1)
+        plan_edit(tokenizer, ImagePrompt(IMAGE, strength=1.5), 1)

@@ -76,6 +76,25 @@ class Generated:
             self.order[order],
         )
 
+    def distinct(self, unchanged: list[np.ndarray]) -> Generated:
+        """The same images, those equal to one of `unchanged` (an edit that changed
+        nothing) or to an image before them moved to the end, each group in its order:
+        the images shown first are ones the user has not seen yet."""
+        seen = {image.tobytes() for image in unchanged}
+        fresh, repeated = [], []
+        for i, image in enumerate(self.images):
+            key = image.tobytes()
+            (repeated if key in seen else fresh).append(i)
+            seen.add(key)
+        order = np.array(fresh + repeated, np.int64)
+        return Generated(
+            self.images[order],
+            self.scores[order],
+            self.log_likelihoods[order],
+            self.unknown_words,
+            self.order[order],
+        )
+
 
 class NoKnownWords(ValueError):
     """A prompt none of whose words the model knows: it would draw noise."""

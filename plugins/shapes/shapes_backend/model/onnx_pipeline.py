@@ -26,7 +26,7 @@ from shapes_backend.model.common import (
     check_known_words,
     prompt_groups,
 )
-from shapes_backend.model.edit import FREE, plan_edit
+from shapes_backend.model.edit import FREE, plan_edit, unchanged_images
 
 PREFIX, STEP = "transformer-prefix.onnx", "transformer-step.onnx"
 RANKER_TEXT, RANKER_IMAGE = "ranker-text.onnx", "ranker-image.onnx"
@@ -76,6 +76,14 @@ class KVCache:
 def log_softmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(-1, keepdims=True)
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def favour(log_p: np.ndarray, prior: np.ndarray, bias: float) -> np.ndarray:
+    """`log_p` with each row's `prior` token (FREE: none) raised by `bias`."""
+    rows = np.flatnonzero(prior != FREE)
+    bonus = np.zeros_like(log_p)
+    bonus[rows, prior[rows]] = bias
+    return log_p + bonus
 
 
 def pick(log_p: np.ndarray, options: SamplingOptions, u: np.ndarray) -> np.ndarray:
@@ -162,7 +170,7 @@ class OnnxShapesPipeline:
         encoded = check_known_words(self.tokenizers.text, prompt)
         draws = ImageDraws(seed, n)
         image = self.tokenizers.image
-        plan = None if edit is None else plan_edit(image, edit, seed, n)
+        plan = None if edit is None else plan_edit(image, edit, n, prompt)
         c, w = self.config, self.w
         n_codes = c["n_codes"]
         guided = options.guidance != 1.0
@@ -174,21 +182,26 @@ class OnnxShapesPipeline:
         log_likelihoods = np.zeros(n, np.float32)
 
         def choose(
-            logits: np.ndarray, images: np.ndarray, given: np.ndarray | None = None
+            logits: np.ndarray,
+            images: np.ndarray,
+            given: np.ndarray | None = None,
+            prior: np.ndarray | None = None,
         ) -> np.ndarray:
             """A token for each of `images` from its rows' `logits`: first its own, then
             (with guidance) its rows' under the empty prompt; or the one `given` (FREE:
-            draw it). Adds its log-probability to theirs, as `sample_tokens` does."""
+            draw it), drawn with a variation's `prior` tokens favoured. Adds its
+            log-probability to theirs, as `sample_tokens` does."""
             log_p = log_softmax(logits)
             if guided:
                 cond, uncond = np.split(log_p, 2)
                 log_p = uncond + options.guidance * (cond - uncond)
+            steered = log_p if prior is None or plan is None else favour(log_p, prior, plan.bias)
             if given is None:
-                token = pick(log_p, options, draws.uniform(images))
+                token = pick(steered, options, draws.uniform(images))
             else:  # draws only for the free tokens, so given ones consume none
                 token, free = given.copy(), np.flatnonzero(given == FREE)
                 if len(free):
-                    token[free] = pick(log_p[free], options, draws.uniform(images[free]))
+                    token[free] = pick(steered[free], options, draws.uniform(images[free]))
             log_likelihoods[images] += log_softmax(log_p)[np.arange(len(token)), token]
             return token
 
@@ -203,7 +216,10 @@ class OnnxShapesPipeline:
         cache = KVCache(prompt_cache, groups * n, c["n_patches"])
         background_logits = np.repeat(self._heads("background_head", h), n, axis=0)
         given = None if plan is None else plan.backgrounds
-        backgrounds = choose(background_logits[rows(every, every)], every, given)
+        prior = None if plan is None or plan.prior is None else plan.prior
+        backgrounds = choose(
+            background_logits[rows(every, every)], every, given, None if prior is None else prior[0]
+        )
         x = w["background_embed.weight"][np.tile(backgrounds, groups)][:, None]
         patches = np.empty((n, c["n_patches"]), np.int64)
         for p in range(c["n_patches"]):
@@ -214,7 +230,9 @@ class OnnxShapesPipeline:
             given_kinds = given_codes = None
             if plan is not None:
                 given_kinds, given_codes = plan.kinds[:, p], plan.codes[:, p]
-            kind = choose(self._heads("kind_head", h[rows(every, every)]), every, given_kinds)
+            prior_kind = None if prior is None else prior[1][:, p]
+            kind_logits = self._heads("kind_head", h[rows(every, every)])
+            kind = choose(kind_logits, every, given_kinds, prior_kind)
             code = np.full_like(kind, n_codes)  # "no code" unless the patch is a mask
             masked = np.flatnonzero(kind >= it.FIRST_MASK)
             if len(masked):  # codes only where needed: most patches are empty or solid
@@ -223,7 +241,12 @@ class OnnxShapesPipeline:
                 both = rows(masked, own)
                 conditioned = h[both] + w["code_condition.weight"][np.tile(kinds, 1 + guided)]
                 given = None if given_codes is None else given_codes[masked]
-                code[masked] = choose(self._heads("code_head", conditioned), masked, given)
+                prior_code = None  # the input's code where the drawn kind is the input's
+                if prior is not None:
+                    same = prior[1][masked, p] == kinds
+                    prior_code = np.where(same, prior[2][masked, p], FREE)
+                code_logits = self._heads("code_head", conditioned)
+                code[masked] = choose(code_logits, masked, given, prior_code)
             is_mask = kind >= it.FIRST_MASK
             joined = (
                 it.FIRST_MASK + (kind - it.FIRST_MASK) * n_codes + np.minimum(code, n_codes - 1)
@@ -238,7 +261,10 @@ class OnnxShapesPipeline:
                 on_progress(done, image.n_patches, partial)
         images = decode(backgrounds, patches)
         generated = Generated(images, np.zeros(n, np.float32), log_likelihoods, encoded.unknown)
-        return generated.ranked(self.scores(encoded.ids, images)) if rank else generated
+        if not rank:
+            return generated
+        ranked = generated.ranked(self.scores(encoded.ids, images))
+        return ranked if plan is None else ranked.distinct(unchanged_images(plan))
 
     def _run(self, name: str, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, list]:
         """Run a transformer graph: (last hidden state, new keys then values per layer)."""

@@ -19,7 +19,7 @@ from shapes_backend.model.common import (
     SamplingOptions,
     check_known_words,
 )
-from shapes_backend.model.edit import plan_edit
+from shapes_backend.model.edit import plan_edit, unchanged_images
 from shapes_backend.model.ranker import RankerConfig, ShapesRanker
 from shapes_backend.model.sampling import sample_tokens
 from shapes_backend.model.transformer import ShapesTransformer, TransformerConfig
@@ -61,7 +61,7 @@ class ShapesPipeline:
         text = torch.from_numpy(encoded.ids).to(self.device)
         image = self.tokenizers.image
         row = image.grid[1]
-        plan = None if edit is None else plan_edit(image, edit, seed, n)
+        plan = None if edit is None else plan_edit(image, edit, n, prompt)
 
         def decode(backgrounds: torch.Tensor, patches: torch.Tensor) -> np.ndarray:
             ids, tokens = backgrounds.cpu().numpy(), patches.cpu().numpy()
@@ -93,4 +93,5 @@ class ShapesPipeline:
         if not rank or self.ranker is None:
             return generated
         cosines = self.ranker.scores(text, torch.from_numpy(images).to(self.device))
-        return generated.ranked(cosines.cpu().numpy())
+        ranked = generated.ranked(cosines.cpu().numpy())
+        return ranked if plan is None else ranked.distinct(unchanged_images(plan))
