@@ -229,9 +229,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
             except OSError as error:
                 raise CliError(f"could not write to {args.out}: {error}") from None
         paths = exported or [entry.path for entry in job.results]
+        ran = job.results[0].request.replace(seed=request.seed) if job.results else request
         data = {
             "job": job.id,
-            "request": request.to_dict(),
+            "request": ran.to_dict(),  # as it ran: the backend's defaults filled in
             "unknown_words": unknown,
             "images": [
                 {**_entry_summary(entry), "exported": str(out) if exported else None}

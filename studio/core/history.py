@@ -345,23 +345,20 @@ class HistoryStore:
         return entries[0] if entries else None
 
     def made_from(self, entry: HistoryEntry) -> builtins.list[HistoryEntry]:
-        """The entries whose pixels are `entry`'s input picture (newest first; usually
-        one, more when the same picture was made twice). Never `entry` itself."""
+        """The entries made before `entry` whose pixels are its input picture, oldest
+        (the original) first: usually one, more when the same pixels were made again."""
         picture = entry.request.image
         if picture is None:
             return []
-        sql = (
-            f"SELECT {_ENTRY_COLUMNS} FROM images WHERE pixels_hash = ? AND id != ? {LISTING_ORDER}"
-        )
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM images WHERE pixels_hash = ? AND id < ? ORDER BY id"
         return self._entries(self._conn().execute(sql, (picture.digest, entry.id)).fetchall())
 
     def made_with(self, entry: HistoryEntry) -> builtins.list[HistoryEntry]:
-        """The entries made from `entry` (its pixels as their input picture), newest first."""
+        """The entries made after `entry` from its pixels as their input picture, oldest
+        first."""
         if not entry.digest:
             return []
-        sql = (
-            f"SELECT {_ENTRY_COLUMNS} FROM images WHERE input_hash = ? AND id != ? {LISTING_ORDER}"
-        )
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM images WHERE input_hash = ? AND id > ? ORDER BY id"
         return self._entries(self._conn().execute(sql, (entry.digest, entry.id)).fetchall())
 
     def list(
