@@ -1,4 +1,5 @@
-"""Cold start, whole process: `studio --help`, `studio generate` and the app's window.
+"""Cold start, whole process: `studio --help`, `studio generate` (text, and an edit of a
+picture under a mask) and the app's window.
 
     .venv/bin/python bench/bench_cold_start.py [--runs 5] [--platform offscreen|xcb]
                                                [--fresh-home] [--keep-bytecode-env]
@@ -43,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDIO = Path(sys.executable).parent / "studio"  # the console script, as a user runs it
 PROMPT = "two red circles"
 HEAVY = ("onnx", "torch", "transformers", "diffusers")
-TARGETS = {"help": 0.3, "generate": 1.0, "window": 0.5}
+EDIT_PROMPT = "a red circle above a green triangle"
+TARGETS = {"help": 0.3, "generate": 1.0, "edit": 1.0, "window": 0.5}
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # Runs the CLI in-process as the console script does, then reports the heavy imports.
@@ -124,6 +126,13 @@ def main() -> None:
             command = [str(STUDIO), "generate", PROMPT, "--seed", str(i + 1)]
             return timed(command, {**env, "STUDIO_HOME": str(home(i))})
 
+        picture, mask = edit_inputs(temp_path)
+
+        def edit(i: int) -> tuple[float, float]:
+            command = [str(STUDIO), "generate", EDIT_PROMPT, "--seed", str(i + 1)]
+            command += ["--image", str(picture), "--mask", str(mask)]
+            return timed(command, {**env, "STUDIO_HOME": str(home(i))})
+
         def window(i: int) -> tuple[float, float]:
             folder = temp_path / "app-home"
             window_env = {**env, "QT_QPA_PLATFORM": args.platform}
@@ -135,6 +144,7 @@ def main() -> None:
         results = {
             "help": measure(lambda i: timed([str(STUDIO), "--help"], env), args.runs),
             "generate": measure(generate, args.runs),
+            "edit": measure(edit, args.runs),
             "window": measure(window, args.runs),
         }
         heavy = heavy_imports(home(args.runs), env)
@@ -143,6 +153,7 @@ def main() -> None:
     labels = {
         "help": "studio --help",
         "generate": f'studio generate "{PROMPT}" --seed N',
+        "edit": "the same, an edit: --image P --mask M",
         "window": "python main.py -> window shown",
     }
     home_kind = "fresh per run" if args.fresh_home else "shared temp"
@@ -169,6 +180,23 @@ def main() -> None:
         + (f" ({len(heavy)} modules: {', '.join(heavy[:6])}, ...)" if heavy else "")
     )
     print(f"torch imported by the window: {any(window_torch)}")
+    text, edited = (statistics.median(w for w, _ in results[k]) for k in ("generate", "edit"))
+    print(f"edit against text alone: {edited / text:.2f}x (target <= 1.00x)")
+
+
+def edit_inputs(folder: Path) -> tuple[Path, Path]:
+    """A picture (a red circle above a blue square, on black) and a mask of its bottom half."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (64, 64), (20, 20, 20))
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse((22, 4, 40, 22), fill=(220, 40, 40))
+    draw.rectangle((22, 36, 42, 56), fill=(40, 80, 220))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 32, 64, 64))
+    picture.save(folder / "picture.png")
+    mask.save(folder / "mask.png")
+    return folder / "picture.png", folder / "mask.png"
 
 
 if __name__ == "__main__":
