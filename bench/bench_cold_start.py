@@ -44,7 +44,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDIO = Path(sys.executable).parent / "studio"  # the console script, as a user runs it
 PROMPT = "two red circles"
 HEAVY = ("onnx", "torch", "transformers", "diffusers")
-EDIT_PROMPT = "a red circle above a green triangle"
 TARGETS = {"help": 0.3, "generate": 1.0, "edit": 1.0, "window": 0.5}
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -129,7 +128,7 @@ def main() -> None:
         picture, mask = edit_inputs(temp_path)
 
         def edit(i: int) -> tuple[float, float]:
-            command = [str(STUDIO), "generate", EDIT_PROMPT, "--seed", str(i + 1)]
+            command = [str(STUDIO), "generate", PROMPT, "--seed", str(i + 1)]  # the same prompt
             command += ["--image", str(picture), "--mask", str(mask)]
             return timed(command, {**env, "STUDIO_HOME": str(home(i))})
 
@@ -185,7 +184,8 @@ def main() -> None:
 
 
 def edit_inputs(folder: Path) -> tuple[Path, Path]:
-    """A picture (a red circle above a blue square, on black) and a mask of its bottom half."""
+    """A picture (a red circle above a blue square, on black) and a mask of its bottom
+    half: "two red circles" then asks for a second circle below the first."""
     from PIL import Image, ImageDraw
 
     picture = Image.new("RGB", (64, 64), (20, 20, 20))
