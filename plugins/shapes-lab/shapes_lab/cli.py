@@ -10,6 +10,8 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,36 +130,21 @@ def _eval_backend(args: argparse.Namespace, judge: Any) -> int:
         prompts = _limit(load_prompts(path), args.limit)
     except (OSError, ValueError) as error:
         raise CliError(f"cannot read prompts: {error}", EXIT_USAGE) from None
-    with tempfile.TemporaryDirectory(prefix="studio-eval-") as scratch:
-        if args.data_dir is None:  # keep evaluation images out of the user's history
-            args.data_dir = scratch
-        with open_core(args) as core:
-            candidates = args.candidates or max(args.count, core.settings.candidates)
+    with _scratch_core(args) as (core, candidates):
 
-            def generate(prompt: str, seed: int, ranked: bool) -> list[Image.Image]:
-                shown = candidates if ranked else args.count
-                return _generate(core, args, prompt, seed=seed, candidates=shown)
+        def generate(prompt: str, seed: int, ranked: bool) -> list[Image.Image]:
+            shown = candidates if ranked else args.count
+            return _generate(core, args, prompt, seed=seed, candidates=shown)
 
-            def check(image: Image.Image, spec: Any) -> bool:
-                return judge.check(image, spec).passed
-
-            def progress(done: int) -> None:
-                if not args.json:
-                    print(f"\r{done}/{len(prompts)} prompts", end="", file=sys.stderr, flush=True)
-
-            started = time.perf_counter()
-            report = evaluate_images(prompts, generate, check, seed=args.seed, progress=progress)
-            if not args.json:
-                print(file=sys.stderr)
-    report.settings = {
-        "prompts": str(path),
-        "backend": args.backend or core.default_backend(),
-        "model": args.model or "",
-        "count": args.count,
-        "candidates": candidates,
-        "seed": args.seed,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+        started = time.perf_counter()
+        report = evaluate_images(
+            prompts,
+            generate,
+            _checker(judge),
+            seed=args.seed,
+            progress=_progress(args, len(prompts), "prompts"),
+        )
+    report.settings = {"prompts": str(path), **_settings(args, core, candidates, started)}
     emit(args, report.to_json(), report.table())
     return EXIT_OK if report.tallies else EXIT_FAILED
 
@@ -178,58 +165,80 @@ def _eval_edits(args: argparse.Namespace, judge: Any) -> int:
         snap, encode = model_geometry()
     except ImportError as error:
         raise CliError(f"the Shapes backend takes no image prompts here: {error}") from None
-    with tempfile.TemporaryDirectory(prefix="studio-eval-") as scratch:
-        if args.data_dir is None:  # keep evaluation images and inputs out of the user's data
-            args.data_dir = scratch
-        with open_core(args) as core:
-            candidates = args.candidates or max(args.count, core.settings.candidates)
-            inputs: dict[str, tuple[Any, Any]] = {}
+    with _scratch_core(args) as (core, candidates):
+        inputs: dict[str, tuple[Any, Any]] = {}
 
-            def generate(edit: Edit, seed: int, ranked: bool) -> list[Image.Image]:
-                if edit.id not in inputs:  # stored once, given to both runs
-                    mask = edit.mask_image()
-                    inputs[edit.id] = (
-                        core.add_input(render(edit.source)),
-                        None if mask is None else core.add_input(mask, mask=True),
-                    )
-                picture, mask_picture = inputs[edit.id]
-                return _generate(
-                    core,
-                    args,
-                    edit.prompt,
-                    seed=seed,
-                    candidates=candidates if ranked else args.count,
-                    image=picture,
-                    mask=mask_picture,
-                    strength=edit.strength,
+        def generate(edit: Edit, seed: int, ranked: bool) -> list[Image.Image]:
+            if edit.id not in inputs:  # stored once, given to both runs
+                mask = edit.mask_image()
+                inputs[edit.id] = (
+                    core.add_input(render(edit.source)),
+                    None if mask is None else core.add_input(mask, mask=True),
                 )
-
-            def check(image: Image.Image, spec: Any) -> bool:
-                return judge.check(image, spec).passed
-
-            def progress(done: int) -> None:
-                if not args.json:
-                    print(f"\r{done}/{len(edits)} edits", end="", file=sys.stderr, flush=True)
-
-            started = time.perf_counter()
-            report = evaluate_edits(
-                edits, generate, check, snap, encode, seed=args.seed, progress=progress
+            picture, mask_picture = inputs[edit.id]
+            return _generate(
+                core,
+                args,
+                edit.prompt,
+                seed=seed,
+                candidates=candidates if ranked else args.count,
+                image=picture,
+                mask=mask_picture,
+                strength=edit.strength,
             )
-            if not args.json:
-                print(file=sys.stderr)
+
+        started = time.perf_counter()
+        progress = _progress(args, len(edits), "edits")
+        report = evaluate_edits(
+            edits, generate, _checker(judge), snap, encode, seed=args.seed, progress=progress
+        )
     report.settings = {
         "edit_set": str(path),
+        **_settings(args, core, candidates, started),
+        "preservation": "pixel-identical outside shapes_backend.model.edit.snapped_mask",
+        "patches_kept": "the 64 patch tokens of the shipped image tokenizer (not the background)",
+    }
+    emit(args, report.to_json(), report.table())
+    return EXIT_OK if report.tallies else EXIT_FAILED
+
+
+@contextmanager
+def _scratch_core(args: argparse.Namespace) -> Iterator[tuple[Any, int]]:
+    """The core, on a scratch data folder unless --data-dir says otherwise (evaluation
+    images and inputs stay out of the user's history), and the candidates to rank."""
+    with tempfile.TemporaryDirectory(prefix="studio-eval-") as scratch:
+        if args.data_dir is None:
+            args.data_dir = scratch
+        with open_core(args) as core:
+            yield core, args.candidates or max(args.count, core.settings.candidates)
+    if not args.json:
+        print(file=sys.stderr)  # ends the progress line
+
+
+def _checker(judge: Any) -> Callable[[Any, Any], bool]:
+    return lambda image, spec: judge.check(image, spec).passed
+
+
+def _progress(args: argparse.Namespace, total: int, noun: str) -> Callable[[int], None]:
+    def progress(done: int) -> None:
+        if not args.json:
+            print(f"\r{done}/{total} {noun}", end="", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def _settings(
+    args: argparse.Namespace, core: Any, candidates: int, started: float
+) -> dict[str, Any]:
+    """What an evaluation ran with, for its report."""
+    return {
         "backend": args.backend or core.default_backend(),
         "model": args.model or "",
         "count": args.count,
         "candidates": candidates,
         "seed": args.seed,
-        "preservation": "pixel-identical outside shapes_backend.model.edit.snapped_mask",
-        "patches_kept": "the 64 patch tokens of the shipped image tokenizer (not the background)",
         "seconds": round(time.perf_counter() - started, 1),
     }
-    emit(args, report.to_json(), report.table())
-    return EXIT_OK if report.tallies else EXIT_FAILED
 
 
 def _generate(
