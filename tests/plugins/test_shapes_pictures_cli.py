@@ -49,6 +49,8 @@ def test_edit_replay_and_variations_from_the_command_line(capsys, tmp_path) -> N
     varied = run(capsys, "generate", "--vary", str(source["id"]), "--count", "2")
     assert varied["request"]["prompt"] == "a red circle above a blue square"
     assert varied["request"]["strength"] == 0.3  # the backend's default, as it ran
+    for image in varied["images"]:  # the model's own image, varied: not that image again
+        assert not np.array_equal(np.asarray(Image.open(image["path"])), picture)
     parent = run(capsys, "history", "show", str(source["id"]))
     children = {i["id"] for i in edit["images"] + varied["images"]}
     assert children <= set(parent["children"])

@@ -1,6 +1,6 @@
 """The built-in model as a Studio backend, run by PyTorch (CUDA when present, else CPU).
 
-Request options (all optional): `temperature` (default 0.3; 0.7 for a masked edit),
+Request options (all optional): `temperature` (default 0.3; 0.7 with a picture),
 `top_k` (32), `rank` (true: the sampled candidates are ordered by the ranker's match of
 prompt and image plus each image's own likelihood under the model, and the best `count`
 are kept; false: the first `count` samples are kept as drawn) and `phrases` (true: in a
@@ -40,10 +40,11 @@ MODEL_REF = "shapes-v1"
 DEFAULT_GUIDANCE = 2.0
 DEFAULT_STRENGTH = 0.3  # variations keep about 70 % of the picture's tokens
 TEMPERATURE = 0.3
-# A masked edit draws under tokens it cannot see yet (those after it, given): more varied
-# candidates give the ranking more that fit. On the lab's tuning edits (not the eval set;
-# bench/tune_image_prompts.py), 4 shown of 16 passed 0.60 at 0.3, 0.69 at 0.5, 0.73 at
-# 0.7 and 0.71 at 1.0. Variations keep 0.3: their prior is what holds them together.
+# An image prompt draws more varied candidates, for the ranking to choose from. A masked
+# edit draws under tokens it cannot see yet (those after it, given): on the lab's tuning
+# edits (not the eval set; bench/tune_image_prompts.py), 4 shown of 16 passed 0.60 at
+# 0.3, 0.69 at 0.5, 0.73 at 0.7 and 0.71 at 1.0. A variation of the model's own image at
+# 0.3 redraws that image, token for token: its tokens are the model's likeliest anyway.
 EDIT_TEMPERATURE = 0.7
 PREVIEW_TILES = 4  # candidates shown side by side in a live preview
 
@@ -105,7 +106,7 @@ def temperature(request: GenerationRequest) -> float:
     """The request's sampling temperature: its option, else the default for what it asks."""
     if "temperature" in request.options:
         return float(request.options["temperature"])
-    return EDIT_TEMPERATURE if request.mask is not None else TEMPERATURE
+    return EDIT_TEMPERATURE if request.image is not None else TEMPERATURE
 
 
 def check_model(model: str, folder: Path) -> None:

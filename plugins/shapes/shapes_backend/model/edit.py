@@ -28,10 +28,13 @@ Shared by both runtimes, numpy only (the ONNX path never imports torch). The rul
 4. Without a mask (variations), every token is drawn, under the prompt, with the input's
    tokens as a prior: the input's token at each place gets a bonus of PRIOR_BIAS *
    ln(1 / strength) added to its guided log-probability before the draw (the patch's code
-   only when the drawn kind is the input's). So a candidate follows the input while the
-   model agrees with it, and where one draw departs (an object begun a row lower, another
-   colour), the model carries on from its own tokens, coherently, instead of patching a
-   token into a picture that does not expect it. Strength 1 is no bonus: the text
+   only when the drawn kind is the input's); the backend draws image prompts at
+   temperature 0.7, for which the bias was tuned (at 0.3, a variation of the model's own
+   image is that image again: its tokens are the model's likeliest anyway). So a
+   candidate follows the input while the model agrees with it, and where one draw
+   departs (an object begun a row lower, another colour), the model carries on from its
+   own tokens, coherently, instead of patching a token into a picture that does not
+   expect it. Strength 1 is no bonus: the text
    prompt's own sample; near 0 the input's tokens. Nothing is composited: the image is
    its tokens' decode. An earlier version redrew a random share `strength` of the tokens
    and kept the rest; at 0.3 nearly every shown variation was the input itself (the
@@ -61,7 +64,7 @@ FREE = -1  # in a plan's tokens: the sampler draws this one
 MASK_THRESHOLD = 0.5  # mask values at or above it are repainted
 BACKGROUND_COVERAGE = 0.5  # decoded object coverage below which a pixel is background
 AROUND = 0.9  # a mask around the objects: this much of the background, 1 - it of them
-PRIOR_BIAS = 2.5  # nats per ln(1 / strength): 0.3 keeps ~75 % of the tokens (tuning set)
+PRIOR_BIAS = 2.0  # nats per ln(1 / strength), at temperature 0.7 (bench/tune_image_prompts.py)
 
 
 @dataclass(frozen=True)
