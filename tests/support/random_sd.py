@@ -102,12 +102,28 @@ def _scheduler(**extra):
     )
 
 
-def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny", lcm: bool = False) -> Path:
+# An inpainting UNet takes the noisy latents, the mask and the masked image's latents
+INPAINTING_CHANNELS = 4 + 1 + 4
+
+
+def build_random_sd(
+    folder: Path,
+    seed: int = 0,
+    scale: str = "tiny",
+    lcm: bool = False,
+    inpainting: bool = False,
+) -> Path:
     """Save a random StableDiffusionPipeline (safetensors weights) in `folder`; with `lcm`,
     shaped as LCM-distilled models are: the UNet takes the guidance scale as an input
-    (`time_cond_proj_dim`) and the scheduler is LCM's."""
+    (`time_cond_proj_dim`) and the scheduler is LCM's; with `inpainting`, an inpainting
+    model's StableDiffusionInpaintPipeline (a UNet of 9 input channels)."""
     import torch
-    from diffusers import LCMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        LCMScheduler,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel
 
     tokenizer = _tokenizer()
@@ -116,7 +132,7 @@ def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny", lcm: bool 
     depth = len(c["unet"])
     unet = UNet2DConditionModel(
         sample_size=32 // 2 ** (len(c["vae"]) - 1),
-        in_channels=4,
+        in_channels=INPAINTING_CHANNELS if inpainting else 4,
         out_channels=4,
         layers_per_block=c["layers"],
         block_out_channels=c["unet"],
@@ -130,7 +146,8 @@ def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny", lcm: bool 
     vae = _vae(c["vae"], 0.18215)
     scheduler = LCMScheduler.from_config(_scheduler().config) if lcm else _scheduler()
     text_encoder = CLIPTextModel(_text_config(tokenizer, c["text"], c["text_layers"]))
-    pipeline = StableDiffusionPipeline(
+    pipeline_class = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    pipeline = pipeline_class(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -144,11 +161,16 @@ def build_random_sd(folder: Path, seed: int = 0, scale: str = "tiny", lcm: bool 
     return folder
 
 
-def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
+def build_random_sdxl(folder: Path, seed: int = 0, inpainting: bool = False) -> Path:
     """Save a tiny random StableDiffusionXLPipeline: two text encoders (the second wider,
-    as SDXL's is, with a projection), a UNet with SDXL's added text and time conditioning."""
+    as SDXL's is, with a projection), a UNet with SDXL's added text and time conditioning;
+    with `inpainting`, a StableDiffusionXLInpaintPipeline (a UNet of 9 input channels)."""
     import torch
-    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import (
+        StableDiffusionXLInpaintPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer = _tokenizer()
@@ -156,7 +178,7 @@ def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
     time_dim = 8  # SDXL adds 6 size numbers (original size, crop, target) to the pooled text
     unet = UNet2DConditionModel(
         sample_size=16,
-        in_channels=4,
+        in_channels=INPAINTING_CHANNELS if inpainting else 4,
         out_channels=4,
         layers_per_block=1,
         block_out_channels=(16, 32),
@@ -170,7 +192,8 @@ def build_random_sdxl(folder: Path, seed: int = 0) -> Path:
         addition_time_embed_dim=time_dim,
         projection_class_embeddings_input_dim=48 + 6 * time_dim,
     )
-    pipeline = StableDiffusionXLPipeline(
+    pipeline_class = StableDiffusionXLInpaintPipeline if inpainting else StableDiffusionXLPipeline
+    pipeline = pipeline_class(
         vae=_vae((8, 16), 0.13025),
         text_encoder=CLIPTextModel(_text_config(tokenizer, 32, 2)),
         text_encoder_2=CLIPTextModelWithProjection(
@@ -190,7 +213,9 @@ def save_single_file(folder: Path, path: Path, open_clip: bool = False) -> Path:
     the layout other tools write: UNet under `model.diffusion_model.`, VAE under
     `first_stage_model.`, the text encoder under `cond_stage_model.transformer.` (SD 1.x's
     CLIP) or, with `open_clip`, `cond_stage_model.model.` in OpenCLIP's names (SD 2.x);
-    SDXL's two under `conditioner.embedders.0.transformer.` and `.1.model.`."""
+    SDXL's two under `conditioner.embedders.0.transformer.` and `.1.model.`. An inpainting
+    UNet's first convolution keeps its shape, [width, 9, 3, 3], as
+    `model.diffusion_model.input_blocks.0.0.weight`, as released inpainting files have it."""
     from safetensors.torch import load_file, save_file
 
     unet_config = json.loads((folder / "unet" / "config.json").read_text())

@@ -1,4 +1,5 @@
-"""Which Stable-Diffusion architecture a model file holds, read from its content.
+"""Which Stable-Diffusion architecture a model file holds, and which variant of it (an
+inpainting model, say), read from its content.
 
 A single file by its tensor names and shapes; a diffusers folder by its index and UNet
 configuration; an ONNX folder by the index Studio's exports write (else as diffusers).
@@ -16,6 +17,12 @@ SD1, SD2, SDXL, UNKNOWN = "SD 1.x", "SD 2.x", "SDXL", "unknown"
 _CROSS_ATTENTION = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
 _SDXL_MARKERS = ("conditioner.embedders.1.", "model.diffusion_model.label_emb.")
 _WIDTHS = {768: SD1, 1024: SD2}
+# Variants retrained with more UNet input channels, beside the 4 of the noisy latents:
+# inpainting adds the mask and the masked image's latents, InstructPix2Pix the source
+# image's latents. Said by the UNet's first convolution, whatever the file is named.
+INPAINTING, INSTRUCT_PIX2PIX = "inpainting", "instruct-pix2pix"
+_VARIANTS = {9: INPAINTING, 8: INSTRUCT_PIX2PIX}
+_CONV_IN = "model.diffusion_model.input_blocks.0.0.weight"  # [width, channels, 3, 3]
 
 
 @cache
@@ -31,6 +38,33 @@ def architecture(found: ModelFile) -> str:
         if not (found.path / "unet" / "config.json").is_file():
             return UNKNOWN
     return _diffusers_architecture(found)
+
+
+@cache
+def variant(found: ModelFile) -> str:
+    """ "inpainting", "instruct-pix2pix", or "" for an ordinary model (cached per file): by
+    the UNet's input channels, from a single file's shapes, a Studio export's index or a
+    diffusers UNet configuration."""
+    if found.format == "safetensors":
+        return variant_of(safetensors_shapes(found.path))
+    if found.format == "onnx":
+        index = found.path / "model_index.json"
+        channels = read_json_object(index).get("unet_in_channels") if index.is_file() else None
+        if channels is not None:
+            return variant_by_channels(channels)
+    unet = found.path / "unet" / "config.json"
+    return variant_by_channels(read_json_object(unet).get("in_channels")) if unet.is_file() else ""
+
+
+def variant_of(shapes: dict[str, list[int]]) -> str:
+    """From a single-file checkpoint's tensor shapes: its UNet's input channels."""
+    conv_in = shapes.get(_CONV_IN, [])
+    return variant_by_channels(conv_in[1]) if len(conv_in) == 4 else ""
+
+
+def variant_by_channels(channels: object) -> str:
+    """The variant whose UNet takes this many input channels ("" for 4 or unknown)."""
+    return _VARIANTS.get(channels, "") if isinstance(channels, int) else ""
 
 
 def architecture_of(shapes: dict[str, list[int]]) -> str:

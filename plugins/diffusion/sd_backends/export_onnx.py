@@ -3,9 +3,15 @@
     studio sd-export-onnx MODEL OUT
 
 MODEL is a library name or a path (a diffusers folder or a single file). OUT gets
-`text_encoder/`, `unet/` and `vae_decoder/` (each `model.onnx` with its weights as external
-data beside it, inside the folder), `tokenizer/`, `scheduler/` and a `model_index.json`
-naming the architecture; SDXL adds `text_encoder_2/` and `tokenizer_2/`.
+`text_encoder/`, `unet/`, `vae_decoder/` and `vae_encoder/` (each `model.onnx` with its
+weights as external data beside it, inside the folder), `tokenizer/`, `scheduler/` and a
+`model_index.json` naming the architecture and the UNet's input channels (9: an inpainting
+model, whose UNet also takes the mask and the masked image's latents); SDXL adds
+`text_encoder_2/` and `tokenizer_2/`.
+
+The VAE encoder (for img2img and inpainting) maps `sample`, images (B, 3, H, W) in
+[-1, 1], to `latent_mean`, the mean of the latent distribution: not a random sample, and
+not multiplied by the scaling factor (the index's `vae_scaling_factor`).
 """
 
 from __future__ import annotations
@@ -17,23 +23,32 @@ from typing import Any
 
 import torch
 
+from sd_backends.architecture import INPAINTING, variant_by_channels
+
 OPSET = 17
+PIPELINES = (
+    "StableDiffusionPipeline",
+    "StableDiffusionXLPipeline",
+    "StableDiffusionInpaintPipeline",
+    "StableDiffusionXLInpaintPipeline",
+)
 
 
 def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
-    """Write the ONNX folder for a diffusers StableDiffusionPipeline or
-    StableDiffusionXLPipeline loaded in fp32 on the CPU."""
+    """Write the ONNX folder for a diffusers pipeline of `PIPELINES` (text-to-image or
+    inpainting, SD or SDXL) loaded in fp32 on the CPU."""
     kind = type(pipeline).__name__
-    if kind not in ("StableDiffusionPipeline", "StableDiffusionXLPipeline"):
+    if kind not in PIPELINES:
         raise ValueError(f"only SD 1.x, 2.x and SDXL pipelines export to ONNX, not {kind}")
-    xl = kind == "StableDiffusionXLPipeline"
+    xl = "XL" in kind
     if out.exists():
         raise FileExistsError(f"{out} exists: not overwritten")
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     text_length = pipeline.tokenizer.model_max_length
     ids = (torch.zeros(1, text_length, dtype=torch.int64),)
-    channels = pipeline.unet.config.in_channels
+    channels = pipeline.unet.config.in_channels  # 9 for inpainting: latents, mask, image
+    latent_channels = pipeline.vae.config.latent_channels
     text_axes = {"input_ids": {0: "batch"}, "hidden_states": {0: "batch"}}
     pooled_axes = text_axes | {"text_embeds": {0: "batch"}}
     with torch.no_grad():
@@ -94,24 +109,35 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
             ["noise_pred"],
             axes,
         )
+        image_axes = {0: "batch", 2: "height", 3: "width"}
         _export(
             _VaeDecoder(pipeline.vae),
-            (torch.randn(1, channels, 8, 8),),
+            (torch.randn(1, latent_channels, 8, 8),),
             staging / "vae_decoder",
             ["latent_sample"],
             ["sample"],
-            {
-                "latent_sample": {0: "batch", 2: "height", 3: "width"},
-                "sample": {0: "batch", 2: "height", 3: "width"},
-            },
+            {"latent_sample": image_axes, "sample": image_axes},
+        )
+        side = 8 * pipeline.vae_scale_factor
+        _export(
+            _VaeEncoder(pipeline.vae),
+            (torch.rand(1, 3, side, side) * 2 - 1,),
+            staging / "vae_encoder",
+            ["sample"],
+            ["latent_mean"],
+            {"sample": image_axes, "latent_mean": image_axes},
         )
     if xl:
         pipeline.tokenizer_2.save_pretrained(staging / "tokenizer_2")
     pipeline.tokenizer.save_pretrained(staging / "tokenizer")
     pipeline.scheduler.save_pretrained(staging / "scheduler")
+    variant = variant_by_channels(channels)
+    inpainting = "Inpaint" if variant == INPAINTING else ""
     index = {
-        "_class_name": "OnnxStableDiffusionPipeline",
+        "_class_name": f"OnnxStableDiffusion{inpainting}Pipeline",  # diffusers' names
         "architecture": architecture,
+        "variant": variant,
+        "unet_in_channels": channels,
         "vae_scaling_factor": pipeline.vae.config.scaling_factor,
         "vae_scale_factor": pipeline.vae_scale_factor,
         "unet_time_cond_proj_dim": cond_dim,
@@ -171,6 +197,17 @@ class _VaeDecoder(torch.nn.Module):
 
     def forward(self, latent_sample: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(latent_sample, return_dict=False)[0]
+
+
+class _VaeEncoder(torch.nn.Module):
+    """The latent distribution's mean: deterministic, as img2img wants its start."""
+
+    def __init__(self, vae: Any) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, sample: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(sample, return_dict=False)[0].mean
 
 
 def _export(

@@ -3,7 +3,8 @@
 A single file holds weights only; the configuration of its architecture (JSON files, no
 weights) ships in this package's `configs/<architecture>/`, CLIP's tokenizer once in
 `configs/clip-tokenizer/`, and diffusers maps the weights onto them. SD 1.x,
-SD 2.x and SDXL are supported, their Turbo variants too (the same architectures).
+SD 2.x and SDXL are supported, their Turbo variants too (the same architectures), and
+their inpainting models (a UNet of 9 input channels: `configs/<architecture>-inpainting/`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,27 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from sd_backends.architecture import SD1, SD2, SDXL
-from studio.api import ModelFileError
+from sd_backends.architecture import INPAINTING, SD1, SD2, SDXL, variant_of
+from studio.api import ModelFileError, safetensors_shapes
 
 RESOURCES = Path(str(files("sd_backends") / "configs"))  # package data
 CONFIG_FOLDERS: dict[str, Path] = {
     SD1: RESOURCES / "sd1",
     SD2: RESOURCES / "sd2",
     SDXL: RESOURCES / "sdxl",
+}
+INPAINTING_CONFIG_FOLDERS: dict[str, Path] = {
+    SD1: RESOURCES / "sd1-inpainting",
+    SD2: RESOURCES / "sd2-inpainting",
+    SDXL: RESOURCES / "sdxl-inpainting",
+}
+_VARIANT_FOLDERS = {"": CONFIG_FOLDERS, INPAINTING: INPAINTING_CONFIG_FOLDERS}
+# diffusers' pipeline for each (SDXL or not, variant); the configuration's index names it too
+_PIPELINES = {
+    (False, ""): "StableDiffusionPipeline",
+    (True, ""): "StableDiffusionXLPipeline",
+    (False, INPAINTING): "StableDiffusionInpaintPipeline",
+    (True, INPAINTING): "StableDiffusionXLInpaintPipeline",
 }
 CLIP_TOKENIZER = RESOURCES / "clip-tokenizer"
 # SD 2.x files come as v-prediction (2.0-v, 2.1-768) or epsilon (the 512 "base" models,
@@ -34,20 +48,27 @@ _V_PREDICTION_PROBE = "model.diffusion_model.output_blocks.11.1.transformer_bloc
 _V_PREDICTION_SPREAD = 0.09
 
 
-def load_single_file(path: Path, architecture: str, dtype: Any) -> Any:
+def load_single_file(path: Path, architecture: str, dtype: Any, variant: str | None = None) -> Any:
     """The pipeline of a single-file checkpoint whose architecture was read from its
-    tensor names and shapes (`architecture.architecture_of`)."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    tensor names and shapes (`architecture.architecture_of`): an inpainting pipeline for
+    an inpainting model. `variant` as `architecture.variant` says; None reads it here."""
+    import diffusers
 
-    config = CONFIG_FOLDERS.get(architecture)
+    if variant is None:
+        variant = variant_of(safetensors_shapes(path))
+    folders = _VARIANT_FOLDERS.get(variant)
+    if folders is None:
+        raise ModelFileError(f"{path.name}: {variant} models are not supported")
+    kind = f"{architecture} {variant}".strip()
+    config = folders.get(architecture)
     if config is None:
-        supported = ", ".join(CONFIG_FOLDERS)
+        supported = ", ".join(folders)
         raise ModelFileError(
-            f"{path.name}: single-file {architecture} checkpoints are not supported "
+            f"{path.name}: single-file {kind} checkpoints are not supported "
             f"({supported} are); a diffusers folder of it loads"
         )
     xl = architecture == SDXL
-    pipeline_class = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
+    pipeline_class = getattr(diffusers, _PIPELINES[xl, variant])
     extra = {} if xl else {"safety_checker": None, "requires_safety_checker": False}
     try:
         with _safetensors_name(path) as named:
@@ -63,10 +84,13 @@ def load_single_file(path: Path, architecture: str, dtype: Any) -> Any:
         raise
     except Exception as error:  # shapes that don't fit the architecture, a damaged file
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelFileError(f"cannot load {path.name} as {architecture}: {reason}") from error
+        raise ModelFileError(f"cannot load {path.name} as {kind}: {reason}") from error
     if architecture == SD2:
         scheduler = pipeline.scheduler
-        prediction = sd2_prediction_type(path, scheduler.config.prediction_type)
+        default = scheduler.config.prediction_type
+        # the probe was measured on the text-to-image releases; SD 2's inpainting model
+        # predicts the noise, as its configuration says, unless a YAML beside it says v
+        prediction = sd2_prediction_type(path, default, probe=not variant)
         pipeline.scheduler = type(scheduler).from_config(
             scheduler.config, prediction_type=prediction
         )
@@ -90,10 +114,10 @@ def _tokenizers(config: Path, architecture: str) -> dict[str, Any]:
     return tokenizers
 
 
-def sd2_prediction_type(path: Path, default: str) -> str:
+def sd2_prediction_type(path: Path, default: str, probe: bool = True) -> str:
     """ "v_prediction" or "epsilon" for an SD 2.x single file: as a config YAML beside it
-    says (`parameterization: "v"`, the convention other tools follow), else as its
-    weights show (`_V_PREDICTION_PROBE`), else `default`."""
+    says (`parameterization: "v"`, the convention other tools follow), else (with `probe`)
+    as its weights show (`_V_PREDICTION_PROBE`), else `default`."""
     sidecar = next(
         (p for p in (path.with_suffix(".yaml"), path.with_suffix(".yml")) if p.is_file()), None
     )
@@ -101,6 +125,8 @@ def sd2_prediction_type(path: Path, default: str) -> str:
         text = sidecar.read_text(encoding="utf-8", errors="replace")
         v = re.search(r"^\s*parameterization:\s*[\"']?v[\"']?\s*$", text, re.MULTILINE)
         return "v_prediction" if v else "epsilon"
+    if not probe:
+        return default
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
