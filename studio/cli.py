@@ -76,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how far results may move from the picture: 0 < S <= 1 (default: the backend's)",
     )
+    pictures.add_argument(
+        "--mask-blur",
+        type=int,
+        metavar="PX",
+        help="feather the mask inward by PX pixels (backends that blur masks; default 4)",
+    )
+    pictures.add_argument(
+        "--inpaint-area",
+        choices=["whole", "masked"],
+        help="redraw the whole picture, or only the masked area at the model's resolution",
+    )
     starts = pictures.add_mutually_exclusive_group()
     starts.add_argument(
         "--from",

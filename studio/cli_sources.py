@@ -39,6 +39,10 @@ def generate_request(core: Core, args: argparse.Namespace) -> GenerationRequest:
         else:
             fields = {}
         fields |= flags
+        fields |= _picture_size(core, args, fields)
+        options = _picture_options(args)
+        if options:
+            fields["options"] = {**dict(fields.get("options") or {}), **options}
         if not fields.get("prompt"):
             raise CliError("give a PROMPT (or --from FILE / --vary FILE_OR_ID)", EXIT_USAGE)
         return core.request(**fields)
@@ -68,6 +72,39 @@ def _flags(core: Core, args: argparse.Namespace) -> dict[str, Any]:
         "mask": core.add_input(_existing(args.mask), mask=True) if args.mask else None,
     }
     return {key: value for key, value in given.items() if value is not None}
+
+
+def _picture_size(core: Core, args: argparse.Namespace, fields: dict[str, Any]) -> dict[str, int]:
+    """Without --size, a picture's result has the picture's size: exactly, when a mask
+    says what to repaint (a photo stays its size), else snapped to the backend's size
+    multiple. Backends of fixed sizes keep theirs."""
+    picture = fields.get("image")
+    if args.size or picture is None or args.from_image:  # --from keeps the recorded size
+        return {}
+    backend = fields.get("backend") or core.default_backend()
+    try:
+        capabilities = core.registry.get(backend).capabilities()
+    except Exception:  # an unknown or broken backend says so when it runs
+        return {}
+    if capabilities.fixed_sizes:
+        return {}
+    width, height = picture.open().size if isinstance(picture, InputPicture) else (0, 0)
+    if fields.get("mask") is None:
+        step = max(1, capabilities.size_multiple)
+        width, height = (max(step, round(side / step) * step) for side in (width, height))
+    return {"width": width, "height": height}
+
+
+def _picture_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend options the picture flags set."""
+    options: dict[str, Any] = {}
+    if args.mask_blur is not None:
+        if args.mask_blur < 0:
+            raise CliError(f"--mask-blur must be 0 or more pixels (got {args.mask_blur})")
+        options["mask_blur"] = args.mask_blur
+    if args.inpaint_area:
+        options["inpaint_area"] = args.inpaint_area
+    return options
 
 
 def _recorded(core: Core, path: Path, *, exact: bool, given: dict[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,9 @@ class Capabilities:
     mask: bool = False  # takes a mask of the part of it to repaint
     strength: bool = False  # takes `strength` (how far results move from the picture)
     default_strength: float = 0.0  # used for a picture without a mask
+    # The largest result of a request with a picture (0: max_size), which may be larger
+    # than the model generates when the backend scales its output back to the picture.
+    max_picture_size: int = 0
 
     def with_defaults(self, request: GenerationRequest) -> GenerationRequest:
         """`request` with 0 steps or guidance replaced by this backend's defaults, so that
@@ -82,12 +85,14 @@ class Capabilities:
                 allowed = ", ".join(f"{w}x{h}" for w, h in self.fixed_sizes)
                 problems.append(f"size {size[0]}x{size[1]} is not supported (use {allowed})")
         else:
+            picture = request.image is not None and self.max_picture_size > 0
+            largest = self.max_picture_size if picture else self.max_size
             for side, value in zip(("width", "height"), size, strict=True):
-                if not self.min_size <= value <= self.max_size:
+                if not self.min_size <= value <= largest:
                     problems.append(
-                        f"{side} {value} is out of range ({self.min_size} to {self.max_size})"
+                        f"{side} {value} is out of range ({self.min_size} to {largest})"
                     )
-                elif value % self.size_multiple:
+                elif value % self.size_multiple and not picture:  # a result is scaled to it
                     problems.append(f"{side} {value} must be a multiple of {self.size_multiple}")
         if request.count > self.max_count:
             problems.append(f"at most {self.max_count} images per request")

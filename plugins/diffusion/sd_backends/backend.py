@@ -6,16 +6,26 @@ so a seed gives the same image on any machine, alone or in a batch, and from the
 backend. Previews come from the
 latents by a linear map at every step; a cancel stops at the next step, before decoding.
 On CUDA out-of-memory the batch is halved and retried (reported in the log).
+
+With a picture (img2img) and a mask (inpainting), diffusers' inpainting pipeline runs
+over the same modules with Studio's noise (`picture_pipelines`), at the model's native
+area, and its output goes back into the picture (`pictures`): request options
+`mask_blur` (pixels, default 4), `inpaint_area` ("whole" or "masked") and
+`inpaint_padding` (pixels around the mask in "masked", default 32).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sd_backends import library
+import numpy as np
+
+from sd_backends import library, pictures
 from sd_backends.architecture import SDXL, architecture
 from sd_backends.noise import initial_noise
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
@@ -23,6 +33,7 @@ from sd_backends.schedulers import SAMPLERS, make_scheduler
 from sd_backends.single_file import CONFIG_FOLDERS, load_single_file
 from studio.api import (
     Candidate,
+    Capabilities,
     GenerationContext,
     GenerationRequest,
     ModelFile,
@@ -33,6 +44,8 @@ from studio.api import (
 
 log = logging.getLogger(__name__)
 SUPPORTED_FORMATS = ("diffusers", "safetensors")
+DEFAULT_STRENGTH = 0.75  # A1111's img2img default: the picture's composition stays
+MAX_PICTURE_SIDE = 8192  # a photo stays its size: the model runs at its own, scaled back
 
 
 class DiffusionBackend(library.LibraryBackend):
@@ -44,8 +57,19 @@ class DiffusionBackend(library.LibraryBackend):
         """Single files only of the architectures whose configuration ships."""
         return found.format != "safetensors" or architecture(found) in CONFIG_FOLDERS
 
+    def capabilities(self) -> Capabilities:
+        return replace(
+            super().capabilities(),
+            image=True,
+            mask=True,
+            strength=True,
+            default_strength=DEFAULT_STRENGTH,
+            max_picture_size=MAX_PICTURE_SIDE,
+        )
+
     def __init__(self) -> None:
         self._pipeline: Any = None
+        self._pictures: Any = None  # the inpainting pipeline over the same modules
         self._model: ModelFile | None = None
         self._device = "cpu"
         self._batch: int | None = None  # lowered after an out-of-memory
@@ -74,10 +98,10 @@ class DiffusionBackend(library.LibraryBackend):
         self._pipeline = pipeline.to(self._device)
         self._scheduler_config = pipeline.scheduler.config  # the model's own, never drifted
         self._pipeline.set_progress_bar_config(disable=True)
-        self._model, self._batch = found, None
+        self._model, self._batch, self._pictures = found, None, None
 
     def unload(self) -> None:
-        self._pipeline, self._model = None, None
+        self._pipeline, self._model, self._pictures = None, None, None
         if self._device == "cuda":
             import torch
 
@@ -120,6 +144,8 @@ class DiffusionBackend(library.LibraryBackend):
         total: int,
         ctx: GenerationContext,
     ) -> list[Any]:
+        if request.image is not None:
+            return self._run_picture(request, seeds, done, total, ctx)
         import torch
 
         pipe = self._pipeline
@@ -151,6 +177,89 @@ class DiffusionBackend(library.LibraryBackend):
             callback_on_step_end_tensor_inputs=["latents"],
         )
         return list(out.images)
+
+    def _run_picture(
+        self,
+        request: GenerationRequest,
+        seeds: list[int],
+        done: int,
+        total: int,
+        ctx: GenerationContext,
+    ) -> list[Any]:
+        """img2img (a picture) or inpainting (and a mask) at the model's native area,
+        each result put back into the picture at the request's size."""
+        import torch
+        from PIL import Image
+
+        from sd_backends.picture_pipelines import picture_pipeline
+
+        assert request.image is not None
+        if self._pictures is None:
+            self._pictures = picture_pipeline(self._pipeline)
+        pipe = self._pictures
+        pipe.scheduler = self._pipeline.scheduler  # this request's sampler
+        options = request.options
+        picture = request.image.open()
+        mask = request.mask.open() if request.mask is not None else None
+        size = (request.width, request.height)
+        canvas = pictures.plan(
+            size,
+            native=pipe.unet.config.sample_size * pipe.vae_scale_factor,
+            multiple=_size_multiple(pipe),
+            mask=None if mask is None else pictures.mask_array(mask, size),
+            area=str(options.get("inpaint_area", pictures.WHOLE)),
+            padding=int(options.get("inpaint_padding", pictures.PADDING)),
+        )
+        image, model_mask = pictures.model_inputs(picture, mask, canvas)
+        if model_mask is None:  # img2img: the whole picture is redrawn
+            model_mask = np.ones(image.shape[:2], np.float32)
+        strength = request.strength or 1.0  # with a mask and none given: repaint it whole
+        steps = request.steps
+        runs = min(int(steps * strength), steps)
+        if runs < 1:
+            raise ValueError(
+                f"strength {strength:g} with {steps} steps runs no step: "
+                "raise the strength or the steps"
+            )
+        width, height = canvas.generation
+        scale = pipe.vae_scale_factor
+        channels = pipe.vae.config.latent_channels
+        pipe.studio_noise = torch.from_numpy(
+            initial_noise(seeds, (channels, height // scale, width // scale))
+        )
+        factors = SDXL_FACTORS if self._model and architecture(self._model) == SDXL else SD_FACTORS
+
+        def on_step(_pipe: Any, step: int, _timestep: Any, tensors: dict) -> dict:
+            ctx.progress(done * runs + len(seeds) * (step + 1), total * runs)
+            ctx.preview(latents_to_rgb(tensors["latents"].float().cpu().numpy(), factors))
+            return {}
+
+        ctx.check_cancelled()
+        out = pipe(
+            request.prompt,
+            negative_prompt=request.negative_prompt or None,
+            image=Image.fromarray((image * 255 + 0.5).astype(np.uint8)),
+            mask_image=Image.fromarray((model_mask * 255).astype(np.uint8)),
+            height=height,
+            width=width,
+            strength=strength,
+            num_inference_steps=steps,
+            guidance_scale=request.guidance,
+            num_images_per_prompt=len(seeds),
+            generator=[torch.Generator().manual_seed(s) for s in seeds],  # ancestral samplers'
+            output_type="np",
+            callback_on_step_end=on_step,
+            callback_on_step_end_tensor_inputs=["latents"],
+        )
+        blur = int(options.get("mask_blur", pictures.MASK_BLUR))
+        return [pictures.put_back(picture, made, canvas, mask, blur) for made in out.images]
+
+
+def _size_multiple(pipe: Any) -> int:
+    """What a generation's sides must be multiples of: the UNet halves the latents once
+    per block but the last, and diffusers asks for multiples of 8."""
+    halvings = 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+    return math.lcm(8, pipe.vae_scale_factor * halvings)
 
 
 def load_diffusers_folder(folder: Path, dtype: Any) -> Any:

@@ -1,0 +1,112 @@
+"""img2img and inpainting on the PyTorch SD backend, with tiny random SD and SDXL models:
+pictures as users have them, the picture's pixels kept outside the mask, only-masked
+mode, strength and steps, determinism per seed."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from contexts import Context
+from PIL import Image
+from support.random_sd import build_random_sd, build_random_sdxl
+
+from sd_backends.backend import DiffusionBackend
+from studio.api import GenerationRequest, ModelLibrary
+from studio.core.inputs import InputStore
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module", params=["sd", "sdxl"])
+def backend(request, tmp_path_factory) -> DiffusionBackend:
+    folder = tmp_path_factory.mktemp("models")
+    (build_random_sd if request.param == "sd" else build_random_sdxl)(folder / "tiny")
+    backend = DiffusionBackend()
+    cache = tmp_path_factory.mktemp("cache") / "hashes.json"
+    backend.model_library = lambda: ModelLibrary([folder], [], cache)
+    backend.load("")
+    return backend
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> InputStore:
+    return InputStore(tmp_path_factory.mktemp("inputs"))
+
+
+def photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8)
+    return Image.fromarray(pixels)
+
+
+def box_mask(size: tuple[int, int], box: tuple[int, int, int, int]) -> Image.Image:
+    mask = Image.new("L", size, 0)
+    mask.paste(255, box)
+    return mask
+
+
+def request(store: InputStore, picture, mask=None, **fields) -> GenerationRequest:
+    image = store.add(picture)
+    size = image.open().size
+    defaults = {
+        "prompt": "a red cat",
+        "backend": "diffusion",
+        "seed": 5,
+        "count": 2,
+        "candidates": 2,
+        "steps": 4,
+        "guidance": 5.0,
+        "width": size[0],
+        "height": size[1],
+        "image": image,
+        "mask": None if mask is None else store.add(mask, mask=True),
+    }
+    return GenerationRequest(**{**defaults, **fields})
+
+
+def test_img2img_runs_the_last_steps_times_strength(backend, store) -> None:
+    picture = photo(64, 48)
+    context = Context()
+    half = backend.generate(request(store, picture, strength=0.5), context)
+    assert context.steps[-1] == (4, 4)  # 2 images x 2 steps of the 4
+    assert half[0].image.shape == (48, 64, 3)
+    full = backend.generate(request(store, picture, strength=1.0), Context())
+    assert not np.array_equal(half[0].image, full[0].image)
+    again = backend.generate(request(store, picture, strength=0.5), Context())
+    alone = backend.generate(request(store, picture, strength=0.5, seed=6, count=1), Context())
+    assert np.array_equal(half[0].image, again[0].image)  # the same picture, the same seed
+    assert np.allclose(alone[0].image, half[1].image, atol=1)  # image i is seed + i alone
+    with pytest.raises(ValueError, match="runs no step"):
+        backend.generate(request(store, picture, strength=0.1), Context())
+
+
+@pytest.mark.parametrize("area", ["whole", "masked"])
+def test_inpainting_keeps_every_pixel_outside_the_mask(backend, store, area) -> None:
+    size = (150, 100)  # not the model's size: generated at its own, scaled back
+    picture, mask = photo(*size, seed=2), box_mask(size, (90, 20, 130, 60))
+    options = {"inpaint_area": area, "inpaint_padding": 8, "mask_blur": 2}
+    made = backend.generate(request(store, picture, mask, options=options), Context())
+    outside = np.asarray(mask) < 128
+    for candidate in made:
+        assert candidate.image.shape == (100, 150, 3)
+        assert np.array_equal(candidate.image[outside], np.asarray(picture)[outside])
+        assert not np.array_equal(candidate.image[~outside], np.asarray(picture)[~outside])
+    if area == "masked":  # nothing changes beyond the padded box around the mask
+        changed = np.argwhere((made[0].image != np.asarray(picture)).any(axis=2))
+        assert changed[:, 0].min() >= 20 and changed[:, 1].min() >= 90
+
+
+def test_pictures_as_users_have_them(backend, store, tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone photo stored sideways
+    sideways = io.BytesIO()
+    photo(40, 24).save(sideways, "JPEG", exif=exif.tobytes())
+    rgba = Image.new("RGBA", (33, 17), (255, 0, 0, 128))
+    grey16 = Image.fromarray(np.arange(30 * 20, dtype=np.uint16).reshape(20, 30) * 100)
+    for source in (sideways.getvalue(), rgba, grey16, photo(17, 51).convert("L")):
+        made = backend.generate(request(store, source, count=1, strength=0.5), Context())
+        picture = store.add(source).open()
+        assert made[0].image.shape == (picture.height, picture.width, 3)
