@@ -15,7 +15,7 @@ from PIL import Image
 from support.random_sd import build_random_sd, build_random_sdxl
 
 from sd_backends.backend import DiffusionBackend
-from studio.api import GenerationRequest, ModelLibrary
+from studio.api import GenerationRequest, ModelLibrary, RequestError
 from studio.core.inputs import InputStore
 
 torch.set_num_threads(1)
@@ -110,3 +110,36 @@ def test_pictures_as_users_have_them(backend, store, tmp_path: Path) -> None:
         made = backend.generate(request(store, source, count=1, strength=0.5), Context())
         picture = store.add(source).open()
         assert made[0].image.shape == (picture.height, picture.width, 3)
+
+
+@pytest.fixture(scope="module")
+def inpainting(tmp_path_factory) -> DiffusionBackend:
+    folder = tmp_path_factory.mktemp("inpainting-models")
+    build_random_sd(folder / "tiny-inpainting", inpainting=True)
+    backend = DiffusionBackend()
+    cache = tmp_path_factory.mktemp("cache") / "hashes.json"
+    backend.model_library = lambda: ModelLibrary([folder], [], cache)
+    backend.load("")
+    return backend
+
+
+def test_an_inpainting_checkpoint_repaints_the_mask_only(inpainting, store) -> None:
+    assert inpainting._pipeline.unet.config.in_channels == 9
+    size = (80, 64)
+    picture, mask = photo(*size, seed=4), box_mask(size, (10, 10, 50, 40))
+    made = inpainting.generate(request(store, picture, mask), Context())
+    outside = np.asarray(mask) < 128
+    assert np.array_equal(made[0].image[outside], np.asarray(picture)[outside])
+    assert not np.array_equal(made[0].image[~outside], np.asarray(picture)[~outside])
+    text_only = GenerationRequest("a red cat", backend="diffusion", steps=2, width=64, height=64)
+    with pytest.raises(RequestError, match="inpainting model: give it a picture"):
+        inpainting.generate(text_only, Context())
+
+
+def test_a_cancel_stops_a_picture_request_between_steps(backend, store) -> None:
+    from studio.api import Cancelled
+
+    context = Context(cancel_at=1)
+    with pytest.raises(Cancelled):
+        backend.generate(request(store, photo(64, 64), count=1, strength=1.0), context)
+    assert context.steps == [(1, 4)]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from sd_backends import library, pictures
-from sd_backends.architecture import SDXL, architecture
+from sd_backends.architecture import INPAINTING, INSTRUCT_PIX2PIX, SDXL, architecture, variant
 from sd_backends.noise import initial_noise
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from sd_backends.schedulers import SAMPLERS, make_scheduler
@@ -39,6 +39,7 @@ from studio.api import (
     ModelFile,
     ModelFileError,
     PickleRefused,
+    RequestError,
     sniff,
 )
 
@@ -114,6 +115,7 @@ class DiffusionBackend(library.LibraryBackend):
 
         if self._pipeline is None:
             raise RuntimeError("no model is loaded")
+        self._check_variant(request)
         pipe = self._pipeline
         # from the model's own configuration: one sampler's settings (Karras sigmas, say)
         # must not carry over to the next
@@ -135,6 +137,17 @@ class DiffusionBackend(library.LibraryBackend):
                 batch = self._batch = max(1, batch // 2)
                 log.warning("out of GPU memory: retrying %d images at a time", batch)
         return [Candidate(image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
+
+    def _check_variant(self, request: GenerationRequest) -> None:
+        """An inpainting model draws only into a picture; InstructPix2Pix is not run yet."""
+        kind = variant(self._model) if self._model is not None else ""
+        name = self._model.name if self._model is not None else "this model"
+        if kind == INPAINTING and request.image is None:
+            raise RequestError(
+                [f"{name} is an inpainting model: give it a picture (and a mask) to repaint"]
+            )
+        if kind == INSTRUCT_PIX2PIX:
+            raise RequestError([f"{name} is an InstructPix2Pix model, which Studio cannot run yet"])
 
     def _run(
         self,
