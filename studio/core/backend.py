@@ -57,6 +57,7 @@ class Capabilities:
     mask: bool = False  # takes a mask of the part of it to repaint
     strength: bool = False  # takes `strength` (how far results move from the picture)
     default_strength: float = 0.0  # used for a picture without a mask
+    strength_under_mask: bool = False  # strength also applies with a mask (and its default)
     # The largest result of a request with a picture (0: max_size), which may be larger
     # than the model generates when the backend scales its output back to the picture.
     max_picture_size: int = 0
@@ -69,8 +70,9 @@ class Capabilities:
             changes["steps"] = self.default_steps
         if request.guidance == 0 and self.default_guidance:
             changes["guidance"] = self.default_guidance
-        picture_alone = request.image is not None and request.mask is None
-        if picture_alone and request.strength == 0 and self.default_strength:
+        takes_strength = request.mask is None or self.strength_under_mask
+        unset = request.image is not None and takes_strength and request.strength == 0
+        if unset and self.default_strength:
             changes["strength"] = self.default_strength
         if not self.ranks and request.candidates != request.count:
             changes["candidates"] = request.count  # it makes what it shows, no more

@@ -143,3 +143,37 @@ def test_a_cancel_stops_a_picture_request_between_steps(backend, store) -> None:
     with pytest.raises(Cancelled):
         backend.generate(request(store, photo(64, 64), count=1, strength=1.0), context)
     assert context.steps == [(1, 4)]
+
+
+def test_cli_pictures_keep_their_size_and_replay_from_their_metadata(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    import json
+
+    from studio.api import EXIT_OK
+    from studio.cli import main
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    build_random_sd(tmp_path / "home" / "data" / "models" / "tiny")
+
+    def run(*args: str) -> dict:
+        assert main([*args, "--json"]) == EXIT_OK
+        return json.loads(capsys.readouterr().out)
+
+    photo(101, 67).save(tmp_path / "photo.png")
+    box_mask((101, 67), (20, 10, 60, 40)).save(tmp_path / "mask.png")
+    common = ("--model", "tiny", "--steps", "4", "--count", "2", "--seed", "3")
+    varied = run("generate", "a blue dog", "--image", str(tmp_path / "photo.png"), *common)
+    assert (varied["request"]["width"], varied["request"]["height"]) == (104, 64)  # snapped
+    assert varied["request"]["strength"] == 0.75  # the backend's default, as it ran
+    edited = run(
+        "generate", "a blue dog", "--image", str(tmp_path / "photo.png"),
+        "--mask", str(tmp_path / "mask.png"), "--mask-blur", "2", *common,
+    )  # fmt: skip
+    second = edited["images"][1]
+    assert Image.open(second["path"]).size == (101, 67)  # an inpainted photo keeps its size
+    info = run("info", second["path"])
+    assert info["extra"]["Denoising strength"] and info["extra"]["Mask blur"] == "2"
+    again = run("generate", "--from", second["path"])
+    made = np.asarray(Image.open(again["images"][0]["path"]))
+    assert np.array_equal(made, np.asarray(Image.open(second["path"])))

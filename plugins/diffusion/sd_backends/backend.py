@@ -45,7 +45,7 @@ from studio.api import (
 
 log = logging.getLogger(__name__)
 SUPPORTED_FORMATS = ("diffusers", "safetensors")
-DEFAULT_STRENGTH = 0.75  # A1111's img2img default: the picture's composition stays
+DEFAULT_STRENGTH = 0.75  # A1111's default, img2img and inpainting: the composition stays
 MAX_PICTURE_SIDE = 8192  # a photo stays its size: the model runs at its own, scaled back
 
 
@@ -65,6 +65,7 @@ class DiffusionBackend(library.LibraryBackend):
             mask=True,
             strength=True,
             default_strength=DEFAULT_STRENGTH,
+            strength_under_mask=True,
             max_picture_size=MAX_PICTURE_SIDE,
         )
 
