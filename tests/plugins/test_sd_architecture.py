@@ -108,3 +108,28 @@ def test_models_list_shows_the_architecture_the_backends_read(
         "c": ["diffusion"],
     }
     assert listed["b"]["hash"] == hashlib.sha256(single.read_bytes()).hexdigest()[:10]
+
+
+CONV_IN = "model.diffusion_model.input_blocks.0.0.weight"
+
+
+@pytest.mark.parametrize(
+    ("conv_in", "expected"),
+    [((320, 9, 3, 3), "inpainting"), ((320, 8, 3, 3), "instruct-pix2pix"), ((320, 4, 3, 3), "")],
+)
+def test_the_variant_is_read_from_the_unets_input_channels(tmp_path, conv_in, expected) -> None:
+    """In a single file's shapes, a diffusers UNet configuration, a Studio export's index."""
+    from sd_backends.architecture import variant
+
+    found = identify(
+        checkpoint(tmp_path / "any-name.bin", {CONV_IN: conv_in, CROSS_ATTENTION: (8, 768)})
+    )
+    assert (architecture(found), variant(found)) == (SD1, expected)
+    folder = _diffusers(tmp_path / "folder", "StableDiffusionPipeline", 768)
+    (folder / "unet" / "config.json").write_text(json.dumps({"in_channels": conv_in[1]}))
+    assert variant(identify(folder)) == expected
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "model_index.json").write_text(json.dumps({"unet_in_channels": conv_in[1]}))
+    assert variant(ModelFile(export, ONNX, 1)) == expected
+    assert variant(identify(checkpoint(tmp_path / "no-unet.bin", {"other": (3, 3)}))) == ""
