@@ -90,3 +90,15 @@ def test_img2img_scales_the_models_output_to_the_result_size() -> None:
     assert canvas.whole and canvas.generation == (80, 56)
     result = put_back(photo(300, 200), np.zeros((56, 80, 3)), canvas)
     assert result.shape == (200, 300, 3) and (result == 0).all()
+
+
+def test_the_blend_feathers_at_the_masks_edge_on_a_large_picture() -> None:
+    size = (2000, 1500)
+    picture, mask = photo(*size), box_mask(size, (1000, 700, 1100, 800))
+    canvas = plan(size, 64, 8, mask_array(mask, size))
+    white = np.ones((*canvas.generation[::-1], 3))
+    result = put_back(picture, white, canvas, mask, blur=8).astype(int)
+    original = np.asarray(picture).astype(int)
+    assert np.array_equal(result[750, 1050], [255, 255, 255])  # well inside: the model's
+    edge = result[750, 1000] - original[750, 1000]  # on the edge: barely changed
+    assert np.abs(edge).max() < 0.2 * 255
