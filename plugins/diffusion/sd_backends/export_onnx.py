@@ -5,8 +5,9 @@
 MODEL is a library name or a path (a diffusers folder or a single file). OUT gets
 `text_encoder/`, `unet/`, `vae_decoder/` and `vae_encoder/` (each `model.onnx` with its
 weights as external data beside it, inside the folder), `tokenizer/`, `scheduler/` and a
-`model_index.json` naming the architecture and the UNet's input channels (9: an inpainting
-model, whose UNet also takes the mask and the masked image's latents); SDXL adds
+`model_index.json` naming the architecture, the UNet's input channels (9: an inpainting
+model, whose UNet also takes the mask and the masked image's latents), its native size and
+depth (where a picture request generates); SDXL adds
 `text_encoder_2/` and `tokenizer_2/`.
 
 The VAE encoder (for img2img and inpainting) maps `sample`, images (B, 3, H, W) in
@@ -140,6 +141,10 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
         "unet_in_channels": channels,
         "vae_scaling_factor": pipeline.vae.config.scaling_factor,
         "vae_scale_factor": pipeline.vae_scale_factor,
+        # where pictures are generated: the native size and the multiples the UNet takes
+        "vae_latent_channels": latent_channels,
+        "unet_sample_size": pipeline.unet.config.sample_size,
+        "unet_blocks": len(pipeline.unet.config.block_out_channels),
         "unet_time_cond_proj_dim": cond_dim,
         "force_zeros_for_empty_prompt": bool(
             xl and pipeline.config.get("force_zeros_for_empty_prompt", True)

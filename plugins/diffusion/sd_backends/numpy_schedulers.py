@@ -50,6 +50,7 @@ def timesteps(config: dict[str, Any], steps: int, default_spacing: str) -> np.nd
 
 
 Denoise = Callable[[np.ndarray, float], np.ndarray]  # (model input, timestep) -> prediction
+Blend = Callable[[int, np.ndarray], np.ndarray]  # (step, latents after it) -> latents
 
 
 @dataclass
@@ -64,8 +65,15 @@ class Sampler:
         denoise: Denoise,
         rng: np.random.Generator,
         on_step: Callable[[int, np.ndarray], None],
+        first: int = 0,
+        start: np.ndarray | None = None,
+        blend: Blend | None = None,
     ) -> np.ndarray:
-        """Latents denoised from `noise`; `on_step(i, latents)` after each step."""
+        """Latents denoised from `noise` (scaled to the first noise level here), or from
+        `start` (latents already at step `first`'s level: `noised`) through the steps from
+        `first` on, as diffusers' img2img truncates the schedule; `blend(i, latents)` after
+        step i of the schedule replaces them (inpainting puts the picture's back) and
+        `on_step(n, latents)` follows the n-th step that runs."""
         implied = {"use_karras_sigmas"} if self.name == "DPM++ 2M Karras" else set()
         unsupported = [k for k in _UNSUPPORTED if self.config.get(k) and k not in implied]
         if self.config.get("interpolation_type", "linear") != "linear":
@@ -75,13 +83,55 @@ class Sampler:
                 f"the ONNX backend does not support this model's scheduler "
                 f"settings: {', '.join(unsupported)}"
             )
+        if not 0 <= first < self.steps:
+            raise ValueError(f"step {first} is not one of the {self.steps} steps")
+        x = (noise * self.init_noise_sigma() if start is None else start).astype(np.float32)
+
+        def after(i: int, latents: np.ndarray) -> np.ndarray:
+            latents = latents if blend is None else blend(i, latents)
+            on_step(i - first, latents)
+            return latents
+
+        steps = range(first, self.steps)
         if self.name == "DDIM":
-            return self._ddim(noise, denoise, on_step)
+            return self._ddim(x, denoise, steps, after)
         if self.name == "DPM++ 2M Karras":
-            return self._dpmpp_2m_karras(noise, denoise, on_step)
+            return self._dpmpp_2m_karras(x, denoise, steps, after)
         if self.name == "LCM":
-            return self._lcm(noise, denoise, rng, on_step)
-        return self._euler(noise, denoise, rng, on_step, ancestral=self.name == "Euler a")
+            return self._lcm(x, denoise, rng, steps, after)
+        return self._euler(x, denoise, rng, steps, after, ancestral=self.name == "Euler a")
+
+    def init_noise_sigma(self) -> float:
+        """The scale of the starting noise when the whole schedule runs (diffusers'
+        `init_noise_sigma`): Euler's starts at its top sigma, the others at unit variance."""
+        if self.name not in ("Euler", "Euler a"):
+            return 1.0
+        top = float(self._euler_schedule()[1].max())
+        spacing = self.config.get("timestep_spacing", "linspace")
+        return top if spacing in ("linspace", "trailing") else (top**2 + 1) ** 0.5
+
+    def timesteps(self) -> np.ndarray:
+        """The model timesteps of the whole schedule, from the noisiest down."""
+        if self.name == "DDIM":
+            return self._ddim_timesteps().astype(np.float64)
+        if self.name == "DPM++ 2M Karras":
+            return karras_sigmas(self.config, self.steps)[1]
+        if self.name == "LCM":
+            return self._lcm_timesteps().astype(np.float64)
+        return self._euler_schedule()[0]
+
+    def noised(self, clean: np.ndarray, noise: np.ndarray, step: int) -> np.ndarray:
+        """Clean latents noised to the level the latents have before `step` of the schedule,
+        in the form this sampler holds them (diffusers' `add_noise`)."""
+        if self.name in ("DDIM", "LCM"):
+            alpha = float(alphas_cumprod(self.config)[int(self.timesteps()[step])])
+            return (alpha**0.5 * clean + (1 - alpha) ** 0.5 * noise).astype(np.float32)
+        if self.name == "DPM++ 2M Karras":
+            sigma = float(karras_sigmas(self.config, self.steps)[0][step])
+            alpha = 1 / (sigma**2 + 1) ** 0.5
+            return (alpha * clean + sigma * alpha * noise).astype(np.float32)
+        sigma = float(self._euler_schedule()[1][step])
+        return (clean + sigma * noise).astype(np.float32)
 
     def _prediction_type(self) -> str:
         kind = self.config.get("prediction_type", "epsilon")
@@ -95,17 +145,19 @@ class Sampler:
             return x - sigma * eps
         return eps * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)
 
-    def _euler(self, noise, denoise, rng, on_step, ancestral: bool) -> np.ndarray:
+    def _euler_schedule(self) -> tuple[np.ndarray, np.ndarray]:
+        """Euler's timesteps and their sigmas (then 0), interpolated on the schedule."""
         cumprod = alphas_cumprod(self.config)
         t = timesteps(self.config, self.steps, "linspace")
         all_sigmas = ((1 - cumprod) / cumprod) ** 0.5
         sigmas = np.interp(t, np.arange(len(all_sigmas)), all_sigmas)
-        sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
-        spacing = self.config.get("timestep_spacing", "linspace")
-        top = float(sigmas.max())
-        x = noise * (top if spacing in ("linspace", "trailing") else (top**2 + 1) ** 0.5)
-        for i, timestep in enumerate(t.astype(np.float32)):
-            sigma, following = float(sigmas[i]), float(sigmas[i + 1])
+        return t, np.concatenate([sigmas, [0.0]]).astype(np.float32)
+
+    def _euler(self, x, denoise, rng, steps, after, ancestral: bool) -> np.ndarray:
+        t, sigmas = self._euler_schedule()
+        t = t.astype(np.float32)
+        for i in steps:
+            sigma, following, timestep = float(sigmas[i]), float(sigmas[i + 1]), t[i]
             eps = denoise((x / (sigma**2 + 1) ** 0.5).astype(np.float32), float(timestep))
             derivative = (x - self._prediction(eps, x, sigma)) / sigma
             if ancestral:
@@ -115,18 +167,17 @@ class Sampler:
                 x = x + rng.standard_normal(x.shape, dtype=np.float32) * up
             else:
                 x = x + derivative * (following - sigma)
-            x = x.astype(np.float32)
-            on_step(i, x)
+            x = after(i, x.astype(np.float32))
         return x
 
-    def _dpmpp_2m_karras(self, noise, denoise, on_step) -> np.ndarray:
+    def _dpmpp_2m_karras(self, x, denoise, steps, after) -> np.ndarray:
         """DPM-Solver++(2M) on Karras sigmas, as diffusers' multistep solver runs it:
         the model sees the unscaled sample; first order at the first and last steps."""
         v_prediction = self._prediction_type() == "v_prediction"
         sigmas, t = karras_sigmas(self.config, self.steps)
-        x, previous = noise.astype(np.float32), None
-        for i, timestep in enumerate(t):
-            sigma, following = float(sigmas[i]), float(sigmas[i + 1])
+        previous = None
+        for i in steps:
+            sigma, following, timestep = float(sigmas[i]), float(sigmas[i + 1]), t[i]
             alpha = 1 / (sigma**2 + 1) ** 0.5
             out = denoise(x, float(timestep))
             # the predicted clean latents, x in VP form: alpha * clean + sigma * alpha * noise
@@ -145,14 +196,17 @@ class Sampler:
                 None if previous is None else previous[1],
             )
             previous = (data, sigma)
-            on_step(i, x)
+            x = after(i, x)
         return x
 
-    def _ddim(self, noise, denoise, on_step) -> np.ndarray:
+    def _ddim_timesteps(self) -> np.ndarray:
+        return np.round(timesteps(self.config, self.steps, "leading")).astype(np.int64)
+
+    def _ddim(self, x, denoise, steps, after) -> np.ndarray:
         """Deterministic DDIM (eta 0); unset options take DDIMScheduler's defaults, as
         diffusers does when it makes one from another scheduler's configuration."""
         cumprod = alphas_cumprod(self.config)
-        t = np.round(timesteps(self.config, self.steps, "leading")).astype(np.int64)
+        t = self._ddim_timesteps()
         ratio = self.config.get("num_train_timesteps", 1000) // self.steps
         final = 1.0 if self.config.get("set_alpha_to_one", True) else float(cumprod[0])
         clip = (
@@ -160,8 +214,8 @@ class Sampler:
             if self.config.get("clip_sample", True)
             else None
         )
-        x = noise.astype(np.float32)
-        for i, timestep in enumerate(t):
+        for i in steps:
+            timestep = t[i]
             eps = denoise(x, float(timestep))
             alpha = float(cumprod[timestep])
             previous = timestep - ratio
@@ -174,25 +228,28 @@ class Sampler:
             if clip is not None:
                 original = np.clip(original, -clip, clip)
             x = (alpha_prev**0.5 * original + (1 - alpha_prev) ** 0.5 * eps).astype(np.float32)
-            on_step(i, x)
+            x = after(i, x)
         return x
 
-    def _lcm(self, noise, denoise, rng, on_step) -> np.ndarray:
-        """Latent-consistency sampling, for LCM-distilled models, as LCMScheduler runs it:
-        each step predicts the clean latents (with the consistency boundary scalings) and,
-        but for the last, noises them again down to the next timestep."""
+    def _lcm_timesteps(self) -> np.ndarray:
         n = self.config.get("num_train_timesteps", 1000)
         original = self.config.get("original_inference_steps", 50)
         if not 1 <= self.steps <= original:
             raise ValueError(f"LCM takes 1 to {original} steps for this model, not {self.steps}")
         grid = (np.arange(1, original + 1) * (n // original) - 1)[::-1]  # the distillation's
-        t = grid[np.floor(np.linspace(0, original, self.steps, endpoint=False)).astype(np.int64)]
+        return grid[np.floor(np.linspace(0, original, self.steps, endpoint=False)).astype(np.int64)]
+
+    def _lcm(self, x, denoise, rng, steps, after) -> np.ndarray:
+        """Latent-consistency sampling, for LCM-distilled models, as LCMScheduler runs it:
+        each step predicts the clean latents (with the consistency boundary scalings) and,
+        but for the last, noises them again down to the next timestep."""
+        t = self._lcm_timesteps()
         cumprod = alphas_cumprod(self.config)
         scaling = self.config.get("timestep_scaling", 10.0)
         clip = self.config.get("clip_sample_range", 1.0) if self.config.get("clip_sample") else None
         v_prediction = self._prediction_type() == "v_prediction"
-        x = noise.astype(np.float32)
-        for i, timestep in enumerate(t):
+        for i in steps:
+            timestep = t[i]
             out = denoise(x, float(timestep))
             alpha = float(cumprod[timestep])
             if v_prediction:
@@ -208,8 +265,7 @@ class Sampler:
                 following = float(cumprod[t[i + 1]])
                 fresh = rng.standard_normal(x.shape, dtype=np.float32)
                 x = following**0.5 * x + (1 - following) ** 0.5 * fresh
-            x = x.astype(np.float32)
-            on_step(i, x)
+            x = after(i, x.astype(np.float32))
         return x
 
 

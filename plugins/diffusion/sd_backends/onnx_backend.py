@@ -5,24 +5,30 @@ as ONNX graphs, the sampling loop in numpy (`numpy_schedulers`). The CUDA execut
 used only when the session really got it. The starting noise is the PyTorch backend's
 (`noise`), so the deterministic samplers (Euler, DPM++ 2M Karras, DDIM; LCM in one step)
 give that backend's images; "Euler a" and LCM add numpy noise at each step, so their
-images differ from PyTorch's (still one per seed).
+images differ from PyTorch's (still one per seed). With a picture (img2img) and a mask
+(inpainting), `numpy_pictures` computes what the PyTorch backend's inpainting pipeline
+does, with the folder's VAE encoder (exported since pictures were added).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sd_backends import library
+from sd_backends.backend import DEFAULT_STRENGTH, MAX_PICTURE_SIDE  # no torch at import
 from sd_backends.noise import initial_noise
+from sd_backends.numpy_pictures import PictureJob, describe, sample
 from sd_backends.numpy_schedulers import ONNX_SAMPLERS, Sampler, guidance_embedding
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from studio.api import (
     Candidate,
+    Capabilities,
     GenerationContext,
     GenerationRequest,
     ModelFile,
@@ -32,6 +38,7 @@ from studio.api import (
 log = logging.getLogger(__name__)
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 PARTS = ("text_encoder", "unet", "vae_decoder")
+ENCODER = "vae_encoder"  # img2img and inpainting: folders exported before them lack it
 FORMATS = ("onnx",)
 
 
@@ -44,6 +51,8 @@ class OnnxDiffusion:
         self.index = _json(folder / "model_index.json")
         self.scheduler = _json(folder / "scheduler" / "scheduler_config.json")
         parts = PARTS + (("text_encoder_2",) if (folder / "text_encoder_2").is_dir() else ())
+        if (folder / ENCODER / "model.onnx").is_file():
+            parts += (ENCODER,)
         for part in parts:
             if not (folder / part / "model.onnx").is_file():
                 raise ModelFileError(f"{folder.name} lacks {part}/model.onnx")
@@ -84,6 +93,11 @@ class OnnxDiffusion:
         inputs = {"sample": sample, "timestep": t, "encoder_hidden_states": context, **extra}
         return self.sessions["unet"].run(None, inputs)[0]
 
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        """(B, 3, H, W) images in [-1, 1] -> their latents: the VAE's mean, scaled."""
+        mean = self.sessions[ENCODER].run(None, {"sample": pixels.astype(np.float32)})[0]
+        return (mean * self.index["vae_scaling_factor"]).astype(np.float32)
+
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """Latents -> (B, H, W, 3) float images in [0, 1]."""
         scaled = (latents / self.index["vae_scaling_factor"]).astype(np.float32)
@@ -100,6 +114,18 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         self.threads = threads
         self._model: ModelFile | None = None
         self._runtime: OnnxDiffusion | None = None
+
+    def capabilities(self) -> Capabilities:
+        """Pictures as the PyTorch backend takes them; a folder exported without the VAE
+        encoder refuses them when asked (the capabilities do not depend on the model)."""
+        return replace(
+            super().capabilities(),
+            image=True,
+            mask=True,
+            strength=True,
+            default_strength=DEFAULT_STRENGTH,
+            max_picture_size=MAX_PICTURE_SIDE,
+        )
 
     def device(self) -> str:
         if self._runtime is None:
@@ -121,10 +147,12 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         name = self.sampler_name(request)
         if name not in ONNX_SAMPLERS:
             raise ValueError(f"sampler {name!r} is not available with ONNX (use {ONNX_SAMPLERS})")
+        job = None if request.image is None else self._picture_job(request, runtime)
+        width, height = (request.width, request.height) if job is None else job.canvas.generation
         seeds = [(request.seed + i) % 2**32 for i in range(request.count)]
         scale = int(runtime.index.get("vae_scale_factor", 8))
-        channels = 4
-        noise = initial_noise(seeds, (channels, request.height // scale, request.width // scale))
+        channels = int(runtime.index.get("vae_latent_channels", 4))
+        noise = initial_noise(seeds, (channels, height // scale, width // scale))
         # LCM-distilled UNets take the guidance scale as an input, in one pass per image
         cond_dim = runtime.index.get("unet_time_cond_proj_dim")
         guided = request.guidance > 1.0 and not cond_dim
@@ -145,7 +173,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         extra = {}
         if pooled is not None:  # SDXL: the pooled text and (height, width, crop 0 0, height, width)
             extra["text_embeds"] = np.repeat(pooled, len(seeds), axis=0)
-            size = [request.height, request.width, 0, 0, request.height, request.width]
+            size = [height, width, 0, 0, height, width]
             extra["time_ids"] = np.tile(np.array(size, np.float32), (rows, 1))
         if cond_dim:
             extra["timestep_cond"] = guidance_embedding(request.guidance, len(seeds), cond_dim)
@@ -159,16 +187,38 @@ class DiffusionOnnxBackend(library.LibraryBackend):
             uncond, cond = np.split(both, 2)
             return uncond + request.guidance * (cond - uncond)
 
+        sampler = Sampler(name, runtime.scheduler, request.steps)
+        runs = request.steps if job is None else request.steps - job.first_step(request.steps)
+
         def on_step(i: int, latents: np.ndarray) -> None:
-            ctx.progress(i + 1, request.steps)
+            ctx.progress(i + 1, runs)
             ctx.preview(latents_to_rgb(latents, factors))
 
-        sampler = Sampler(name, runtime.scheduler, request.steps)
         rng = np.random.default_rng(seeds)  # the ancestral sampler's noise
-        latents = sampler.run(noise, denoise, rng, on_step)
+        if job is None:
+            latents = sampler.run(noise, denoise, rng, on_step)
+        else:
+            in_channels = int(runtime.index.get("unet_in_channels", 4))
+            latents = sample(
+                job, sampler, noise, runtime.encode_image, denoise, rng, on_step, in_channels
+            )
         ctx.check_cancelled()
         images = runtime.decode(latents)
-        return [Candidate(image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
+        made = list(images) if job is None else job.put_back(images)
+        return [Candidate(image, seed=seed) for image, seed in zip(made, seeds, strict=True)]
+
+    def _picture_job(self, request: GenerationRequest, runtime: OnnxDiffusion) -> PictureJob:
+        geometry = describe(runtime.index)
+        if ENCODER not in runtime.sessions or geometry is None:
+            name = self._model.name if self._model else "this model"
+            raise ModelFileError(
+                f"{name} was exported to ONNX without the VAE encoder that img2img and "
+                "inpainting need: export it again (`studio sd-export-onnx MODEL OUT`)"
+            )
+        native, multiple = geometry
+        job = PictureJob.plan(request, native, multiple)
+        job.first_step(request.steps)  # a strength that runs no step is refused up front
+        return job
 
 
 def _tokenizer(folder: Path) -> Any:

@@ -1,0 +1,151 @@
+"""img2img and inpainting for the ONNX backend, in numpy: what diffusers' inpainting
+pipelines compute over the PyTorch backend's modules (`picture_pipelines`), so both
+backends make the same images from the same picture, mask and seed.
+
+- Where: the same canvas as the PyTorch backend (`pictures.plan`: the model's native
+  area at the region's aspect, whole or only-masked) and the same put-back.
+- Start: the last `int(steps x strength)` steps of the schedule run, from the picture's
+  latents (the VAE encoder's mean x the scaling factor) noised to the first of them with
+  each image's own noise; at strength 1, from the noise alone, as for text.
+- Each step: a 9-channel inpainting UNet sees the latents beside the mask (nearest, at
+  latent size) and the latents of the picture with the mask's pixels zeroed (grey);
+  an ordinary UNet's latents are set back to the picture's, noised to the next step's
+  level, outside the mask. img2img is inpainting with a mask of ones (no blending).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sd_backends import pictures
+from sd_backends.numpy_schedulers import Denoise, Sampler
+from studio.api import GenerationRequest
+
+Encode = Callable[[np.ndarray], np.ndarray]  # (B, 3, H, W) in [-1, 1] -> scaled latents
+
+
+@dataclass(frozen=True)
+class PictureJob:
+    """A picture request's inputs at the generation size, and how its results go back."""
+
+    picture: Image.Image
+    mask: Image.Image | None
+    canvas: pictures.Canvas
+    image: np.ndarray  # (H, W, 3) float in [0, 1]
+    model_mask: np.ndarray  # (H, W) float 0 or 1, 1 = repaint (all ones for img2img)
+    strength: float
+    blur: int
+
+    @classmethod
+    def plan(cls, request: GenerationRequest, native: int, multiple: int) -> PictureJob:
+        """As the PyTorch backend plans it: request options `inpaint_area`,
+        `inpaint_padding` and `mask_blur`; no strength with a mask repaints it whole."""
+        assert request.image is not None
+        options = request.options
+        picture = request.image.open()
+        mask = request.mask.open() if request.mask is not None else None
+        size = (request.width, request.height)
+        canvas = pictures.plan(
+            size,
+            native=native,
+            multiple=multiple,
+            mask=None if mask is None else pictures.mask_array(mask, size),
+            area=str(options.get("inpaint_area", pictures.WHOLE)),
+            padding=int(options.get("inpaint_padding", pictures.PADDING)),
+        )
+        image, model_mask = pictures.model_inputs(picture, mask, canvas)
+        if model_mask is None:
+            model_mask = np.ones(image.shape[:2], np.float32)
+        blur = int(options.get("mask_blur", pictures.MASK_BLUR))
+        return cls(picture, mask, canvas, image, model_mask, request.strength or 1.0, blur)
+
+    def first_step(self, steps: int) -> int:
+        """The schedule's first step that runs: the last steps x strength run."""
+        runs = min(int(steps * self.strength), steps)
+        if runs < 1:
+            raise ValueError(
+                f"strength {self.strength:g} with {steps} steps runs no step: "
+                "raise the strength or the steps"
+            )
+        return steps - runs
+
+    def put_back(self, made: np.ndarray) -> list[np.ndarray]:
+        """Each (H, W, 3) output in the picture, at the request's size."""
+        return [pictures.put_back(self.picture, m, self.canvas, self.mask, self.blur) for m in made]
+
+
+def size_multiple(vae_scale: int, unet_blocks: int) -> int:
+    """What a generation's sides must be multiples of: the UNet halves the latents once
+    per block but the last, and diffusers asks for multiples of 8."""
+    return math.lcm(8, vae_scale * 2 ** (unet_blocks - 1))
+
+
+def latent_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W) -> (1, 1, height, width): nearest neighbours, as torch's default
+    `interpolate` picks them (source index floor(i x in / out))."""
+
+    def rows(inside: int, outside: int) -> np.ndarray:
+        picked = np.floor(np.arange(outside, dtype=np.float32) * np.float32(inside / outside))
+        return np.minimum(picked.astype(np.int64), inside - 1)
+
+    small = mask[rows(mask.shape[0], height)][:, rows(mask.shape[1], width)]
+    return small[None, None].astype(np.float32)
+
+
+def sample(
+    job: PictureJob,
+    sampler: Sampler,
+    noise: np.ndarray,
+    encode: Encode,
+    denoise: Denoise,
+    rng: np.random.Generator,
+    on_step: Callable[[int, np.ndarray], None],
+    unet_channels: int,
+) -> np.ndarray:
+    """The latents of each image (one per row of `noise`): the picture's truncated
+    schedule; `denoise` is the guided UNet (its input: latents, or 9 channels)."""
+    first = job.first_step(sampler.steps)
+    height, width = noise.shape[-2:]
+    mask = latent_mask(job.model_mask, height, width)
+    pixels = job.image.transpose(2, 0, 1)[None] * 2.0 - 1.0  # [-1, 1], as the VAE takes
+    inpainting_unet = unet_channels == 9
+    repaints_all = bool(mask.all())
+    # an ordinary UNet blends with the picture's latents, and starts from them below 1
+    needs_clean = first > 0 or not (inpainting_unet or repaints_all)
+    clean = encode(pixels.astype(np.float32)) if needs_clean else None
+    start = None if first == 0 else sampler.noised(clean, noise, first)
+    model: Denoise = denoise
+    if inpainting_unet:  # [latents, mask, masked picture's latents], as diffusers orders them
+        kept = (pixels * (job.model_mask < 0.5)).astype(np.float32)
+        beside = np.concatenate([mask, encode(kept)], axis=1)
+        beside = np.repeat(beside, len(noise), axis=0)
+
+        def model(x: np.ndarray, timestep: float) -> np.ndarray:
+            return denoise(np.concatenate([x, beside], axis=1), timestep)
+
+    blend = None
+    if not inpainting_unet and not repaints_all:
+        assert clean is not None
+
+        def blend(i: int, latents: np.ndarray) -> np.ndarray:
+            last = i == sampler.steps - 1
+            picture = clean if last else sampler.noised(clean, noise, i + 1)
+            return ((1 - mask) * picture + mask * latents).astype(np.float32)
+
+    return sampler.run(noise, model, rng, on_step, first=first, start=start, blend=blend)
+
+
+def describe(index: dict[str, Any]) -> tuple[int, int] | None:
+    """(native size, size multiple) from an exported folder's index; None for a folder
+    exported before pictures (its index lacks them)."""
+    try:
+        scale, blocks = int(index["vae_scale_factor"]), int(index["unet_blocks"])
+        return int(index["unet_sample_size"]) * scale, size_multiple(scale, blocks)
+    except (KeyError, TypeError, ValueError):
+        return None
