@@ -154,7 +154,7 @@ def main() -> None:
     from sd_backends import pictures
     from sd_backends.backend import load_diffusers_folder, quiet_offline_libraries
     from sd_backends.export_onnx import export
-    from sd_backends.numpy_pictures import describe
+    from sd_backends.numpy_pictures import generation_geometry
     from tests.support.random_sd import build_random_sd
 
     quiet_offline_libraries()
@@ -167,7 +167,7 @@ def main() -> None:
         unet.write_text(json.dumps(config))
         onnx = export(load_diffusers_folder(folder, torch.float32), Path(tmp) / "model-onnx")
         photo, mask = make_photo(Path(tmp))
-        native, multiple = describe(json.loads((onnx / "model_index.json").read_text()))
+        native, multiple = generation_geometry(json.loads((onnx / "model_index.json").read_text()))
         from PIL import Image
 
         with Image.open(mask) as painted:

@@ -141,7 +141,7 @@ def sample(
     return sampler.run(noise, model, rng, on_step, first=first, start=start, blend=blend)
 
 
-def describe(index: dict[str, Any]) -> tuple[int, int] | None:
+def generation_geometry(index: dict[str, Any]) -> tuple[int, int] | None:
     """(native size, size multiple) from an exported folder's index; None for a folder
     exported before pictures (its index lacks them)."""
     try:

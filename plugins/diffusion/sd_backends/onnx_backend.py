@@ -23,7 +23,7 @@ import numpy as np
 from sd_backends import library
 from sd_backends.backend import DEFAULT_STRENGTH, MAX_PICTURE_SIDE  # no torch at import
 from sd_backends.noise import initial_noise
-from sd_backends.numpy_pictures import PictureJob, describe, sample
+from sd_backends.numpy_pictures import PictureJob, generation_geometry, sample
 from sd_backends.numpy_schedulers import ONNX_SAMPLERS, Sampler, guidance_embedding
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from studio.api import (
@@ -208,7 +208,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         return [Candidate(image, seed=seed) for image, seed in zip(made, seeds, strict=True)]
 
     def _picture_job(self, request: GenerationRequest, runtime: OnnxDiffusion) -> PictureJob:
-        geometry = describe(runtime.index)
+        geometry = generation_geometry(runtime.index)
         if ENCODER not in runtime.sessions or geometry is None:
             name = self._model.name if self._model else "this model"
             raise ModelFileError(
