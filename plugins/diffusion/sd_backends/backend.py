@@ -17,7 +17,6 @@ area, and its output goes back into the picture (`pictures`): request options
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -207,34 +206,19 @@ class DiffusionBackend(library.LibraryBackend):
 
         from sd_backends.picture_pipelines import picture_pipeline
 
-        assert request.image is not None
         if self._pictures is None:
             self._pictures = picture_pipeline(self._pipeline)
         pipe = self._pictures
         pipe.scheduler = self._pipeline.scheduler  # this request's sampler
-        options = request.options
-        picture = request.image.open()
-        mask = request.mask.open() if request.mask is not None else None
-        size = (request.width, request.height)
-        canvas = pictures.plan(
-            size,
+        blocks = len(pipe.unet.config.block_out_channels)
+        job = pictures.PictureJob.plan(
+            request,
             native=pipe.unet.config.sample_size * pipe.vae_scale_factor,
-            multiple=_size_multiple(pipe),
-            mask=None if mask is None else pictures.mask_array(mask, size),
-            area=str(options.get("inpaint_area", pictures.WHOLE)),
-            padding=int(options.get("inpaint_padding", pictures.PADDING)),
+            multiple=pictures.size_multiple(pipe.vae_scale_factor, blocks),
         )
-        image, model_mask = pictures.model_inputs(picture, mask, canvas)
-        if model_mask is None:  # img2img: the whole picture is redrawn
-            model_mask = np.ones(image.shape[:2], np.float32)
-        strength = request.strength or 1.0  # with a mask and none given: repaint it whole
         steps = request.steps
-        runs = min(int(steps * strength), steps)
-        if runs < 1:
-            raise ValueError(
-                f"strength {strength:g} with {steps} steps runs no step: "
-                "raise the strength or the steps"
-            )
+        runs = steps - job.first_step(steps)
+        canvas, image, model_mask = job.canvas, job.image, job.model_mask
         width, height = canvas.generation
         scale = pipe.vae_scale_factor
         channels = pipe.vae.config.latent_channels
@@ -256,7 +240,7 @@ class DiffusionBackend(library.LibraryBackend):
             mask_image=Image.fromarray((model_mask * 255).astype(np.uint8)),
             height=height,
             width=width,
-            strength=strength,
+            strength=job.strength,
             num_inference_steps=steps,
             guidance_scale=request.guidance,
             num_images_per_prompt=len(seeds),
@@ -265,15 +249,7 @@ class DiffusionBackend(library.LibraryBackend):
             callback_on_step_end=on_step,
             callback_on_step_end_tensor_inputs=["latents"],
         )
-        blur = int(options.get("mask_blur", pictures.MASK_BLUR))
-        return [pictures.put_back(picture, made, canvas, mask, blur) for made in out.images]
-
-
-def _size_multiple(pipe: Any) -> int:
-    """What a generation's sides must be multiples of: the UNet halves the latents once
-    per block but the last, and diffusers asks for multiples of 8."""
-    halvings = 2 ** (len(pipe.unet.config.block_out_channels) - 1)
-    return math.lcm(8, pipe.vae_scale_factor * halvings)
+        return job.put_back(out.images)
 
 
 def load_diffusers_folder(folder: Path, dtype: Any) -> Any:

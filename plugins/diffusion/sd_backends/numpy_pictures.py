@@ -15,75 +15,16 @@ backends make the same images from the same picture, mask and seed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from sd_backends import pictures
 from sd_backends.numpy_schedulers import Denoise, Sampler
-from studio.api import GenerationRequest
+from sd_backends.pictures import PictureJob
 
 Encode = Callable[[np.ndarray], np.ndarray]  # (B, 3, H, W) in [-1, 1] -> scaled latents
-
-
-@dataclass(frozen=True)
-class PictureJob:
-    """A picture request's inputs at the generation size, and how its results go back."""
-
-    picture: Image.Image
-    mask: Image.Image | None
-    canvas: pictures.Canvas
-    image: np.ndarray  # (H, W, 3) float in [0, 1]
-    model_mask: np.ndarray  # (H, W) float 0 or 1, 1 = repaint (all ones for img2img)
-    strength: float
-    blur: int
-
-    @classmethod
-    def plan(cls, request: GenerationRequest, native: int, multiple: int) -> PictureJob:
-        """As the PyTorch backend plans it: request options `inpaint_area`,
-        `inpaint_padding` and `mask_blur`; no strength with a mask repaints it whole."""
-        assert request.image is not None
-        options = request.options
-        picture = request.image.open()
-        mask = request.mask.open() if request.mask is not None else None
-        size = (request.width, request.height)
-        canvas = pictures.plan(
-            size,
-            native=native,
-            multiple=multiple,
-            mask=None if mask is None else pictures.mask_array(mask, size),
-            area=str(options.get("inpaint_area", pictures.WHOLE)),
-            padding=int(options.get("inpaint_padding", pictures.PADDING)),
-        )
-        image, model_mask = pictures.model_inputs(picture, mask, canvas)
-        if model_mask is None:
-            model_mask = np.ones(image.shape[:2], np.float32)
-        blur = int(options.get("mask_blur", pictures.MASK_BLUR))
-        return cls(picture, mask, canvas, image, model_mask, request.strength or 1.0, blur)
-
-    def first_step(self, steps: int) -> int:
-        """The schedule's first step that runs: the last steps x strength run."""
-        runs = min(int(steps * self.strength), steps)
-        if runs < 1:
-            raise ValueError(
-                f"strength {self.strength:g} with {steps} steps runs no step: "
-                "raise the strength or the steps"
-            )
-        return steps - runs
-
-    def put_back(self, made: np.ndarray) -> list[np.ndarray]:
-        """Each (H, W, 3) output in the picture, at the request's size."""
-        return [pictures.put_back(self.picture, m, self.canvas, self.mask, self.blur) for m in made]
-
-
-def size_multiple(vae_scale: int, unet_blocks: int) -> int:
-    """What a generation's sides must be multiples of: the UNet halves the latents once
-    per block but the last, and diffusers asks for multiples of 8."""
-    return math.lcm(8, vae_scale * 2 ** (unet_blocks - 1))
 
 
 def latent_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -146,6 +87,6 @@ def generation_geometry(index: dict[str, Any]) -> tuple[int, int] | None:
     exported before pictures (its index lacks them)."""
     try:
         scale, blocks = int(index["vae_scale_factor"]), int(index["unet_blocks"])
-        return int(index["unet_sample_size"]) * scale, size_multiple(scale, blocks)
+        return int(index["unet_sample_size"]) * scale, pictures.size_multiple(scale, blocks)
     except (KeyError, TypeError, ValueError):
         return None

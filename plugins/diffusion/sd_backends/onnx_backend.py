@@ -23,8 +23,9 @@ import numpy as np
 from sd_backends import library
 from sd_backends.backend import DEFAULT_STRENGTH, MAX_PICTURE_SIDE  # no torch at import
 from sd_backends.noise import initial_noise
-from sd_backends.numpy_pictures import PictureJob, generation_geometry, sample
+from sd_backends.numpy_pictures import generation_geometry, sample
 from sd_backends.numpy_schedulers import ONNX_SAMPLERS, Sampler, guidance_embedding
+from sd_backends.pictures import PictureJob
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from studio.api import (
     Candidate,

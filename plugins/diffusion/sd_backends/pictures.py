@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from studio.api import GenerationRequest
+
 MASK_BLUR = 4  # pixels of feather, A1111's default
 PADDING = 32  # pixels around the mask in only-masked mode, A1111's default
 WHOLE, MASKED = "whole", "masked"  # inpaint areas
@@ -43,6 +45,12 @@ class Canvas:
     @property
     def whole(self) -> bool:
         return self.region == (0, 0, *self.size)
+
+
+def size_multiple(vae_scale: int, unet_blocks: int) -> int:
+    """What a generation's sides must be multiples of: the UNet halves the latents once
+    per block but the last, and diffusers asks for multiples of 8."""
+    return math.lcm(8, vae_scale * 2 ** (unet_blocks - 1))
 
 
 def generation_size(width: int, height: int, native: int, multiple: int) -> tuple[int, int]:
@@ -161,3 +169,53 @@ def put_back(
     blended = (original * (1.0 - weight) + new * weight + 0.5).astype(np.uint8)
     original[...] = np.where(weight > 0, blended, original)
     return result
+
+
+@dataclass(frozen=True)
+class PictureJob:
+    """A picture request's inputs at the generation size, and how its results go back."""
+
+    picture: Image.Image
+    mask: Image.Image | None
+    canvas: Canvas
+    image: np.ndarray  # (H, W, 3) float in [0, 1]
+    model_mask: np.ndarray  # (H, W) float 0 or 1, 1 = repaint (all ones for img2img)
+    strength: float
+    blur: int
+
+    @classmethod
+    def plan(cls, request: GenerationRequest, native: int, multiple: int) -> PictureJob:
+        """Request options `inpaint_area`, `inpaint_padding` and `mask_blur`; a request
+        with no strength (a mask, and a backend default not applied) repaints it whole."""
+        assert request.image is not None
+        options = request.options
+        picture = request.image.open()
+        mask = request.mask.open() if request.mask is not None else None
+        size = (request.width, request.height)
+        canvas = plan(
+            size,
+            native=native,
+            multiple=multiple,
+            mask=None if mask is None else mask_array(mask, size),
+            area=str(options.get("inpaint_area", WHOLE)),
+            padding=int(options.get("inpaint_padding", PADDING)),
+        )
+        image, model_mask = model_inputs(picture, mask, canvas)
+        if model_mask is None:
+            model_mask = np.ones(image.shape[:2], np.float32)
+        blur = int(options.get("mask_blur", MASK_BLUR))
+        return cls(picture, mask, canvas, image, model_mask, request.strength or 1.0, blur)
+
+    def first_step(self, steps: int) -> int:
+        """The schedule's first step that runs: the last steps x strength run."""
+        runs = min(int(steps * self.strength), steps)
+        if runs < 1:
+            raise ValueError(
+                f"strength {self.strength:g} with {steps} steps runs no step: "
+                "raise the strength or the steps"
+            )
+        return steps - runs
+
+    def put_back(self, made: np.ndarray) -> list[np.ndarray]:
+        """Each (H, W, 3) output in the picture, at the request's size."""
+        return [put_back(self.picture, m, self.canvas, self.mask, self.blur) for m in made]
