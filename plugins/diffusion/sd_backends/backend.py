@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,6 @@ from sd_backends.schedulers import SAMPLERS, make_scheduler
 from sd_backends.single_file import CONFIG_FOLDERS, load_single_file
 from studio.api import (
     Candidate,
-    Capabilities,
     GenerationContext,
     GenerationRequest,
     ModelFile,
@@ -44,8 +42,6 @@ from studio.api import (
 
 log = logging.getLogger(__name__)
 SUPPORTED_FORMATS = ("diffusers", "safetensors")
-DEFAULT_STRENGTH = 0.75  # A1111's default, img2img and inpainting: the composition stays
-MAX_PICTURE_SIDE = 8192  # a photo stays its size: the model runs at its own, scaled back
 
 
 class DiffusionBackend(library.LibraryBackend):
@@ -56,17 +52,6 @@ class DiffusionBackend(library.LibraryBackend):
     def loads(self, found: ModelFile) -> bool:
         """Single files only of the architectures whose configuration ships."""
         return found.format != "safetensors" or architecture(found) in CONFIG_FOLDERS
-
-    def capabilities(self) -> Capabilities:
-        return replace(
-            super().capabilities(),
-            image=True,
-            mask=True,
-            strength=True,
-            default_strength=DEFAULT_STRENGTH,
-            strength_under_mask=True,
-            max_picture_size=MAX_PICTURE_SIDE,
-        )
 
     def __init__(self) -> None:
         self._pipeline: Any = None

@@ -17,6 +17,8 @@ from studio.api import (
 )
 
 Library = Callable[[], ModelLibrary] | None
+DEFAULT_STRENGTH = 0.75  # A1111's default, img2img and inpainting: the composition stays
+MAX_PICTURE_SIDE = 8192  # a photo stays its size: the model runs at its own, scaled back
 
 
 def listed(
@@ -137,6 +139,12 @@ class LibraryBackend(Backend):
             negative_prompt=True,
             samplers=self.samplers,
             devices=("cpu", "cuda"),
+            image=True,
+            mask=True,
+            strength=True,
+            default_strength=DEFAULT_STRENGTH,
+            strength_under_mask=True,
+            max_picture_size=MAX_PICTURE_SIDE,
         )
 
     def models(self) -> list[ModelInfo]:

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sd_backends import library
-from sd_backends.backend import DEFAULT_STRENGTH, MAX_PICTURE_SIDE  # no torch at import
 from sd_backends.noise import initial_noise
 from sd_backends.numpy_pictures import generation_geometry, sample
 from sd_backends.numpy_schedulers import ONNX_SAMPLERS, Sampler, guidance_embedding
@@ -29,7 +27,6 @@ from sd_backends.pictures import PictureJob
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from studio.api import (
     Candidate,
-    Capabilities,
     GenerationContext,
     GenerationRequest,
     ModelFile,
@@ -115,18 +112,6 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         self.threads = threads
         self._model: ModelFile | None = None
         self._runtime: OnnxDiffusion | None = None
-
-    def capabilities(self) -> Capabilities:
-        """Pictures as the PyTorch backend takes them; a folder exported without the VAE
-        encoder refuses them when asked (the capabilities do not depend on the model)."""
-        return replace(
-            super().capabilities(),
-            image=True,
-            mask=True,
-            strength=True,
-            default_strength=DEFAULT_STRENGTH,
-            max_picture_size=MAX_PICTURE_SIDE,
-        )
 
     def device(self) -> str:
         if self._runtime is None:
