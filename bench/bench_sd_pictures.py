@@ -118,8 +118,12 @@ def child(
         text=True,
         check=False,
     )
-    if done.returncode:
-        raise SystemExit(f"{runtime} {task} failed:\n{done.stderr[-3000:]}")
+    if done.returncode:  # reported with the figures; the others still run
+        why = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        if done.returncode < 0:
+            why = [f"killed by signal {-done.returncode} (out of memory?)"]
+        print(f"{runtime} {task} failed: {why[0]}", file=sys.stderr)
+        return {"error": why[0]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -147,6 +151,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="the model's native size")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runtimes", default="pytorch,onnx", help="comma-separated")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import torch
@@ -180,7 +185,8 @@ def main() -> None:
             "process for each figure"
         )
         found: dict[str, dict[str, dict]] = {}
-        for runtime, model in (("pytorch", folder), ("onnx", onnx)):
+        runtimes = (("pytorch", folder), ("onnx", onnx))
+        for runtime, model in (r for r in runtimes if r[0] in args.runtimes.split(",")):
             found[runtime] = {
                 "text": child(runtime, "text", model, args, square, photo, mask),
                 "img2img": child(runtime, "img2img", model, args, square, photo, mask),
@@ -191,8 +197,14 @@ def main() -> None:
 
 
 def report(found: dict[str, dict[str, dict]], args: argparse.Namespace, canvas) -> None:
-    def median(f: dict) -> float:
-        return statistics.median(f["times"])
+    """The figures side by side; a figure whose process failed shows as "failed", and
+    what depends on it is left out."""
+
+    def median(f: dict | None) -> float | None:
+        return statistics.median(f["times"]) if f and "times" in f else None
+
+    def cell(value: float | None, width: int, digits: int) -> str:
+        return f"{value:>{width}.{digits}f}" if value is not None else f"{'failed':>{width}}"
 
     gen = "x".join(map(str, canvas.generation))
     region = canvas.region
@@ -207,16 +219,22 @@ def report(found: dict[str, dict[str, dict]], args: argparse.Namespace, canvas) 
         "photo": "inpaint only-masked, 12-MP photo",
     }
     for task, name in names.items():
-        torch_, onnx = found["pytorch"][task], found["onnx"][task]
+        torch_, onnx = found.get("pytorch", {}).get(task), found.get("onnx", {}).get(task)
+        t, o = median(torch_), median(onnx)
+        speed = t / o if t is not None and o is not None else None
+        peaks = [f.get("peak_mb") if f else None for f in (torch_, onnx)]
         print(
-            f"{name:<34}{median(torch_):>12.3f}{median(onnx):>10.3f}"
-            f"{median(torch_) / median(onnx):>8.2f}"
-            f"{torch_['peak_mb']:>15.0f}{onnx['peak_mb']:>14.0f}"
+            f"{name:<34}{cell(t, 12, 3)}{cell(o, 10, 3)}{cell(speed, 8, 2)}"
+            f"{cell(peaks[0], 15, 0)}{cell(peaks[1], 14, 0)}"
         )
     print()
     for runtime, figures in found.items():
-        share = 100 * median(figures["img2img"]) / median(figures["text"])
-        extra = 100 * (median(figures["photo"]) / median(figures["text at gen"]) - 1)
+        times = {task: median(f) for task, f in figures.items()}
+        if None in times.values():
+            print(f"{runtime}: a figure failed, no ratios")
+            continue
+        share = 100 * times["img2img"] / times["text"]
+        extra = 100 * (times["photo"] / times["text at gen"] - 1)
         memory = 100 * (figures["photo"]["peak_mb"] / figures["text at gen"]["peak_mb"] - 1)
         print(
             f"{runtime}: (a) img2img at 0.5 costs {share:.0f} % of text-to-image "
@@ -228,13 +246,14 @@ def report(found: dict[str, dict[str, dict]], args: argparse.Namespace, canvas) 
             f"{figures['photo']['save_s']:.2f} s (apart); the request decodes its PNG in "
             f"{figures['photo']['decode_s']:.2f} s (inside its time)"
         )
-    print(
-        "(c) ONNX Runtime over PyTorch (target >= 1.0x): "
-        + ", ".join(
-            f"{task} {median(found['pytorch'][task]) / median(found['onnx'][task]):.2f}x"
-            for task in ("img2img", "photo")
-        )
-    )
+    speeds = []
+    for task in ("img2img", "photo"):
+        t = median(found.get("pytorch", {}).get(task))
+        o = median(found.get("onnx", {}).get(task))
+        if t is not None and o is not None:
+            speeds.append(f"{task} {t / o:.2f}x")
+    if speeds:
+        print("(c) ONNX Runtime over PyTorch (target >= 1.0x): " + ", ".join(speeds))
 
 
 if __name__ == "__main__":
