@@ -12,6 +12,7 @@ import pytest
 import torch
 from contexts import Context
 from PIL import Image
+from support.pictures import box_mask, photo
 from support.random_sd import build_random_sd, build_random_sdxl
 
 from sd_backends.backend import DiffusionBackend
@@ -35,17 +36,6 @@ def backend(request, tmp_path_factory) -> DiffusionBackend:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> InputStore:
     return InputStore(tmp_path_factory.mktemp("inputs"))
-
-
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8)
-    return Image.fromarray(pixels)
-
-
-def box_mask(size: tuple[int, int], box: tuple[int, int, int, int]) -> Image.Image:
-    mask = Image.new("L", size, 0)
-    mask.paste(255, box)
-    return mask
 
 
 def request(store: InputStore, picture, mask=None, **fields) -> GenerationRequest:

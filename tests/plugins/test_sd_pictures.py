@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from support.pictures import box_mask, photo
 
 from sd_backends.pictures import (
     MASKED,
@@ -17,17 +17,6 @@ from sd_backends.pictures import (
     plan,
     put_back,
 )
-
-
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8)
-    return Image.fromarray(pixels)
-
-
-def box_mask(size: tuple[int, int], box: tuple[int, int, int, int]) -> Image.Image:
-    mask = Image.new("L", size, 0)
-    mask.paste(255, box)
-    return mask
 
 
 @pytest.mark.parametrize(

@@ -148,17 +148,11 @@ class DiffusionBackend(library.LibraryBackend):
 
         pipe = self._pipeline
         steps = request.steps
-        factors = SDXL_FACTORS if self._model and architecture(self._model) == SDXL else SD_FACTORS
         scale = pipe.vae_scale_factor  # image pixels per latent pixel (8 in real models)
         shape = (pipe.unet.config.in_channels, request.height // scale, request.width // scale)
         noise = torch.from_numpy(initial_noise(seeds, shape))  # as the ONNX backend's
         generators = [torch.Generator().manual_seed(s) for s in seeds]  # ancestral samplers'
-
-        def on_step(_pipe: Any, step: int, _timestep: Any, tensors: dict) -> dict:
-            ctx.progress(done * steps + len(seeds) * (step + 1), total * steps)
-            ctx.preview(latents_to_rgb(tensors["latents"].float().cpu().numpy(), factors))
-            return {}
-
+        on_step = self._reporter(ctx, len(seeds), done, total, steps)
         ctx.check_cancelled()
         out = pipe(
             request.prompt,
@@ -175,6 +169,20 @@ class DiffusionBackend(library.LibraryBackend):
             callback_on_step_end_tensor_inputs=["latents"],
         )
         return list(out.images)
+
+    def _reporter(
+        self, ctx: GenerationContext, images: int, done: int, total: int, steps: int
+    ) -> Any:
+        """diffusers' step callback: progress over the whole request (`done` of `total`
+        images before this batch of `images`, `steps` each) and a preview of the latents."""
+        factors = SDXL_FACTORS if self._model and architecture(self._model) == SDXL else SD_FACTORS
+
+        def on_step(_pipe: Any, step: int, _timestep: Any, tensors: dict) -> dict:
+            ctx.progress(done * steps + images * (step + 1), total * steps)
+            ctx.preview(latents_to_rgb(tensors["latents"].float().cpu().numpy(), factors))
+            return {}
+
+        return on_step
 
     def _run_picture(
         self,
@@ -210,13 +218,7 @@ class DiffusionBackend(library.LibraryBackend):
         pipe.studio_noise = torch.from_numpy(
             initial_noise(seeds, (channels, height // scale, width // scale))
         )
-        factors = SDXL_FACTORS if self._model and architecture(self._model) == SDXL else SD_FACTORS
-
-        def on_step(_pipe: Any, step: int, _timestep: Any, tensors: dict) -> dict:
-            ctx.progress(done * runs + len(seeds) * (step + 1), total * runs)
-            ctx.preview(latents_to_rgb(tensors["latents"].float().cpu().numpy(), factors))
-            return {}
-
+        on_step = self._reporter(ctx, len(seeds), done, total, runs)
         ctx.check_cancelled()
         out = pipe(
             request.prompt,
