@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE_OR_ID",
         help="variations: the image (a file or a history id) as input, its prompt, new seeds",
     )
+    _add_addon_flags(gen)
     gen.add_argument("--out", type=Path, help="also write the images into this folder")
     gen.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
     gen.set_defaults(run=cmd_generate)
@@ -178,6 +179,53 @@ def _size(text: str) -> tuple[int, int]:
 
 
 # -- generate -----------------------------------------------------------------
+
+
+def _add_addon_flags(gen: argparse.ArgumentParser) -> None:
+    """LoRAs and ControlNets. Each --control-* flag is given once (for every ControlNet)
+    or once per --control-model, in the same order."""
+    addons = gen.add_argument_group("add-on models (LoRA, ControlNet)")
+    addons.add_argument(
+        "--lora",
+        action="append",
+        metavar="NAME_OR_PATH[:WEIGHT]",
+        help="a LoRA and its weight (default 1), repeatable; or <lora:NAME:W> in the prompt",
+    )
+    addons.add_argument(
+        "--control-model", action="append", metavar="NAME_OR_PATH", help="a ControlNet"
+    )
+    addons.add_argument(
+        "--control-image", action="append", type=Path, metavar="FILE", help="its control image"
+    )
+    addons.add_argument(
+        "--control-preprocess",
+        action="append",
+        metavar="NAME",
+        help="make the control map from the image: canny, invert, none (default: none)",
+    )
+    addons.add_argument(
+        "--control-weight", action="append", type=float, metavar="W", help="default 1"
+    )
+    addons.add_argument(
+        "--control-start",
+        action="append",
+        type=float,
+        metavar="S",
+        help="the fraction of the steps it starts at (default 0)",
+    )
+    addons.add_argument(
+        "--control-end",
+        action="append",
+        type=float,
+        metavar="E",
+        help="the fraction of the steps it ends at (default 1)",
+    )
+    addons.add_argument(
+        "--canny-thresholds",
+        action="append",
+        metavar="LOW,HIGH",
+        help="canny's edge thresholds, 0-255 (default 100,200)",
+    )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

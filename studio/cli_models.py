@@ -11,6 +11,7 @@ from typing import Any
 from studio.api.commands import EXIT_OK, EXIT_USAGE, CliError, emit, open_core
 
 log = logging.getLogger(__name__)
+KIND_LABELS = {"lora": "LoRA", "controlnet": "ControlNet"}
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -40,12 +41,13 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         for entry in entries:
             row = entry.to_json()
             if entry.info is not None:
-                row["architecture"] = architectures.get(str(entry.info.path), "")
+                architecture, kind = architectures.get(str(entry.info.path), ("", "model"))
+                row["architecture"], row["kind"] = architecture, kind
                 row["backends"] = loaders.get(entry.info.format, [])
                 row["hash"] = library.short_hash(entry.info)
                 shown = (
                     row["name"],
-                    row["architecture"],
+                    " ".join(filter(None, (KIND_LABELS.get(kind, ""), architecture))),
                     row["format"],
                     _size(row["size"]),
                     f"[{row['hash']}]",
@@ -78,9 +80,11 @@ def cmd_models_add(args: argparse.Namespace) -> int:
             )
         else:
             backends = _loaders(core).get(found.format, [])
-            architecture = _architectures(core, backends).get(str(found.path), "")
-            row = {**found.to_json(), "architecture": architecture, "backends": backends}
-            what = ", ".join(filter(None, (architecture, found.format)))
+            architecture, kind = _architectures(core, backends).get(str(found.path), ("", "model"))
+            row = {**found.to_json(), "architecture": architecture, "kind": kind}
+            row["backends"] = backends
+            label = " ".join(filter(None, (KIND_LABELS.get(kind, ""), architecture)))
+            what = ", ".join(filter(None, (label, found.format)))
             emit(args, row, f"added {found.name}: {what}")
         return EXIT_OK
 
@@ -107,19 +111,21 @@ def _loaders(core: Any) -> dict[str, list[str]]:
     return loaders
 
 
-def _architectures(core: Any, backend_ids: Iterable[str]) -> dict[str, str]:
-    """Model path -> architecture, as these backends list the library's models (the
-    architecture is theirs to know, not the core's); a backend that fails is skipped."""
-    found: dict[str, str] = {}
+def _architectures(core: Any, backend_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Model path -> (architecture, kind), as these backends list the library's models
+    and add-ons (that is theirs to know, not the core's); a backend that fails is
+    skipped."""
+    found: dict[str, tuple[str, str]] = {}
     for backend_id in sorted(backend_ids):
         try:
-            models = core.registry.get(backend_id).models()
+            backend = core.registry.get(backend_id)
+            models = backend.models() + backend.addons()
         except Exception as error:  # not installed properly, a listing that fails
             log.warning("backend %r: cannot list its models: %s", backend_id, error)
             continue
         for info in models:
-            if info.architecture:
-                found.setdefault(info.ref, info.architecture)
+            if info.architecture or info.kind != "model":
+                found.setdefault(info.ref, (info.architecture, info.kind))
     return found
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.api.commands import EXIT_NOT_FOUND, EXIT_USAGE, CliError
+from studio.core.addons import Control, Lora
 from studio.core.app import Core
 from studio.core.history import HistoryEntry
 from studio.core.inputs import InputError, InputPicture
@@ -21,7 +22,8 @@ from studio.core.request import GenerationRequest, RequestError
 
 # Fields `--vary` keeps from the image it varies: how it was made, not which draw it was.
 _VARIED_KEEPS = ("prompt", "negative_prompt", "width", "height", "steps", "guidance")
-_VARIED_KEEPS += ("backend", "model", "options")
+_VARIED_KEEPS += ("backend", "model", "options", "loras", "controls")
+CANNY_THRESHOLDS = (100.0, 200.0)  # A1111's ControlNet defaults
 
 
 def generate_request(core: Core, args: argparse.Namespace) -> GenerationRequest:
@@ -70,8 +72,72 @@ def _flags(core: Core, args: argparse.Namespace) -> dict[str, Any]:
         "strength": args.strength,
         "image": core.add_input(_existing(args.image)) if args.image else None,
         "mask": core.add_input(_existing(args.mask), mask=True) if args.mask else None,
+        "loras": tuple(Lora.parse(text) for text in args.lora) if args.lora else None,
+        "controls": _controls(core, args),
     }
     return {key: value for key, value in given.items() if value is not None}
+
+
+def _controls(core: Core, args: argparse.Namespace) -> tuple[Control, ...] | None:
+    """The --control-* flags as ControlNets: one per --control-model, with its image."""
+    from studio.core import controls
+
+    models, images = args.control_model or [], args.control_image or []
+    if not models and not images:
+        return None
+    if len(images) != len(models):
+        raise CliError("give one --control-image for each --control-model", EXIT_USAGE)
+    count = len(models)
+
+    def each(flag: str, values: list[Any] | None, default: Any) -> list[Any]:
+        if not values:
+            return [default] * count
+        if len(values) in (1, count):
+            return values * (count // len(values))
+        raise CliError(
+            f"--{flag} is given {len(values)} times for {count} ControlNets: "
+            "give it once (for all) or once for each",
+            EXIT_USAGE,
+        )
+
+    preprocess = each("control-preprocess", args.control_preprocess, "none")
+    for name in set(preprocess) - set(controls.names()):
+        raise CliError(
+            f"no control preprocessor {name!r} (there are: {', '.join(controls.names())})",
+            EXIT_USAGE,
+        )
+    thresholds = [_thresholds(text) for text in args.canny_thresholds or []]
+    return tuple(
+        Control(
+            model=model,
+            image=core.add_input(_existing(image)),
+            preprocess=method,
+            weight=weight,
+            start=start,
+            end=end,
+            settings=dict(zip(("low", "high"), low_high, strict=True)) if method == "canny" else {},
+        )
+        for model, image, method, weight, start, end, low_high in zip(
+            models,
+            images,
+            preprocess,
+            each("control-weight", args.control_weight, 1.0),
+            each("control-start", args.control_start, 0.0),
+            each("control-end", args.control_end, 1.0),
+            each("canny-thresholds", thresholds, CANNY_THRESHOLDS),
+            strict=True,
+        )
+    )
+
+
+def _thresholds(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise CliError(f"--canny-thresholds takes LOW,HIGH (got {text!r})", EXIT_USAGE) from None
+    if not 0 <= low <= high <= 255:
+        raise CliError(f"canny thresholds must be 0 <= LOW <= HIGH <= 255 (got {text})", EXIT_USAGE)
+    return low, high
 
 
 def _picture_size(core: Core, args: argparse.Namespace, fields: dict[str, Any]) -> dict[str, int]:
@@ -117,6 +183,9 @@ def _recorded(core: Core, path: Path, *, exact: bool, given: dict[str, Any]) -> 
             picture = getattr(request, name)
             if picture is not None and name not in given:
                 _check_stored(core, picture)
+        if "controls" not in given:
+            for control in request.controls:
+                _check_stored(core, control.map or control.image)
         fields = {**request.to_dict(), "image": request.image, "mask": request.mask}
         if exact:  # its own seed, alone: the same draw again
             fields |= {"count": 1, "candidates": 1}

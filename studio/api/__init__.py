@@ -22,6 +22,7 @@ from studio.api.commands import (
     emit,
     open_core,
 )
+from studio.core.addons import Control, Lora, split_loras
 from studio.core.backend import (
     Backend,
     Cancelled,
@@ -55,11 +56,13 @@ __all__ = [
     "Candidate",
     "Capabilities",
     "CliError",
+    "Control",
     "GenerationContext",
     "GenerationRequest",
     "InputError",
     "InputPicture",
     "JobState",
+    "Lora",
     "ModelFile",
     "ModelFileError",
     "ModelInfo",
@@ -72,4 +75,5 @@ __all__ = [
     "read_json_object",
     "safetensors_shapes",
     "sniff",
+    "split_loras",
 ]

@@ -33,6 +33,7 @@ class ModelInfo:
     size_bytes: int = 0
     hash: str = ""  # first 10 hex digits of the file's SHA-256, as other tools show it
     description: str = ""
+    kind: str = "model"  # or an add-on a request names beside its model: "lora", "controlnet"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Capabilities:
     # The largest result of a request with a picture (0: max_size), which may be larger
     # than the model generates when the backend scales its output back to the picture.
     max_picture_size: int = 0
+    loras: bool = False  # applies LoRAs (`request.loras`, `<lora:NAME:W>` in the prompt)
+    controls: int = 0  # ControlNets a request may name (`request.controls`)
 
     def with_defaults(self, request: GenerationRequest) -> GenerationRequest:
         """`request` with 0 steps or guidance replaced by this backend's defaults, so that
@@ -112,6 +115,12 @@ class Capabilities:
             problems.append("this backend takes no mask")
         elif request.strength and not self.strength:
             problems.append("this backend takes no strength")
+        if request.split_loras()[1] and not self.loras:
+            problems.append("this backend takes no LoRA (<lora:…> in the prompt, or --lora)")
+        if request.controls and not self.controls:
+            problems.append("this backend takes no ControlNet")
+        elif len(request.controls) > self.controls:
+            problems.append(f"at most {self.controls} ControlNets per request with this backend")
         return problems
 
 
@@ -182,6 +191,11 @@ class Backend(ABC):
     def sampler_name(self, request: GenerationRequest) -> str:
         """The sampler recorded in image metadata."""
         return str(request.options.get("sampler", ""))
+
+    def addons(self) -> list[ModelInfo]:
+        """The add-on models it applies beside a model (LoRAs, ControlNets: `kind` says
+        which; `architecture` the family they were made for), cheap as `models`."""
+        return []
 
     def model_info(self, model: str) -> ModelInfo | None:
         """Details of a model ('' = the default: the first listed), for metadata."""

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from studio.core import controls as controls_
+from studio.core.addons import addon_names
 from studio.core.backend import Cancelled
 from studio.core.executors import (
     Executor,
@@ -273,9 +275,10 @@ class Engine:
         them by digest only, as a request replayed from metadata does)."""
         inputs = self.history.inputs
         image, mask = inputs.attach(request.image), inputs.attach(request.mask)
-        if image is request.image and mask is request.mask:
+        controls = tuple(controls_.prepare(control, inputs) for control in request.controls)
+        if image is request.image and mask is request.mask and not controls:
             return request
-        return request.replace(image=image, mask=mask)
+        return request.replace(image=image, mask=mask, controls=controls)
 
     def _save(self, ran: Ran, request: GenerationRequest) -> list[HistoryEntry]:
         """Write the first `count` images, best first, with the metadata of what ran."""
@@ -283,6 +286,7 @@ class Engine:
         info = ran.model_info
         model = info.ref if info else request.model  # the model really used, not ''
         created = time.time()  # one time per job keeps its images together, best first
+        addons = addon_names(self.registry.model_library, request)
         items = []
         for rank, candidate in enumerate(candidates):
             seed = request.seed if candidate.seed is None else candidate.seed
@@ -291,6 +295,7 @@ class Engine:
                 sampler=ran.sampler,
                 model_name=info.name if info else request.model,
                 model_hash=info.hash if info else "",
+                addons=addons,
                 score=candidate.score,
                 rank=rank,
                 created_at=created,

@@ -290,6 +290,15 @@ class HistoryStore:
         with self._transaction() as conn:
             ids = [conn.execute(_INSERT, record.row()).lastrowid or 0 for record in records]
             conn.executemany(
+                "INSERT OR IGNORE INTO image_controls (image_id, digest) VALUES (?, ?)",
+                [
+                    (id_, picture.digest)
+                    for id_, r in zip(ids, records, strict=True)
+                    for control in r.metadata.request.controls
+                    for picture in control.inputs
+                ],
+            )
+            conn.executemany(
                 "INSERT INTO images_fts (rowid, prompt, negative_prompt) VALUES (?, ?, ?)",
                 [
                     (id_, r.metadata.request.prompt, r.metadata.request.negative_prompt)
@@ -485,8 +494,11 @@ class HistoryStore:
                 found = conn.execute(
                     f"SELECT path, input_hash, mask_hash FROM images WHERE id IN ({marks})", chunk
                 ).fetchall()
+                found += conn.execute(  # (no path)
+                    f"SELECT '', digest FROM image_controls WHERE image_id IN ({marks})", chunk
+                ).fetchall()
                 deleted += conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk).rowcount
-                paths += [row[0] for row in found]
+                paths += [row[0] for row in found if row[0]]
                 inputs |= {digest for row in found for digest in row[1:] if digest}
             unused = {digest for digest in inputs if not _input_used(conn, digest)}
             now = time.time()
@@ -611,9 +623,10 @@ def _digest_of(path: Path) -> str:
 def _input_used(conn: sqlite3.Connection, digest: str) -> bool:
     sql = (
         "SELECT 1 FROM images WHERE input_hash = ?"
-        " UNION ALL SELECT 1 FROM images WHERE mask_hash = ? LIMIT 1"
+        " UNION ALL SELECT 1 FROM images WHERE mask_hash = ?"
+        " UNION ALL SELECT 1 FROM image_controls WHERE digest = ? LIMIT 1"
     )
-    return conn.execute(sql, (digest, digest)).fetchone() is not None
+    return conn.execute(sql, (digest, digest, digest)).fetchone() is not None
 
 
 def _one_time_per_job(records: list[_Record]) -> list[_Record]:

@@ -100,7 +100,18 @@ CREATE INDEX images_input  ON images (input_hash)  WHERE input_hash != '';
 CREATE INDEX images_mask   ON images (mask_hash)   WHERE mask_hash != '';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_TABLES, _V2_SEARCH, _V3_LINEAGE)
+# 4: the other input pictures an image was made with, ControlNets' images and maps, so
+# that they are kept while an entry uses them (and go with the last one).
+_V4_CONTROLS = """
+CREATE TABLE image_controls (
+    image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    digest   TEXT NOT NULL,
+    PRIMARY KEY (image_id, digest)
+) WITHOUT ROWID;
+CREATE INDEX image_controls_digest ON image_controls (digest);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_TABLES, _V2_SEARCH, _V3_LINEAGE, _V4_CONTROLS)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -75,6 +75,8 @@ class ImageMetadata:
     score: float | None = None  # ranking score
     rank: int = 0  # 0 = best of its job
     created_at: float = 0.0  # unix time
+    # each add-on model (LoRA, ControlNet) as the request names it -> (name, hash)
+    addons: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def parameter_items(self) -> list[tuple[str, str]]:
         """The settings line's fields in A1111's order, then ours; empty values left out."""
@@ -90,12 +92,37 @@ class ImageMetadata:
             # As A1111 writes an img2img or inpainting result's, so other readers see it.
             ("Denoising strength", _number(r.strength) if r.image and r.strength else ""),
             ("Mask blur", str(r.options.get("mask_blur", "")) if r.mask else ""),
+            *self._control_items(),
+            ("Lora hashes", self._lora_hashes()),
             ("Candidates", str(r.candidates)),
             ("Backend", r.backend),
             ("Score", _number(round(self.score, 4)) if _finite(self.score) else ""),
             ("Version", SOFTWARE),
         ]
         return [(key, value) for key, value in items if value]
+
+    def _lora_hashes(self) -> str:
+        """As A1111 writes them: "name: hash, name: hash"."""
+        named = [self.addons.get(lora.model) for lora in self.request.split_loras()[1]]
+        return ", ".join(f"{name}: {digest}" for name, digest in filter(None, named) if digest)
+
+    def _control_items(self) -> list[tuple[str, str]]:
+        """As A1111's ControlNet extension writes each unit: "ControlNet 0": "Module: …,
+        Model: name [hash], Weight: …, Guidance Start: …, Guidance End: …"."""
+        items = []
+        for i, control in enumerate(self.request.controls):
+            name, digest = self.addons.get(control.model, (control.model, ""))
+            model = f"{name} [{digest}]" if digest else name
+            fields_ = [
+                ("Module", control.preprocess),
+                ("Model", model),
+                ("Weight", _number(control.weight)),
+                *[(f"Threshold {k.upper()}", _number(v)) for k, v in control.settings.items()],
+                ("Guidance Start", _number(control.start)),
+                ("Guidance End", _number(control.end)),
+            ]
+            items.append((f"ControlNet {i}", ", ".join(f"{k}: {v}" for k, v in fields_)))
+        return items
 
     def parameters_text(self) -> str:
         """The A1111 `parameters` text: prompt, negative prompt line, settings line."""
@@ -117,6 +144,7 @@ class ImageMetadata:
                 "score": self.score if _finite(self.score) else None,
                 "rank": self.rank,
                 "created_at": self.created_at,
+                "addons": {ref: list(pair) for ref, pair in self.addons.items()},
             },
             ensure_ascii=False,
         )
@@ -138,6 +166,7 @@ class ImageMetadata:
                 score=formats.as_float(data.get("score")),
                 rank=formats.as_int(data.get("rank")) or 0,
                 created_at=formats.as_float(data.get("created_at")) or 0.0,
+                addons=_addons(data.get("addons")),
             )
         except TypeError as exc:  # a request field of the wrong type
             raise ValueError(f"bad Studio metadata: {exc}") from exc
@@ -421,6 +450,17 @@ def _apply_setting(found: ParsedMetadata, key: str, value: str) -> bool:
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def _addons(data: Any) -> dict[str, tuple[str, str]]:
+    """Our JSON's add-on names and hashes; what isn't [name, hash] strings is dropped."""
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(ref): (pair[0], pair[1])
+        for ref, pair in data.items()
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+    }
 
 
 def _number(value: float) -> str:

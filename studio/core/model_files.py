@@ -49,10 +49,11 @@ def identify(path: Path) -> ModelFile:
         if onnx_graphs(path):  # ONNX exports may carry a model_index.json too
             check_onnx_folder(path)
             return ModelFile(path, ONNX, _folder_size(path))
-        if (path / "model_index.json").is_file():
+        if (path / "model_index.json").is_file() or _diffusers_part(path):
             return ModelFile(path, DIFFUSERS, _folder_size(path))
         raise ModelFileError(
-            f"{path} is a folder but not a model: expected model_index.json (diffusers) "
+            f"{path} is a folder but not a model: expected model_index.json (diffusers), "
+            "config.json beside weights (one diffusers model, e.g. a ControlNet) "
             "or .onnx graphs (ONNX)"
         )
     if not path.is_file():
@@ -68,6 +69,12 @@ def identify(path: Path) -> ModelFile:
         raise ModelFileError(f"{path.name} is not a model file Studio knows ({kind})")
     safetensors_shapes(path)  # refuses a header that doesn't add up
     return ModelFile(path, SAFETENSORS, path.stat().st_size)
+
+
+def _diffusers_part(folder: Path) -> bool:
+    """One diffusers model saved alone (a ControlNet, say): its config beside its weights."""
+    weights = [*folder.glob("*.safetensors"), *folder.glob("*.bin")]
+    return (folder / "config.json").is_file() and bool(weights)
 
 
 def sniff(path: Path) -> str:

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.files import atomic_write_bytes
-from studio.core.model_files import ModelFile, ModelFileError, identify, sniff
+from studio.core.model_files import SAFETENSORS, ModelFile, ModelFileError, identify, sniff
 
 log = logging.getLogger(__name__)
 SHORT_HASH = 10
+LORA_HASH = 12
 _CHUNK = 1 << 20
 
 
@@ -51,15 +52,20 @@ class HashCache:
         except (OSError, ValueError):
             self._known = {}
 
-    def sha256(self, file: Path) -> str:
+    def sha256(self, file: Path, body_only: bool = False) -> str:
+        """The file's SHA-256; with `body_only`, of a safetensors file's tensors after
+        its header (A1111's hash of LoRAs, which Civitai looks them up by: "AutoV3")."""
         stat = file.stat()
         key, stamp = str(file.resolve()), [stat.st_size, stat.st_mtime_ns]
+        key += "#body" if body_only else ""
         with self._lock:
             known = self._known.get(key)
         if isinstance(known, dict) and known.get("stamp") == stamp:
             return str(known["sha256"])
         digest = hashlib.sha256()
         with file.open("rb") as handle:
+            if body_only:
+                handle.seek(8 + int.from_bytes(handle.read(8), "little"))
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
         with self._lock:
@@ -135,6 +141,13 @@ class ModelLibrary:
 
     def short_hash(self, info: ModelFile) -> str:
         return self.sha256(info)[:SHORT_HASH]
+
+    def lora_hash(self, info: ModelFile) -> str:
+        """A LoRA's hash as A1111 writes it in `Lora hashes` (12 hex digits of AutoV3)
+        for a single safetensors file; the short hash otherwise."""
+        if info.format != SAFETENSORS or not info.path.is_file():
+            return self.short_hash(info)
+        return self.hashes.sha256(info.path, body_only=True)[:LORA_HASH]
 
 
 def _looks_like_weights(path: Path) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from studio.core.addons import Control, Lora, control_problems, lora_problems, split_loras
 from studio.core.inputs import InputPicture
 
 MAX_PROMPT_CHARS = 20_000
@@ -42,7 +43,8 @@ class GenerationRequest:
     picture to work from and `mask` (white = repaint, black = keep, any size) the part of
     it to redraw; both are recorded by digest, their pixels travel with the request.
     `strength` (0 < s <= 1; 0 means the backend's default) is how far a result may move
-    from `image` where no mask says otherwise.
+    from `image` where no mask says otherwise. `loras` and `controls` are add-on models
+    (`studio.core.addons`); LoRAs may also be written in the prompt, `<lora:NAME:W>`.
     """
 
     prompt: str
@@ -60,6 +62,8 @@ class GenerationRequest:
     image: InputPicture | None = None
     mask: InputPicture | None = None
     strength: float = 0.0
+    loras: tuple[Lora, ...] = ()
+    controls: tuple[Control, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -76,6 +80,13 @@ class GenerationRequest:
             if isinstance(value, str):
                 set_(self, name, InputPicture(value) if value else None)
         set_(self, "options", MappingProxyType(dict(self.options)))
+        # from JSON: lists of dicts
+        set_(self, "loras", tuple(Lora(**x) if isinstance(x, dict) else x for x in self.loras))
+        set_(
+            self,
+            "controls",
+            tuple(Control.from_dict(x) if isinstance(x, dict) else x for x in self.controls),
+        )
         problems = _problems(self)
         if problems:
             raise RequestError(problems)
@@ -94,6 +105,8 @@ class GenerationRequest:
         for name in ("image", "mask"):  # recorded by digest; the pixels are stored apart
             picture = data[name]
             data[name] = picture.digest if picture is not None else ""
+        data["loras"] = [lora.to_dict() for lora in self.loras]
+        data["controls"] = [control.to_dict() for control in self.controls]
         return data
 
     def to_json(self) -> str:
@@ -103,12 +116,21 @@ class GenerationRequest:
         """Pickled (to a worker process) as its fields, input pixels included: the options'
         read-only view cannot be pickled."""
         fields = {**self.to_dict(), "image": self.image, "mask": self.mask}
+        fields["controls"] = self.controls
         return (GenerationRequest.from_dict, (fields,))
 
     @property
     def inputs(self) -> tuple[InputPicture, ...]:
-        """The input pictures the request names."""
-        return tuple(p for p in (self.image, self.mask) if p is not None)
+        """The input pictures the request names: its picture and mask, and each
+        ControlNet's image and map."""
+        controls = tuple(p for control in self.controls for p in control.inputs)
+        return tuple(p for p in (self.image, self.mask) if p is not None) + controls
+
+    def split_loras(self) -> tuple[str, tuple[Lora, ...]]:
+        """The prompt as the model's text encoder sees it (without `<lora:…>` tags) and
+        every LoRA of the request: the prompt's, then `loras`."""
+        text, tagged = split_loras(self.prompt)
+        return text, tagged + self.loras
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRequest:
@@ -159,6 +181,14 @@ def _problems(r: GenerationRequest) -> list[str]:
         problems.append(f"strength must be more than 0 and at most 1 (got {r.strength:g})")
     elif r.strength and r.image is None:
         problems.append("strength needs an image to work from")
+    if any(not isinstance(x, Lora) for x in r.loras):
+        problems.append("loras must be LoRA entries (a model and a weight)")
+    else:
+        problems += lora_problems(r.split_loras()[1])
+    if any(not isinstance(x, Control) for x in r.controls):
+        problems.append("controls must be ControlNet entries")
+    else:
+        problems += control_problems(r.controls)
     try:
         json.dumps(dict(r.options))
     except (TypeError, ValueError):

@@ -219,14 +219,14 @@ def test_parameters_say_what_other_tools_write_for_picture_inputs(core) -> None:
 def test_schema_v3_migrates_a_v2_history(tmp_path) -> None:
     import sqlite3
 
-    from studio.core.history_schema import migrate, schema_version
+    from studio.core.history_schema import LATEST_VERSION, migrate, schema_version
 
     path = tmp_path / "history.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn, target=2)
     conn.close()
     with HistoryStore(tmp_path) as history:
-        assert schema_version(history._conn()) == 3
+        assert schema_version(history._conn()) == LATEST_VERSION
 
 
 # -- the CLI ------------------------------------------------------------------------------

@@ -72,6 +72,8 @@ class FakeBackend(Backend):
             mask=True,
             strength=True,
             default_strength=0.5,
+            loras=True,
+            controls=2,
         )
 
     def models(self) -> list[ModelInfo]:
@@ -126,6 +128,10 @@ class FakeBackend(Backend):
 
 def fake_image(request: GenerationRequest, seed: int) -> np.ndarray:
     made = solid_image(seed, request.width, request.height)
+    for control in request.controls:  # the map where the image is darker: it was given
+        assert control.map is not None, "the engine makes the map before the backend runs"
+        drawn = np.asarray(control.map.open().convert("RGB").resize(made.shape[1::-1]))
+        made = np.minimum(made, drawn)
     if request.image is None:
         return made
     size = (request.width, request.height)

@@ -1,5 +1,6 @@
-"""Which Stable-Diffusion architecture a model file holds, and which variant of it (an
-inpainting model, say), read from its content.
+"""Which Stable-Diffusion architecture a model file holds, which variant of it (an
+inpainting model, say), and what kind of file it is (a model, or an add-on: a LoRA or a
+ControlNet, with the family it was made for), read from its content.
 
 A single file by its tensor names and shapes; a diffusers folder by its index and UNet
 configuration; an ONNX folder by the index Studio's exports write (else as diffusers).
@@ -25,11 +26,45 @@ _VARIANTS = {9: INPAINTING, 8: INSTRUCT_PIX2PIX}
 _CONV_IN = "model.diffusion_model.input_blocks.0.0.weight"  # [width, channels, 3, 3]
 
 
+MODEL, LORA, CONTROLNET = "model", "lora", "controlnet"
+_LORA_MARKERS = ("lora_down", "lora_up", "lora_A.", "lora_B.", ".lora.down.", "hada_w", "lokr_w")
+_CONTROLNET_MARKERS = ("control_model.", "controlnet_cond_embedding.", "input_hint_block.")
+# a ControlNet's or LoRA's family by the width its cross-attention keys and values take
+_FAMILY_WIDTHS = {768: SD1, 1024: SD2, 2048: SDXL}
+
+
+@cache
+def kind(found: ModelFile) -> str:
+    """MODEL, LORA or CONTROLNET, by content (cached per file)."""
+    if found.format == "safetensors":
+        return kind_of(safetensors_shapes(found.path))
+    if found.format == "onnx":
+        index = found.path / "model_index.json"
+        named = read_json_object(index).get("kind") if index.is_file() else None
+        return CONTROLNET if named == CONTROLNET else MODEL
+    if (found.path / "model_index.json").is_file():
+        return MODEL
+    config = read_json_object(found.path / "config.json")
+    return CONTROLNET if "ControlNet" in str(config.get("_class_name", "")) else ""
+
+
+def kind_of(shapes: dict[str, list[int]]) -> str:
+    names = list(shapes)
+    if any(marker in name for name in names for marker in _LORA_MARKERS):
+        return LORA
+    if any(name.startswith(_CONTROLNET_MARKERS) or ".zero_convs." in name for name in names):
+        return CONTROLNET
+    return MODEL
+
+
 @cache
 def architecture(found: ModelFile) -> str:
-    """SD 1.x, SD 2.x, SDXL or unknown (cached per file, size included)."""
+    """SD 1.x, SD 2.x, SDXL or unknown (cached per file, size included); for an add-on,
+    the family it was made for."""
     if found.format == "safetensors":
-        return architecture_of(safetensors_shapes(found.path))
+        shapes = safetensors_shapes(found.path)
+        add_on = kind_of(shapes)
+        return architecture_of(shapes) if add_on == MODEL else addon_family(shapes, add_on)
     if found.format == "onnx":
         index = found.path / "model_index.json"
         named = read_json_object(index).get("architecture") if index.is_file() else None
@@ -82,7 +117,27 @@ def architecture_of(shapes: dict[str, list[int]]) -> str:
     return _WIDTHS.get(shapes.get(_CROSS_ATTENTION, [0, 0])[-1], UNKNOWN)
 
 
+def addon_family(shapes: dict[str, list[int]], add_on: str) -> str:
+    """The family a LoRA or ControlNet was made for, by its tensors: SDXL's second text
+    encoder or added embedding, else the width of its cross-attention's keys."""
+    names = list(shapes)
+    xl = ("lora_te2_", "text_encoder_2.", "add_embedding.", "control_model.label_emb.")
+    if any(name.startswith(xl) for name in names):
+        return SDXL
+    for name in names:
+        if "attn2" in name and "to_k" in name:
+            shape = shapes[name]
+            down = add_on == CONTROLNET or "lora_down" in name or "lora_A" in name
+            if down and len(shape) == 2:  # [out, in] or a LoRA's [rank, in]
+                return _FAMILY_WIDTHS.get(shape[1], UNKNOWN)
+    return UNKNOWN
+
+
 def _diffusers_architecture(found: ModelFile) -> str:
+    if not (found.path / "model_index.json").is_file():  # one model alone: a ControlNet
+        config = read_json_object(found.path / "config.json")
+        xl = config.get("addition_embed_type") == "text_time"
+        return SDXL if xl else _FAMILY_WIDTHS.get(config.get("cross_attention_dim"), UNKNOWN)
     index = read_json_object(found.path / "model_index.json")
     if "XL" in str(index.get("_class_name", "")):
         return SDXL

@@ -48,6 +48,7 @@ class DiffusionBackend(library.LibraryBackend):
     display_name = "Stable Diffusion (diffusers)"
     formats = SUPPORTED_FORMATS
     samplers = tuple(SAMPLERS)
+    control_formats = SUPPORTED_FORMATS
 
     def loads(self, found: ModelFile) -> bool:
         """Single files only of the architectures whose configuration ships."""

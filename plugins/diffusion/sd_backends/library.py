@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sd_backends.architecture import UNKNOWN, architecture
+from sd_backends.architecture import CONTROLNET, LORA, MODEL, UNKNOWN, architecture, kind
 from studio.api import (
     Backend,
     Capabilities,
@@ -22,16 +22,52 @@ MAX_PICTURE_SIDE = 8192  # a photo stays its size: the model runs at its own, sc
 
 
 def listed(
-    library: Library, formats: tuple[str, ...], loads: Callable[[ModelFile], bool] = lambda _: True
+    library: Library,
+    formats: tuple[str, ...],
+    loads: Callable[[ModelFile], bool] = lambda _: True,
+    kinds: tuple[str, ...] = (MODEL,),
 ) -> list[ModelInfo]:
-    """The library's models of these formats that `loads` accepts."""
+    """The library's models of these formats and kinds that `loads` accepts."""
     if library is None:
         return []
     return [
         describe(e.info)
         for e in library().entries()
-        if e.info is not None and e.info.format in formats and loads(e.info)
+        if e.info is not None
+        and e.info.format in formats
+        and listed_kind(e.info) in kinds
+        and loads(e.info)
     ]
+
+
+def listed_kind(found: ModelFile) -> str:
+    """Its kind, or '' where its configuration can't be read."""
+    try:
+        return kind(found)
+    except ModelFileError:
+        return ""
+
+
+ADDON_NAMES = {LORA: "a LoRA", CONTROLNET: "a ControlNet"}
+ADDON_USE = {LORA: "--lora NAME or <lora:NAME:1> in the prompt", CONTROLNET: "--control-model"}
+
+
+def find_addon(library: Library, name: str, wanted: str, formats: tuple[str, ...]) -> ModelFile:
+    """The LoRA or ControlNet (`wanted`) that a request names (a name, short hash or
+    path); ModelFileError saying what it is instead."""
+    if library is None:
+        raise ModelFileError("no model library: Studio did not start this backend")
+    found = library().find(name)
+    what = listed_kind(found)
+    if what != wanted:
+        it = ADDON_NAMES.get(what, "a model")
+        raise ModelFileError(f"{found.name} is {it}, not {ADDON_NAMES[wanted]}")
+    if found.format not in formats:
+        raise ModelFileError(
+            f"{found.name} is {found.format}; this backend takes {ADDON_NAMES[wanted]} "
+            f"as {' or '.join(formats)}"
+        )
+    return found
 
 
 def find(library: Library, model: str, formats: tuple[str, ...]) -> ModelFile:
@@ -41,8 +77,17 @@ def find(library: Library, model: str, formats: tuple[str, ...]) -> ModelFile:
     models = library()
     if model:
         found = models.find(model)
+        what = listed_kind(found)
+        if what in ADDON_NAMES:
+            raise ModelFileError(
+                f"{found.name} is {ADDON_NAMES[what]}, used beside a model: {ADDON_USE[what]}"
+            )
     else:
-        usable = [e.info for e in models.entries() if e.info and e.info.format in formats]
+        usable = [
+            e.info
+            for e in models.entries()
+            if e.info and e.info.format in formats and listed_kind(e.info) == MODEL
+        ]
         if not usable:
             folders = ", ".join(str(f) for f in models.folders)
             raise ModelFileError(f"no {' or '.join(formats)} model found in {folders}")
@@ -66,6 +111,7 @@ def describe(found: ModelFile, library: Library = None) -> ModelInfo:
         size_bytes=found.size,
         hash=digest,
         description=hints(found),
+        kind=listed_kind(found) or MODEL,
     )
 
 
@@ -123,6 +169,9 @@ class LibraryBackend(Backend):
 
     formats: tuple[str, ...] = ()
     samplers: tuple[str, ...] = ()
+    lora_formats: tuple[str, ...] = ("safetensors",)
+    control_formats: tuple[str, ...] = ()
+    max_controls = 4
     _model: ModelFile | None = None  # the loaded one
 
     def capabilities(self) -> Capabilities:
@@ -145,10 +194,17 @@ class LibraryBackend(Backend):
             default_strength=DEFAULT_STRENGTH,
             strength_under_mask=True,
             max_picture_size=MAX_PICTURE_SIDE,
+            loras=True,
+            controls=self.max_controls,
         )
 
     def models(self) -> list[ModelInfo]:
         return listed(self.model_library, self.formats, self.loads)
+
+    def addons(self) -> list[ModelInfo]:
+        return listed(self.model_library, self.lora_formats, kinds=(LORA,)) + listed(
+            self.model_library, self.control_formats, kinds=(CONTROLNET,)
+        )
 
     def loads(self, found: ModelFile) -> bool:
         """Whether this backend can load a model of its formats (some architectures of a

@@ -107,6 +107,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
     display_name = "Stable Diffusion (ONNX Runtime)"
     formats = FORMATS
     samplers = ONNX_SAMPLERS
+    control_formats = FORMATS
 
     def __init__(self, threads: int = 0) -> None:
         self.threads = threads
