@@ -345,3 +345,37 @@ def test_checkpoints_are_no_loras(files) -> None:
     assert not is_lora(unet)
     assert is_lora(safetensors_shapes(files / "sdxl-sgm.safetensors"))
     assert is_lora(["x.hada_w1_a", "x.hada_w1_b"])
+
+
+def test_a_failure_while_fusing_restores_the_base_weights(files, sd, monkeypatch) -> None:
+    pipeline = sd._pipeline
+    base = weights(pipeline)
+    loras = LoraWeights()
+    loras.set(pipeline, [(files / "sd-other.safetensors", 1.0)])
+    calls = []
+    real = torch_loras._delta
+
+    def failing(factors, weight):
+        calls.append(1)
+        if len(calls) == 5:
+            raise ModelFileError("cannot read a tensor")
+        return real(factors, weight)
+
+    monkeypatch.setattr(torch_loras, "_delta", failing)
+    with pytest.raises(ModelFileError, match="cannot read a tensor"):
+        loras.set(pipeline, [(files / "sd-kohya.safetensors", 1.0)])
+    assert changed(pipeline, base) == set()
+    monkeypatch.setattr(torch_loras, "_delta", real)
+    loras.set(pipeline, [(files / "sd-other.safetensors", 1.0)])  # fused again, not skipped
+    assert changed(pipeline, base)
+    loras.set(pipeline, [])
+
+
+def test_two_layers_on_one_weight_are_refused(sd, tmp_path) -> None:
+    module = "mid_block.attentions.0.transformer_blocks.0.attn1.to_q"
+    tensors = {}
+    for name in (f"unet.{module}", "lora_unet_" + module.replace(".", "_")):
+        tensors |= {f"{name}.lora_down.weight": (2, 32), f"{name}.lora_up.weight": (32, 2)}
+    lora = read_lora(_save(tmp_path / "twice.safetensors", tensors))
+    with pytest.raises(ModelFileError, match=r"twice\.safetensors is ambiguous: 1 of its layers"):
+        resolve(lora, LoraWeights.targets(sd._pipeline))

@@ -262,10 +262,13 @@ def resolve(lora: LoraFile, targets: Mapping[str, tuple[int, ...]]) -> dict[str,
     matched: dict[str, LoraLayer] = {}
     missing: list[LoraLayer] = []
     misfits: list[tuple[LoraLayer, tuple[int, ...]]] = []
+    twice: list[tuple[LoraLayer, LoraLayer]] = []
     for layer in lora.layers:
         target = _lookup(index, layer)
-        if target is None or target in matched:  # two layers on one weight: no clear match
+        if target is None:
             missing.append(layer)
+        elif target in matched:
+            twice.append((matched[target], layer))
         elif not _fits(layer.delta_shape, targets[target]):
             misfits.append((layer, tuple(targets[target])))
         else:
@@ -275,6 +278,12 @@ def resolve(lora: LoraFile, targets: Mapping[str, tuple[int, ...]]) -> dict[str,
         raise ModelFileError(
             f"{lora.name} does not fit this model: {len(missing)} of its {total} layers "
             f"have no match (e.g. {missing[0].name}); it may be made for another model family"
+        )
+    if twice:
+        first, second = twice[0]
+        raise ModelFileError(
+            f"{lora.name} is ambiguous: {len(twice)} of its layers change a weight another "
+            f"of its layers changes too (e.g. {first.name} and {second.name})"
         )
     if misfits:
         layer, shape = misfits[0]
@@ -410,6 +419,20 @@ def _sgm_resnet(base: str, rest: list[str]) -> str | None:
 # -- merging -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Factors:
+    """One LoRA's change of one weight: `scale` x up @ down, reshaped to the weight."""
+
+    up: np.ndarray  # float32 [out, rank]
+    down: np.ndarray  # float32 [rank, in], a convolution's kernel flattened in (LoCon)
+    scale: float  # the LoRA's weight x alpha / rank
+
+    def delta(self) -> np.ndarray:
+        delta = self.up @ self.down
+        delta *= np.float32(self.scale)
+        return delta
+
+
 def merged_deltas(
     loras: Sequence[tuple[LoraFile, float]], targets: Mapping[str, tuple[int, ...]]
 ) -> dict[str, np.ndarray]:
@@ -421,40 +444,43 @@ def iter_deltas(
     loras: Sequence[tuple[LoraFile, float]], targets: Mapping[str, tuple[int, ...]]
 ) -> Iterator[tuple[str, np.ndarray]]:
     """As `merged_deltas`, one weight at a time (a whole SDXL LoRA's deltas in float32
-    would take gigabytes). Every LoRA is matched now, so a refusal comes before the
-    first delta; the factors are read as the deltas are made. LoRAs at weight 0 are
-    left out (not even matched)."""
+    take gigabytes). A refusal comes before the first (as `iter_factors`)."""
+    factors = iter_factors(loras, targets)
+    return ((target, _summed(each).reshape(targets[target])) for target, each in factors)
+
+
+def _summed(factors: list[Factors]) -> np.ndarray:
+    total = factors[0].delta()
+    for each in factors[1:]:
+        total += each.delta()
+    return total
+
+
+def iter_factors(
+    loras: Sequence[tuple[LoraFile, float]], targets: Mapping[str, tuple[int, ...]]
+) -> Iterator[tuple[str, list[Factors]]]:
+    """Each touched weight's factors from every LoRA that changes it, read as iterated
+    (a caller on a GPU multiplies them there). Every LoRA is matched now, so a refusal
+    comes before anything is read; LoRAs at weight 0 are left out (not even matched)."""
     plans = [(lora, float(weight), resolve(lora, targets)) for lora, weight in loras if weight]
-    return _deltas(plans, targets)
+    return _factors(plans)
 
 
-def _deltas(
+def _factors(
     plans: list[tuple[LoraFile, float, dict[str, LoraLayer]]],
-    targets: Mapping[str, tuple[int, ...]],
-) -> Iterator[tuple[str, np.ndarray]]:
+) -> Iterator[tuple[str, list[Factors]]]:
     touched = sorted({target for _, _, matched in plans for target in matched})
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(_Reader(lora.path)) for lora, _, _ in plans]
         for target in touched:
-            total: np.ndarray | None = None
+            found = []
             for reader, (_, weight, matched) in zip(readers, plans, strict=True):
                 layer = matched.get(target)
-                if layer is None:
-                    continue
-                delta = _delta(reader, layer, weight)
-                total = delta if total is None else np.add(total, delta, out=total)
-            assert total is not None
-            yield target, total.reshape(targets[target])
-
-
-def _delta(reader: _Reader, layer: LoraLayer, weight: float) -> np.ndarray:
-    """weight x alpha / rank x up @ down; a convolution's kernel flattened into the
-    columns (LoCon's up is 1x1)."""
-    up = reader.read(layer.up).reshape(layer.up_shape[0], layer.rank)
-    down = reader.read(layer.down).reshape(layer.rank, -1)
-    delta = up @ down
-    delta *= np.float32(weight * layer.scale)
-    return delta
+                if layer is not None:
+                    up = reader.read(layer.up).reshape(layer.up_shape[0], layer.rank)
+                    down = reader.read(layer.down).reshape(layer.rank, -1)
+                    found.append(Factors(up, down, weight * layer.scale))
+            yield target, found
 
 
 # -- what a file is ------------------------------------------------------------------

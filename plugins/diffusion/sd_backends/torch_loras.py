@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sd_backends.loras import COMPONENTS, iter_deltas, read_lora
+from sd_backends.loras import COMPONENTS, Factors, iter_factors, read_lora
 from studio.api import ModelFile, ModelFileError
 
 LoraChoice = tuple[ModelFile | Path, float]
@@ -46,15 +46,19 @@ class LoraWeights:
             return
         files = [(read_lora(path), weight) for path, weight in chosen]
         weights = _weights(pipeline)
-        deltas = iter_deltas(files, {n: tuple(w.shape) for n, w in weights.items()})  # matched
+        shapes = {name: tuple(weight.shape) for name, weight in weights.items()}
+        changes = iter_factors(files, shapes)  # every LoRA matched now: a refusal changes nothing
         self._restore(weights)
         try:
             with torch.no_grad():
-                for name, delta in deltas:
+                for name, factors in changes:
                     weight = weights[name]
                     self._originals[name] = weight.detach().to("cpu", copy=True)
-                    change = torch.from_numpy(delta).to(weight.device)
-                    weight.copy_(weight.float().add_(change))  # float32, then the weight's dtype
+                    change = _delta(factors, weight)  # float32
+                    if weight.dtype == torch.float32:
+                        weight.add_(change)
+                    else:  # summed in float32, rounded once to the weight's dtype
+                        weight.copy_(weight.float().add_(change))
         except BaseException:
             self._restore(weights)
             raise
@@ -78,6 +82,19 @@ class LoraWeights:
         if owner is not pipeline.unet:
             self._originals, self._key = {}, ()
             self._owner = weakref.ref(pipeline.unet)
+
+
+def _delta(factors: list[Factors], weight: Any) -> Any:
+    """The factors' summed change, multiplied in float32 on the weight's device (the
+    factors are small; a GPU's deltas never cross the bus), in the weight's shape."""
+    import torch
+
+    total = None
+    for each in factors:
+        up, down = (torch.from_numpy(f).to(weight.device) for f in (each.up, each.down))
+        change = (up @ down).mul_(each.scale)
+        total = change if total is None else total.add_(change)
+    return total.reshape(weight.shape)
 
 
 def _weights(pipeline: Any) -> dict[str, Any]:
