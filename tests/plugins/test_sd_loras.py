@@ -379,3 +379,14 @@ def test_two_layers_on_one_weight_are_refused(sd, tmp_path) -> None:
     lora = read_lora(_save(tmp_path / "twice.safetensors", tensors))
     with pytest.raises(ModelFileError, match=r"twice\.safetensors is ambiguous: 1 of its layers"):
         resolve(lora, LoraWeights.targets(sd._pipeline))
+
+
+def test_a_lora_holding_nan_is_refused_and_changes_nothing(files, sd, tmp_path) -> None:
+    tensors = load_file(files / "sd-kohya.safetensors")
+    name = "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight"
+    tensors[name][0, 0] = float("nan")
+    save_torch(tensors, str(tmp_path / "nan.safetensors"))
+    base = weights(sd._pipeline)
+    with pytest.raises(ModelFileError, match=r"nan\.safetensors: layer .*attn1_to_q holds NaN"):
+        LoraWeights().set(sd._pipeline, [(tmp_path / "nan.safetensors", 1.0)])
+    assert changed(sd._pipeline, base) == set()

@@ -474,11 +474,16 @@ def _factors(
         readers = [stack.enter_context(_Reader(lora.path)) for lora, _, _ in plans]
         for target in touched:
             found = []
-            for reader, (_, weight, matched) in zip(readers, plans, strict=True):
+            for reader, (lora, weight, matched) in zip(readers, plans, strict=True):
                 layer = matched.get(target)
                 if layer is not None:
                     up = reader.read(layer.up).reshape(layer.up_shape[0], layer.rank)
                     down = reader.read(layer.down).reshape(layer.rank, -1)
+                    if not (np.isfinite(up).all() and np.isfinite(down).all()):
+                        raise ModelFileError(
+                            f"{lora.name}: layer {layer.name} holds NaN or infinite values "
+                            "(a damaged LoRA)"
+                        )
                     found.append(Factors(up, down, weight * layer.scale))
             yield target, found
 
