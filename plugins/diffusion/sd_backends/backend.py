@@ -12,6 +12,10 @@ over the same modules with Studio's noise (`picture_pipelines`), at the model's 
 area, and its output goes back into the picture (`pictures`): request options
 `mask_blur` (pixels, default 4), `inpaint_area` ("whole" or "masked") and
 `inpaint_padding` (pixels around the mask in "masked", default 32).
+
+With ControlNets (`request.controls`), diffusers' ControlNet pipelines run over the same
+modules (`control_pipelines`), each ControlNet loaded once beside the model
+(`controlnets`); without them, the paths above exactly.
 """
 
 from __future__ import annotations
@@ -24,13 +28,22 @@ from typing import Any
 import numpy as np
 
 from sd_backends import library, pictures
-from sd_backends.architecture import INPAINTING, INSTRUCT_PIX2PIX, SDXL, architecture, variant
+from sd_backends.architecture import (
+    CONTROLNET,
+    INPAINTING,
+    INSTRUCT_PIX2PIX,
+    SDXL,
+    architecture,
+    variant,
+)
+from sd_backends.controlnets import LoadedControlNets
 from sd_backends.noise import initial_noise
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from sd_backends.schedulers import SAMPLERS, make_scheduler
 from sd_backends.single_file import CONFIG_FOLDERS, load_single_file
 from studio.api import (
     Candidate,
+    Control,
     GenerationContext,
     GenerationRequest,
     ModelFile,
@@ -61,6 +74,7 @@ class DiffusionBackend(library.LibraryBackend):
         self._device = "cpu"
         self._batch: int | None = None  # lowered after an out-of-memory
         self._scheduler_config: Any = None
+        self._controlnets = LoadedControlNets()  # beside the loaded model only
 
     # -- what it offers --------------------------------------------------------
 
@@ -74,6 +88,7 @@ class DiffusionBackend(library.LibraryBackend):
         import torch
 
         found = library.find(self.model_library, model, self.formats)
+        self._controlnets.clear()  # made for the model they were loaded beside
         kind = architecture(found)  # reads its header or configuration: a damaged one says so
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.float16 if self._device == "cuda" else torch.float32
@@ -89,6 +104,7 @@ class DiffusionBackend(library.LibraryBackend):
 
     def unload(self) -> None:
         self._pipeline, self._model, self._pictures = None, None, None
+        self._controlnets.clear()
         if self._device == "cuda":
             import torch
 
@@ -107,13 +123,14 @@ class DiffusionBackend(library.LibraryBackend):
         # must not carry over to the next
         pipe.scheduler = make_scheduler(self.sampler_name(request), self._scheduler_config)
         _memory_options(pipe, request.options, self._device)
+        controls = self._controls(request)
         seeds = [(request.seed + i) % 2**32 for i in range(request.count)]
         images: list[Any] = []
         batch = min(self._batch or len(seeds), len(seeds))
         while len(images) < len(seeds):
             chunk = seeds[len(images) : len(images) + batch]
             try:
-                images += self._run(request, chunk, len(images), len(seeds), ctx)
+                images += self._run(request, chunk, len(images), len(seeds), ctx, controls)
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 if batch == 1:
@@ -135,6 +152,19 @@ class DiffusionBackend(library.LibraryBackend):
         if kind == INSTRUCT_PIX2PIX:
             raise RequestError([f"{name} is an InstructPix2Pix model, which Studio cannot run yet"])
 
+    def _controls(self, request: GenerationRequest) -> list[tuple[Control, Any]]:
+        """Each control's ControlNet: found in the library, loaded beside this model (kept
+        for the next request) and checked to fit it. One at weight 0 would add nothing, so
+        it is not run: weight 0 gives exactly the image without it."""
+        if not request.controls:
+            return []
+        files = [
+            library.find_addon(self.model_library, c.model, CONTROLNET, self.control_formats)
+            for c in request.controls
+        ]
+        nets = self._controlnets.get(files, self._pipeline.unet, self._device)
+        return [(c, net) for c, net in zip(request.controls, nets, strict=True) if c.weight > 0]
+
     def _run(
         self,
         request: GenerationRequest,
@@ -142,12 +172,19 @@ class DiffusionBackend(library.LibraryBackend):
         done: int,
         total: int,
         ctx: GenerationContext,
+        controls: list[tuple[Control, Any]] | None = None,
     ) -> list[Any]:
         if request.image is not None:
-            return self._run_picture(request, seeds, done, total, ctx)
+            return self._run_picture(request, seeds, done, total, ctx, controls)
         import torch
 
         pipe = self._pipeline
+        extra: dict[str, Any] = {}
+        if controls:
+            from sd_backends.control_pipelines import control_pipeline, text_arguments
+
+            pipe = control_pipeline(pipe, [net for _, net in controls])
+            extra = text_arguments([c for c, _ in controls], (request.width, request.height))
         steps = request.steps
         scale = pipe.vae_scale_factor  # image pixels per latent pixel (8 in real models)
         shape = (pipe.unet.config.in_channels, request.height // scale, request.width // scale)
@@ -168,6 +205,7 @@ class DiffusionBackend(library.LibraryBackend):
             output_type="np",
             callback_on_step_end=on_step,
             callback_on_step_end_tensor_inputs=["latents"],
+            **extra,
         )
         return list(out.images)
 
@@ -192,6 +230,7 @@ class DiffusionBackend(library.LibraryBackend):
         done: int,
         total: int,
         ctx: GenerationContext,
+        controls: list[tuple[Control, Any]] | None = None,
     ) -> list[Any]:
         """img2img (a picture) or inpainting (and a mask) at the model's native area,
         each result put back into the picture at the request's size."""
@@ -200,10 +239,15 @@ class DiffusionBackend(library.LibraryBackend):
 
         from sd_backends.picture_pipelines import picture_pipeline
 
-        if self._pictures is None:
-            self._pictures = picture_pipeline(self._pipeline)
-        pipe = self._pictures
-        pipe.scheduler = self._pipeline.scheduler  # this request's sampler
+        if controls:
+            from sd_backends.control_pipelines import control_pipeline, picture_arguments
+
+            pipe = control_pipeline(self._pipeline, [net for _, net in controls], picture=True)
+        else:
+            if self._pictures is None:
+                self._pictures = picture_pipeline(self._pipeline)
+            pipe = self._pictures
+            pipe.scheduler = self._pipeline.scheduler  # this request's sampler
         blocks = len(pipe.unet.config.block_out_channels)
         job = pictures.PictureJob.plan(
             request,
@@ -220,6 +264,7 @@ class DiffusionBackend(library.LibraryBackend):
             initial_noise(seeds, (channels, height // scale, width // scale))
         )
         on_step = self._reporter(ctx, len(seeds), done, total, runs)
+        extra = picture_arguments([c for c, _ in controls], job.canvas) if controls else {}
         ctx.check_cancelled()
         out = pipe(
             request.prompt,
@@ -236,6 +281,7 @@ class DiffusionBackend(library.LibraryBackend):
             output_type="np",
             callback_on_step_end=on_step,
             callback_on_step_end_tensor_inputs=["latents"],
+            **extra,
         )
         return job.put_back(out.images)
 
