@@ -10,6 +10,19 @@ model, whose UNet also takes the mask and the masked image's latents), its nativ
 depth (where a picture request generates); SDXL adds
 `text_encoder_2/` and `tokenizer_2/`.
 
+The UNet also takes a ControlNet's residuals, `down_residual_0..N-1` and `mid_residual`
+(added to its skip connections and mid block, as diffusers' `down_block_additional_residuals`
+and `mid_block_additional_residual`): zeros without a ControlNet, which change nothing.
+The index lists them (`unet_control_residuals`: [channels, latent downscale] of each, the
+mid block's last; `unet_control_inputs`: how many). `lora_map.json` says where each Linear
+and Conv2d weight of the UNet and text encoders lies among the initializers
+(`onnx_weight_map`), so the backend can fuse LoRAs; exports without it refuse them.
+
+`export_controlnet` writes a ControlNet alone: `controlnet/model.onnx` taking `sample`,
+`timestep`, `encoder_hidden_states`, `controlnet_cond` (the map, (B, 3, H, W) in [0, 1]),
+`conditioning_scale` (a scalar) and SDXL's `text_embeds` and `time_ids`, giving the
+residuals under the UNet's input names; its index has `"kind": "controlnet"`.
+
 The VAE encoder (for img2img and inpainting) maps `sample`, images (B, 3, H, W) in
 [-1, 1], to `latent_mean`, the mean of the latent distribution: not a random sample, and
 not multiplied by the scaling factor (the index's `vae_scaling_factor`).
@@ -25,8 +38,11 @@ from typing import Any
 import torch
 
 from sd_backends.architecture import INPAINTING, variant_by_channels
+from sd_backends.onnx_controls import residual_name
+from sd_backends.onnx_weight_map import lora_weights, weight_map
 
 OPSET = 17
+LORA_MAP = "lora_map.json"
 PIPELINES = (
     "StableDiffusionPipeline",
     "StableDiffusionXLPipeline",
@@ -52,6 +68,9 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
     latent_channels = pipeline.vae.config.latent_channels
     text_axes = {"input_ids": {0: "batch"}, "hidden_states": {0: "batch"}}
     pooled_axes = text_axes | {"text_embeds": {0: "batch"}}
+    encoders = {"text_encoder": pipeline.text_encoder}
+    if xl:
+        encoders["text_encoder_2"] = pipeline.text_encoder_2
     with torch.no_grad():
         if xl:  # SDXL reads both encoders' next-to-last layer, and the second's projection
             _export(
@@ -102,8 +121,14 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
             unet_inputs.append(torch.randn(2, cond_dim))
             names.append("timestep_cond")
         axes |= {name: {0: "batch"} for name in names[3:]}
+        extra = names[3:]
+        residuals = control_residuals(pipeline.unet.config)
+        for i, (depth, factor) in enumerate(residuals):  # zeros: a ControlNet adds nothing
+            unet_inputs.append(torch.zeros(2, depth, 8 // factor, 8 // factor))
+            names.append(residual_name(i, len(residuals)))
+            axes[names[-1]] = {0: "batch", 2: f"height_{factor}", 3: f"width_{factor}"}
         _export(
-            _UNet(pipeline.unet, names[3:]),
+            _UNet(pipeline.unet, extra),
             tuple(unet_inputs),
             staging / "unet",
             names,
@@ -128,6 +153,11 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
             ["latent_mean"],
             {"sample": image_axes, "latent_mean": image_axes},
         )
+    lora_map: dict[str, Any] = {"version": 1, "weights": {}, "unused": {}, "refused": {}}
+    for part, module in {"unet": pipeline.unet, **encoders}.items():
+        for key, found in weight_map(part, staging / part, lora_weights(module, part)).items():
+            lora_map[key] |= found
+    (staging / LORA_MAP).write_text(json.dumps(lora_map) + "\n")
     if xl:
         pipeline.tokenizer_2.save_pretrained(staging / "tokenizer_2")
     pipeline.tokenizer.save_pretrained(staging / "tokenizer")
@@ -146,6 +176,10 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
         "unet_sample_size": pipeline.unet.config.sample_size,
         "unet_blocks": len(pipeline.unet.config.block_out_channels),
         "unet_time_cond_proj_dim": cond_dim,
+        "cross_attention_dim": width,
+        "unet_control_inputs": len(residuals),  # ControlNet residuals (older exports: none)
+        "unet_control_residuals": [list(r) for r in residuals],
+        "lora_map": LORA_MAP,
         "force_zeros_for_empty_prompt": bool(
             xl and pipeline.config.get("force_zeros_for_empty_prompt", True)
         ),
@@ -174,16 +208,126 @@ class _TextEncoder(torch.nn.Module):
         return (hidden, out.text_embeds) if self.pooled else hidden
 
 
+def export_controlnet(controlnet: Any, out: Path, architecture: str = "unknown") -> Path:
+    """Write the ONNX folder of a diffusers `ControlNetModel` loaded in fp32 on the CPU:
+    `controlnet/model.onnx` and an index saying what it fits (the UNet's residuals, the
+    cross-attention width, SDXL's added inputs) and what it takes."""
+    kind = type(controlnet).__name__
+    if kind != "ControlNetModel":
+        raise ValueError(f"only ControlNetModel exports to ONNX, not {kind}")
+    if out.exists():
+        raise FileExistsError(f"{out} exists: not overwritten")
+    config = controlnet.config
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    # the map is downscaled to the latents by the conditioning embedding's strided convs
+    factor = 2 ** (len(config.conditioning_embedding_out_channels) - 1)
+    width = config.cross_attention_dim
+    residuals = control_residuals(config)
+    inputs = [
+        torch.randn(2, config.in_channels, 8, 8),
+        torch.tensor([10.0, 10.0]),
+        torch.randn(2, 77, width),
+        torch.rand(2, config.conditioning_channels, 8 * factor, 8 * factor),
+        torch.tensor(1.0),
+    ]
+    names = ["sample", "timestep", "encoder_hidden_states", "controlnet_cond"]
+    names.append("conditioning_scale")
+    image_axes = {0: "batch", 2: "image_height", 3: "image_width"}
+    axes: dict[str, dict[int, str]] = {
+        "sample": {0: "batch", 2: "height", 3: "width"},
+        "timestep": {0: "batch"},
+        "encoder_hidden_states": {0: "batch", 1: "sequence"},
+        "controlnet_cond": image_axes,
+    }
+    pooled = 0
+    if config.addition_embed_type == "text_time":  # SDXL: the pooled text, six size numbers
+        pooled = config.projection_class_embeddings_input_dim - 6 * config.addition_time_embed_dim
+        inputs += [torch.randn(2, pooled), torch.randn(2, 6)]
+        names += ["text_embeds", "time_ids"]
+        axes |= {"text_embeds": {0: "batch"}, "time_ids": {0: "batch"}}
+    elif config.addition_embed_type is not None or config.class_embed_type is not None:
+        raise ValueError("this ControlNet takes inputs the ONNX export does not know")
+    outputs = [residual_name(i, len(residuals)) for i in range(len(residuals))]
+    for name, (_, scale) in zip(outputs, residuals, strict=True):
+        axes[name] = {0: "batch", 2: f"height_{scale}", 3: f"width_{scale}"}
+    with torch.no_grad():
+        _export(
+            _ControlNet(controlnet, names[5:]),
+            tuple(inputs),
+            staging / "controlnet",
+            names,
+            outputs,
+            axes,
+        )
+    index = {
+        "_class_name": "OnnxControlNetModel",
+        "kind": "controlnet",
+        "architecture": architecture,
+        "in_channels": config.in_channels,
+        "conditioning_channels": config.conditioning_channels,
+        "conditioning_scale_factor": factor,  # map pixels per latent pixel
+        "cross_attention_dim": width,
+        "extra_inputs": names[5:],
+        "text_embeds_dim": pooled,
+        "residuals": [list(r) for r in residuals],  # as the UNet's unet_control_residuals
+        # diffusers runs such a ControlNet on the conditional half of a guided batch alone
+        "global_pool_conditions": bool(config.global_pool_conditions),
+    }
+    (staging / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    staging.rename(out)
+    return out
+
+
+class _ControlNet(torch.nn.Module):
+    """A ControlNet's residuals as separate outputs, its scale an input."""
+
+    def __init__(self, controlnet: Any, extra: list[str]) -> None:
+        super().__init__()
+        self.controlnet, self.extra = controlnet, extra
+
+    def forward(self, sample, timestep, hidden, cond, scale, *extra) -> tuple:
+        added = dict(zip(self.extra, extra, strict=True)) or None
+        down, mid = self.controlnet(
+            sample,
+            timestep,
+            hidden,
+            controlnet_cond=cond,
+            conditioning_scale=scale,
+            added_cond_kwargs=added,
+            return_dict=False,
+        )
+        return (*down, mid)
+
+
+def control_residuals(config: Any) -> list[tuple[int, int]]:
+    """(channels, downscale from the latents) of each residual a ControlNet gives a UNet
+    of this configuration (or a ControlNet's own): the down blocks' skip connections
+    (conv_in's, each layer's, each downsampler's), then the mid block's."""
+    widths = list(config.block_out_channels)
+    layers = config.layers_per_block
+    layers = [layers] * len(widths) if isinstance(layers, int) else list(layers)
+    factor = 1
+    found = [(widths[0], factor)]
+    for i, width in enumerate(widths):
+        found += [(width, factor)] * layers[i]
+        if i < len(widths) - 1:  # every down block but the last halves the latents
+            factor *= 2
+            found.append((width, factor))
+    return [*found, (widths[-1], factor)]
+
+
 class _UNet(torch.nn.Module):
-    """The UNet with its extra inputs by name: SDXL's `text_embeds` and `time_ids`, an LCM
-    model's `timestep_cond`."""
+    """The UNet with its extra inputs by name (SDXL's `text_embeds` and `time_ids`, an
+    LCM model's `timestep_cond`), then the ControlNet residuals, the mid block's last."""
 
     def __init__(self, unet: Any, extra: list[str]) -> None:
         super().__init__()
         self.unet, self.extra = unet, extra
 
-    def forward(self, sample, timestep, encoder_hidden_states, *extra) -> torch.Tensor:
-        given = dict(zip(self.extra, extra, strict=True))
+    def forward(self, sample, timestep, encoder_hidden_states, *rest) -> torch.Tensor:
+        given = dict(zip(self.extra, rest[: len(self.extra)], strict=True))
+        *down, mid = rest[len(self.extra) :]
         added = {k: given[k] for k in ("text_embeds", "time_ids") if k in given} or None
         return self.unet(
             sample,
@@ -191,6 +335,8 @@ class _UNet(torch.nn.Module):
             encoder_hidden_states,
             timestep_cond=given.get("timestep_cond"),
             added_cond_kwargs=added,
+            down_block_additional_residuals=tuple(down),
+            mid_block_additional_residual=mid,
             return_dict=False,
         )[0]
 

@@ -8,25 +8,45 @@ give that backend's images; "Euler a" and LCM add numpy noise at each step, so t
 images differ from PyTorch's (still one per seed). With a picture (img2img) and a mask
 (inpainting), `numpy_pictures` computes what the PyTorch backend's inpainting pipeline
 does, with the folder's VAE encoder (exported since pictures were added).
+
+ControlNets (`request.controls`, exported ControlNet folders) run beside the UNet at each
+step (`onnx_controls`), their sessions kept for the next request. LoRAs (`<lora:…>` and
+`request.loras`) are fused into the weights they change when the sessions are built
+(`onnx_loras`): the base sessions stay, and those of the last LoRA set are kept until
+another set comes (each holds its own copy of the parts it changes). Folders exported
+before either refuse them, before anything runs, saying to export again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sd_backends import library
+from sd_backends.architecture import CONTROLNET, LORA
 from sd_backends.noise import initial_noise
 from sd_backends.numpy_pictures import generation_geometry, sample
 from sd_backends.numpy_schedulers import ONNX_SAMPLERS, Sampler, guidance_embedding
+from sd_backends.onnx_controls import (
+    ControlRun,
+    OnnxControlNet,
+    check_fits,
+    control_input,
+    controlnet_index,
+    residual_name,
+    step_residuals,
+)
+from sd_backends.onnx_loras import AGAIN, changed_initializers, read_weight_map
 from sd_backends.pictures import PictureJob
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from studio.api import (
     Candidate,
+    Control,
     GenerationContext,
     GenerationRequest,
     ModelFile,
@@ -58,17 +78,52 @@ class OnnxDiffusion:
         if "text_encoder_2" in parts:  # SDXL
             self.tokenizers.append(_tokenizer(folder / "tokenizer_2"))
         available = ort.get_available_providers()
-        wanted = [CUDA, CPU] if prefer_cuda and CUDA in available else [CPU]
-        if CUDA in wanted:  # a CUDA build on a machine without its libraries: no noise
+        self._providers = [CUDA, CPU] if prefer_cuda and CUDA in available else [CPU]
+        if CUDA in self._providers:  # a CUDA build on a machine without its libraries: quiet
             ort.set_default_logger_severity(4)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        self.sessions = {
-            part: ort.InferenceSession(str(folder / part / "model.onnx"), options, providers=wanted)
-            for part in parts
-        }
+        self.folder, self._threads = folder, threads
+        self.base = {part: self.session(folder / part / "model.onnx") for part in parts}
+        self.sessions = dict(self.base)  # the parts of the LoRA set in use
         self.provider = self.sessions["unet"].get_providers()[0]  # what it really got
+        self.weight_map = read_weight_map(folder, self.index)  # None: exported before LoRAs
+        self.residuals = [tuple(r) for r in self.index.get("unet_control_residuals") or []]
+        self._lora_key: tuple = ()
+        self._lora_sessions: dict[str, Any] = {}
+        self._lora_values: list[Any] = []  # what those sessions read their weights from
+        self._zeros: dict[tuple[int, ...], np.ndarray] = {}
+
+    def session(self, graph: Path, initializers: Mapping[str, np.ndarray] | None = None) -> Any:
+        """A session of one graph; `initializers` replace the values of its external
+        data (before the graph is optimised) and must outlive it."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.log_severity_level = 3
+        if initializers:
+            values = [ort.OrtValue.ortvalue_from_numpy(v) for v in initializers.values()]
+            options.add_external_initializers(list(initializers), values)
+            self._lora_values.append(values)
+        return ort.InferenceSession(str(graph), options, providers=self._providers)
+
+    def use_loras(self, key: tuple, deltas: Callable[[], Iterable[tuple[str, np.ndarray]]]) -> None:
+        """Run with the LoRA set `key` (() for none): the base sessions, or sessions of
+        the parts `deltas` (merged changes by torch name, matched before the first)
+        change, built on first use and kept until another set comes."""
+        self.sessions = dict(self.base)
+        if not key:
+            return
+        if key != self._lora_key:
+            assert self.weight_map is not None
+            changes = deltas()  # a LoRA that does not fit is refused here
+            self._lora_key, self._lora_sessions, self._lora_values = (), {}, []
+            changed = changed_initializers(self.folder, self.weight_map, changes)
+            self._lora_sessions = {
+                part: self.session(self.folder / part / "model.onnx", values)
+                for part, values in changed.items()
+            }
+            self._lora_key = key
+        self.sessions |= self._lora_sessions
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """(hidden states, pooled text): SDXL's two encoders' side by side and the second's
@@ -85,10 +140,26 @@ class OnnxDiffusion:
         return np.concatenate([first, second], axis=-1), pooled
 
     def unet(
-        self, sample: np.ndarray, timestep: float, context: np.ndarray, extra: dict[str, np.ndarray]
+        self,
+        sample: np.ndarray,
+        timestep: float,
+        context: np.ndarray,
+        extra: dict[str, np.ndarray],
+        residuals: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
+        """The UNet's prediction; `residuals` are the ControlNets' (zeros without)."""
         t = np.full(len(sample), timestep, np.float32)
         inputs = {"sample": sample, "timestep": t, "encoder_hidden_states": context, **extra}
+        height, width = sample.shape[-2:]
+        for i, (channels, factor) in enumerate(self.residuals):
+            shape = (len(sample), channels, -(-height // factor), -(-width // factor))
+            if residuals is None:
+                value = self._zeros.get(shape)
+                if value is None:
+                    value = self._zeros[shape] = np.zeros(shape, np.float32)
+            else:  # pooled ones are (B, C, 1, 1)
+                value = np.ascontiguousarray(np.broadcast_to(residuals[i], shape))
+            inputs[residual_name(i, len(self.residuals))] = value
         return self.sessions["unet"].run(None, inputs)[0]
 
     def encode_image(self, pixels: np.ndarray) -> np.ndarray:
@@ -113,6 +184,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         self.threads = threads
         self._model: ModelFile | None = None
         self._runtime: OnnxDiffusion | None = None
+        self._controlnets: dict[Path, OnnxControlNet] = {}  # the last request's
 
     def device(self) -> str:
         if self._runtime is None:
@@ -125,7 +197,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         self._model = found
 
     def unload(self) -> None:
-        self._runtime, self._model = None, None
+        self._runtime, self._model, self._controlnets = None, None, {}
 
     def generate(self, request: GenerationRequest, ctx: GenerationContext) -> list[Candidate]:
         runtime = self._runtime
@@ -134,8 +206,13 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         name = self.sampler_name(request)
         if name not in ONNX_SAMPLERS:
             raise ValueError(f"sampler {name!r} is not available with ONNX (use {ONNX_SAMPLERS})")
+        prompt, loras = request.split_loras()
+        lora_set = self._lora_set(loras, runtime)  # found, and refused before anything runs
+        folders = self._find_controls(request.controls, runtime)
         job = None if request.image is None else self._picture_job(request, runtime)
         width, height = (request.width, request.height) if job is None else job.canvas.generation
+        runtime.use_loras(*lora_set)
+        nets = self._load_controls(folders, runtime)
         seeds = [(request.seed + i) % 2**32 for i in range(request.count)]
         scale = int(runtime.index.get("vae_scale_factor", 8))
         channels = int(runtime.index.get("vae_latent_channels", 4))
@@ -143,7 +220,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         # LCM-distilled UNets take the guidance scale as an input, in one pass per image
         cond_dim = runtime.index.get("unet_time_cond_proj_dim")
         guided = request.guidance > 1.0 and not cond_dim
-        context, pooled = runtime.encode([request.prompt])
+        context, pooled = runtime.encode([prompt])
         if guided:
             zeros = (
                 runtime.index.get("force_zeros_for_empty_prompt") and not request.negative_prompt
@@ -165,19 +242,35 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         if cond_dim:
             extra["timestep_cond"] = guidance_embedding(request.guidance, len(seeds), cond_dim)
         factors = SDXL_FACTORS if runtime.index.get("architecture") == "SDXL" else SD_FACTORS
+        canvas = None if job is None else job.canvas
+        control_runs = [
+            ControlRun(
+                net,
+                np.repeat(control_input(c, (width, height), canvas), rows, axis=0),
+                c.weight,
+                c.start,
+                c.end,
+            )
+            for net, c in zip(nets, request.controls, strict=True)
+        ]
+        sampler = Sampler(name, runtime.scheduler, request.steps)
+        runs = request.steps if job is None else request.steps - job.first_step(request.steps)
+        done = [0]  # steps run: which ControlNets act at the next
 
         def denoise(x: np.ndarray, timestep: float) -> np.ndarray:
             ctx.check_cancelled()
+            batch = np.concatenate([x, x]) if guided else x
+            residuals = step_residuals(
+                control_runs, done[0], runs, batch, timestep, context, extra, guided
+            )
+            out = runtime.unet(batch, timestep, context, extra, residuals)
             if not guided:
-                return runtime.unet(x, timestep, context, extra)
-            both = runtime.unet(np.concatenate([x, x]), timestep, context, extra)
-            uncond, cond = np.split(both, 2)
+                return out
+            uncond, cond = np.split(out, 2)
             return uncond + request.guidance * (cond - uncond)
 
-        sampler = Sampler(name, runtime.scheduler, request.steps)
-        runs = request.steps if job is None else request.steps - job.first_step(request.steps)
-
         def on_step(i: int, latents: np.ndarray) -> None:
+            done[0] = i + 1
             ctx.progress(i + 1, runs)
             ctx.preview(latents_to_rgb(latents, factors))
 
@@ -193,6 +286,60 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         images = runtime.decode(latents)
         made = list(images) if job is None else job.put_back(images)
         return [Candidate(image, seed=seed) for image, seed in zip(made, seeds, strict=True)]
+
+    def _lora_set(
+        self, loras: Sequence[Any], runtime: OnnxDiffusion
+    ) -> tuple[tuple, Callable[[], Iterable[tuple[str, np.ndarray]]]]:
+        """(the set's key, its merged deltas when asked): LoRAs at weight 0 left out."""
+        from sd_backends.loras import iter_deltas, read_lora
+
+        chosen = [lora for lora in loras if lora.weight]
+        if not chosen:
+            return (), lambda: ()
+        if runtime.weight_map is None:
+            raise ModelFileError(
+                f"{self._name()} was exported to ONNX before LoRAs (it has no map of its "
+                f"weights): {AGAIN}"
+            )
+        files = []
+        for lora in chosen:
+            found = library.find_addon(self.model_library, lora.model, LORA, self.lora_formats)
+            stat = found.path.stat()
+            files.append((found.path.resolve(), stat.st_size, stat.st_mtime_ns, lora.weight))
+        targets = runtime.weight_map.targets()
+
+        def deltas() -> Iterable[tuple[str, np.ndarray]]:
+            return iter_deltas([(read_lora(path), w) for path, _, _, w in files], targets)
+
+        return tuple(files), deltas
+
+    def _find_controls(self, controls: Sequence[Control], runtime: OnnxDiffusion) -> list[Path]:
+        """Each ControlNet's exported folder, checked against the model (nothing loaded)."""
+        folders = []
+        for control in controls:
+            found = library.find_addon(
+                self.model_library, control.model, CONTROLNET, ("onnx", "diffusers", "safetensors")
+            )
+            if found.format != "onnx":
+                raise ModelFileError(
+                    f"ControlNet {found.name} is {found.format}: the ONNX backend runs "
+                    f"ControlNets exported to ONNX (`studio sd-export-onnx {found.name} OUT`)"
+                )
+            check_fits(found.name, controlnet_index(found.path), runtime.index, self._name())
+            folders.append(found.path)
+        return folders
+
+    def _load_controls(self, folders: list[Path], runtime: OnnxDiffusion) -> list[OnnxControlNet]:
+        """Their sessions: the last request's are kept, the others let go."""
+        kept = {f: self._controlnets[f] for f in folders if f in self._controlnets}
+        self._controlnets = kept
+        for folder in folders:
+            if folder not in kept:
+                kept[folder] = OnnxControlNet(folder, runtime.session)
+        return [kept[f] for f in folders]
+
+    def _name(self) -> str:
+        return self._model.name if self._model else "this model"
 
     def _picture_job(self, request: GenerationRequest, runtime: OnnxDiffusion) -> PictureJob:
         geometry = generation_geometry(runtime.index)
