@@ -143,6 +143,8 @@ def _problems(r: GenerationRequest) -> list[str]:
     problems: list[str] = []
     if not r.prompt.strip():
         problems.append("the prompt is empty")
+    elif not split_loras(r.prompt)[0].strip():
+        problems.append("the prompt is empty besides its <lora:…> tags: say what to draw")
     for name in ("prompt", "negative_prompt"):
         text = getattr(r, name)
         if len(text) > MAX_PROMPT_CHARS:

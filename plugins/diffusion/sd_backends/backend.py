@@ -32,6 +32,7 @@ from sd_backends.architecture import (
     CONTROLNET,
     INPAINTING,
     INSTRUCT_PIX2PIX,
+    LORA,
     SDXL,
     architecture,
     variant,
@@ -41,6 +42,7 @@ from sd_backends.noise import initial_noise
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from sd_backends.schedulers import SAMPLERS, make_scheduler
 from sd_backends.single_file import CONFIG_FOLDERS, load_single_file
+from sd_backends.torch_loras import LoraWeights
 from studio.api import (
     Candidate,
     Control,
@@ -75,6 +77,7 @@ class DiffusionBackend(library.LibraryBackend):
         self._batch: int | None = None  # lowered after an out-of-memory
         self._scheduler_config: Any = None
         self._controlnets = LoadedControlNets()  # beside the loaded model only
+        self._loras = LoraWeights()  # fused into the loaded model's weights
 
     # -- what it offers --------------------------------------------------------
 
@@ -89,6 +92,7 @@ class DiffusionBackend(library.LibraryBackend):
 
         found = library.find(self.model_library, model, self.formats)
         self._controlnets.clear()  # made for the model they were loaded beside
+        self._loras = LoraWeights()
         kind = architecture(found)  # reads its header or configuration: a damaged one says so
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.float16 if self._device == "cuda" else torch.float32
@@ -105,6 +109,7 @@ class DiffusionBackend(library.LibraryBackend):
     def unload(self) -> None:
         self._pipeline, self._model, self._pictures = None, None, None
         self._controlnets.clear()
+        self._loras = LoraWeights()  # its copies of the original weights go too
         if self._device == "cuda":
             import torch
 
@@ -123,6 +128,7 @@ class DiffusionBackend(library.LibraryBackend):
         # must not carry over to the next
         pipe.scheduler = make_scheduler(self.sampler_name(request), self._scheduler_config)
         _memory_options(pipe, request.options, self._device)
+        request = self._apply_loras(request)
         controls = self._controls(request)
         seeds = [(request.seed + i) % 2**32 for i in range(request.count)]
         images: list[Any] = []
@@ -151,6 +157,19 @@ class DiffusionBackend(library.LibraryBackend):
             )
         if kind == INSTRUCT_PIX2PIX:
             raise RequestError([f"{name} is an InstructPix2Pix model, which Studio cannot run yet"])
+
+    def _apply_loras(self, request: GenerationRequest) -> GenerationRequest:
+        """Fuse the request's LoRAs (its prompt's `<lora:…>` tags and `loras`) into the
+        weights, in place of the last request's (none: the base weights, exactly); the
+        request with the prompt the text encoder sees, without the tags."""
+        text, loras = request.split_loras()
+        formats = self.lora_formats
+        found = [
+            (library.find_addon(self.model_library, lora.model, LORA, formats), lora.weight)
+            for lora in loras
+        ]
+        self._loras.set(self._pipeline, found)
+        return request if text == request.prompt else request.replace(prompt=text)
 
     def _controls(self, request: GenerationRequest) -> list[tuple[Control, Any]]:
         """Each control's ControlNet: found in the library, loaded beside this model (kept
