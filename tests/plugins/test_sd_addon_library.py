@@ -51,7 +51,9 @@ def tensors(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
         ({LDM_CONTROL: (320, 768), "control_model.zero_convs.0.0.weight": (320, 320, 1, 1)},
          CONTROLNET, SD1),
         ({"controlnet_cond_embedding.conv_in.weight": (16, 3, 3, 3),
-          "add_embedding.linear_1.weight": (1280, 2816)}, CONTROLNET, SDXL),
+          "add_embedding.linear_1.weight": (1280, 2816),
+          "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight": (640, 2048)},
+         CONTROLNET, SDXL),
         ({CROSS_ATTENTION: (320, 768)}, MODEL, SD1),
     ],
 )  # fmt: skip

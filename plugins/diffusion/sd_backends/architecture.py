@@ -27,10 +27,6 @@ _CONV_IN = "model.diffusion_model.input_blocks.0.0.weight"  # [width, channels, 
 
 
 MODEL, LORA, CONTROLNET = "model", "lora", "controlnet"
-_LORA_MARKERS = ("lora_down", "lora_up", "lora_A.", "lora_B.", ".lora.down.", "hada_w", "lokr_w")
-_CONTROLNET_MARKERS = ("control_model.", "controlnet_cond_embedding.", "input_hint_block.")
-# a ControlNet's or LoRA's family by the width its cross-attention keys and values take
-_FAMILY_WIDTHS = {768: SD1, 1024: SD2, 2048: SDXL}
 
 
 @cache
@@ -49,12 +45,12 @@ def kind(found: ModelFile) -> str:
 
 
 def kind_of(shapes: dict[str, list[int]]) -> str:
-    names = list(shapes)
-    if any(marker in name for name in names for marker in _LORA_MARKERS):
+    from sd_backends.controlnets import is_controlnet
+    from sd_backends.loras import is_lora
+
+    if is_lora(shapes):
         return LORA
-    if any(name.startswith(_CONTROLNET_MARKERS) or ".zero_convs." in name for name in names):
-        return CONTROLNET
-    return MODEL
+    return CONTROLNET if is_controlnet(shapes) else MODEL
 
 
 @cache
@@ -118,26 +114,19 @@ def architecture_of(shapes: dict[str, list[int]]) -> str:
 
 
 def addon_family(shapes: dict[str, list[int]], add_on: str) -> str:
-    """The family a LoRA or ControlNet was made for, by its tensors: SDXL's second text
-    encoder or added embedding, else the width of its cross-attention's keys."""
-    names = list(shapes)
-    xl = ("lora_te2_", "text_encoder_2.", "add_embedding.", "control_model.label_emb.")
-    if any(name.startswith(xl) for name in names):
-        return SDXL
-    for name in names:
-        if "attn2" in name and "to_k" in name:
-            shape = shapes[name]
-            down = add_on == CONTROLNET or "lora_down" in name or "lora_A" in name
-            if down and len(shape) == 2:  # [out, in] or a LoRA's [rank, in]
-                return _FAMILY_WIDTHS.get(shape[1], UNKNOWN)
-    return UNKNOWN
+    """The family a LoRA or ControlNet was made for, by its tensors."""
+    from sd_backends.controlnets import controlnet_family
+    from sd_backends.loras import lora_family
+
+    return lora_family(shapes) if add_on == LORA else controlnet_family(shapes)
 
 
 def _diffusers_architecture(found: ModelFile) -> str:
     if not (found.path / "model_index.json").is_file():  # one model alone: a ControlNet
         config = read_json_object(found.path / "config.json")
         xl = config.get("addition_embed_type") == "text_time"
-        return SDXL if xl else _FAMILY_WIDTHS.get(config.get("cross_attention_dim"), UNKNOWN)
+        width = config.get("cross_attention_dim")
+        return SDXL if xl else {768: SD1, 1024: SD2, 2048: SDXL}.get(width, UNKNOWN)
     index = read_json_object(found.path / "model_index.json")
     if "XL" in str(index.get("_class_name", "")):
         return SDXL
