@@ -95,3 +95,27 @@ def test_an_add_on_that_does_not_fit_is_refused_with_the_reason(run, home, capsy
     assert code != EXIT_OK
     err = capsys.readouterr().err
     assert "xl-style.safetensors does not fit this model" in err
+
+
+def test_export_a_controlnet_with_its_base_and_run_both_add_ons_in_onnx(run, home, capsys) -> None:
+    models = home / "data" / "models"
+    code = main(["sd-export-onnx", "edges", str(home / "edges-onnx")])
+    assert code != EXIT_OK and "--base MODEL" in capsys.readouterr().err
+    code = main(["sd-export-onnx", "ink", str(home / "ink-onnx")])
+    assert code != EXIT_OK and "ink is a LoRA: it needs no export" in capsys.readouterr().err
+    assert main(["sd-export-onnx", "tiny", str(models / "tiny-onnx")]) == EXIT_OK
+    code = main(["sd-export-onnx", "edges", str(models / "edges-onnx"), "--base", "tiny"])
+    assert code == EXIT_OK
+    capsys.readouterr()
+    addons = ["--lora", "ink:0.7", "--control-model", "edges", "--control-image"]
+    addons += [str(home / "room.png"), "--control-preprocess", "canny"]
+    _, torch_image = run("a red cat", *addons)
+    common = ["--steps", "2", "--count", "1", "--seed", "4", "--json"]
+    onnx_addons = [a if a != "edges" else "edges-onnx" for a in addons]
+    args = ["generate", "a red cat", "--model", "tiny-onnx", *onnx_addons, *common]
+    assert main(args) == EXIT_OK, capsys.readouterr().err
+    made = json.loads(capsys.readouterr().out)
+    assert made["images"][0]["backend"] == "diffusion-onnx"
+    onnx_image = np.asarray(Image.open(made["images"][0]["path"]))
+    difference = np.abs(onnx_image.astype(int) - torch_image.astype(int))
+    assert difference.max() <= 3, difference.max()  # the text-only path's tolerance

@@ -1,4 +1,5 @@
-"""`studio sd-export-onnx MODEL OUT`: a Stable-Diffusion model as an ONNX folder."""
+"""`studio sd-export-onnx MODEL OUT`: a Stable-Diffusion model, or a ControlNet, as an
+ONNX folder."""
 
 from __future__ import annotations
 
@@ -6,19 +7,33 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sd_backends.architecture import architecture
-from studio.api import EXIT_OK, EXIT_USAGE, CliError, ModelFileError, emit, open_core
+from sd_backends.architecture import CONTROLNET, LORA, architecture, kind
+from studio.api import EXIT_OK, EXIT_USAGE, CliError, ModelFile, ModelFileError, emit, open_core
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     export = commands.add_parser(
         "sd-export-onnx",
         parents=[common],
-        help="export a Stable-Diffusion model (library name or path) to an ONNX folder",
+        help="export a Stable-Diffusion model or ControlNet (library name or path) to ONNX",
     )
     export.add_argument("model")
     export.add_argument("out", type=Path)
+    export.add_argument(
+        "--base",
+        metavar="MODEL",
+        help="for a ControlNet: the model it is used with (its configuration and fit)",
+    )
     export.set_defaults(run=cmd_export)
+
+
+def _exportable(core: Any, name: str) -> ModelFile:
+    found = core.models().find(name)
+    if found.format not in ("diffusers", "safetensors"):
+        raise ModelFileError(
+            f"{found.name} is {found.format}: a diffusers folder or a single file exports"
+        )
+    return found
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -26,11 +41,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     with open_core(args) as core:
         try:
-            found = core.models().find(args.model)
-            if found.format not in ("diffusers", "safetensors"):
+            found = _exportable(core, args.model)
+            what = kind(found)
+            if what == LORA:
                 raise ModelFileError(
-                    f"{found.name} is {found.format}: a diffusers folder or a single file exports"
+                    f"{found.name} is a LoRA: it needs no export (the ONNX backend applies "
+                    "LoRA files as they are)"
                 )
+            if what == CONTROLNET and not args.base:
+                raise ModelFileError(
+                    f"{found.name} is a ControlNet: name the model it is used with, --base MODEL"
+                )
+            base = _exportable(core, args.base) if what == CONTROLNET else found
             if args.out.exists():
                 raise ModelFileError(f"{args.out} exists: not overwritten")
         except ModelFileError as error:
@@ -38,13 +60,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         quiet_offline_libraries()
         import torch
 
-        from sd_backends.export_onnx import export
+        from sd_backends.export_onnx import export, export_controlnet
         from sd_backends.single_file import load_single_file
 
-        if found.format == "diffusers":
-            pipeline = load_diffusers_folder(found.path, torch.float32)
+        if base.format == "diffusers":
+            pipeline = load_diffusers_folder(base.path, torch.float32)
         else:
-            pipeline = load_single_file(found.path, architecture(found), torch.float32)
-        out = export(pipeline, args.out, architecture(found))
+            pipeline = load_single_file(base.path, architecture(base), torch.float32)
+        if what == CONTROLNET:
+            from sd_backends.controlnets import load_controlnet
+
+            try:
+                net = load_controlnet(found, pipeline.unet, torch.float32)
+            except ModelFileError as error:
+                raise CliError(str(error), EXIT_USAGE) from None
+            out = export_controlnet(net, args.out, architecture(found))
+        else:
+            out = export(pipeline, args.out, architecture(found))
         emit(args, {"written": str(out)}, f"wrote {out}")
         return EXIT_OK
