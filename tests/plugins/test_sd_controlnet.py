@@ -23,7 +23,7 @@ from support.random_sd import build_random_sd, build_random_sdxl
 from sd_backends import pictures
 from sd_backends.backend import DiffusionBackend
 from sd_backends.control_pipelines import picture_arguments
-from sd_backends.controlnets import controlnet_family, is_controlnet
+from sd_backends.controlnets import controlnet_family, is_controlnet, misfit
 from studio.api import (
     Control,
     GenerationRequest,
@@ -253,6 +253,25 @@ def test_a_controlnet_for_another_model_is_refused_saying_why(sd, sdxl, folders,
         draw(sdxl, control(store, str(folders["sd"] / "cn-folder")))
     with pytest.raises(ModelFileError, match="is a model, not a ControlNet"):
         draw(sd, control(store, "tiny"))
+
+
+def test_each_misfit_is_named(sd, sdxl, folders) -> None:
+    shapes = safetensors_shapes(folders["sd"] / "cn-diffusers.safetensors")
+    assert misfit(shapes, sd._pipeline.unet) == ""
+    attention = ("attn2.to_k.weight", "attn2.to_v.weight")
+    wider = {k: [v[0], 80] if k.endswith(attention) else v for k, v in shapes.items()}
+    assert misfit(wider, sdxl._pipeline.unet) == (
+        "it lacks the added size conditioning this model (SDXL) takes"
+    )
+    narrow = {**shapes, "down_blocks.1.resnets.0.conv1.weight": [48, 16, 3, 3]}
+    assert misfit(narrow, sd._pipeline.unet) == (
+        "its blocks are 16, 48 channels wide, this model's 16, 32"
+    )
+    fewer = {k: v for k, v in shapes.items() if not k.startswith("controlnet_down_blocks.3.")}
+    assert misfit(fewer, sd._pipeline.unet) == (
+        "it adds residuals of 16, 16, 16 channels to the UNet's blocks, "
+        "this model takes 16, 16, 16, 32"
+    )
 
 
 def test_pickled_controlnets_are_refused(sd, folders, store, tmp_path) -> None:

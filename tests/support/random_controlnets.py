@@ -18,9 +18,11 @@ _OUTPUT_SPREAD = 1.0
 
 
 def build_random_controlnet(base: Path, seed: int = 1):
-    """A ControlNetModel for the diffusers folder `base`'s UNet: its configuration, a
-    conditioning embedding that reaches the latents' size (as many stride-2 steps as the
-    VAE has), random weights everywhere (zero convs and the embedding's last conv too)."""
+    """A ControlNetModel for the diffusers folder `base`'s UNet (an ordinary one, as
+    ControlNets are made; it serves the base's inpainting model too): the UNet encoder's
+    weights, a conditioning embedding that reaches the latents' size (as many stride-2
+    steps as the VAE has), and random weights (from `seed`) where training starts from
+    zero: the zero convs, the middle block's output, the embedding's last conv."""
     import torch
     from diffusers import ControlNetModel, UNet2DConditionModel
 
@@ -31,8 +33,6 @@ def build_random_controlnet(base: Path, seed: int = 1):
     net = ControlNetModel.from_unet(
         unet, conditioning_embedding_out_channels=embedding, load_weights_from_unet=True
     )
-    if unet.config.in_channels != 4:  # an inpainting UNet: the ControlNet sees the latents
-        net = ControlNetModel.from_config({**net.config, "in_channels": 4})
     with torch.no_grad():
         for name, weight in net.named_parameters():
             zero = name.startswith(_TRAINED_FROM_ZERO) or "cond_embedding.conv_out" in name
