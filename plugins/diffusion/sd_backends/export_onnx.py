@@ -327,7 +327,8 @@ class _UNet(torch.nn.Module):
 
     def forward(self, sample, timestep, encoder_hidden_states, *rest) -> torch.Tensor:
         given = dict(zip(self.extra, rest[: len(self.extra)], strict=True))
-        *down, mid = rest[len(self.extra) :]
+        residuals = rest[len(self.extra) :]  # none: a graph without ControlNet inputs
+        down, mid = (residuals[:-1], residuals[-1]) if residuals else (None, None)
         added = {k: given[k] for k in ("text_embeds", "time_ids") if k in given} or None
         return self.unet(
             sample,
@@ -335,7 +336,7 @@ class _UNet(torch.nn.Module):
             encoder_hidden_states,
             timestep_cond=given.get("timestep_cond"),
             added_cond_kwargs=added,
-            down_block_additional_residuals=tuple(down),
+            down_block_additional_residuals=down,
             mid_block_additional_residual=mid,
             return_dict=False,
         )[0]
