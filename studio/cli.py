@@ -395,33 +395,38 @@ def cmd_history_show(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-_NOT_SHOWN = ("request", "input", "mask", "made_from", "children")
+_NOT_SHOWN = ("request", "input", "mask", "controls", "made_from", "children")
 
 
 def _lineage(core: Any, entry: Any) -> dict[str, Any]:
-    """Its input picture and mask (digest, stored file or None), the entries that are its
-    input, and those made from it."""
-    pictures = {}
-    for name in ("input", "mask"):
-        picture = getattr(entry.request, "image" if name == "input" else name)
-        stored = picture is not None and core.history.inputs.has(picture.digest)
-        pictures[name] = picture and {
-            "digest": picture.digest,
-            "file": str(core.history.inputs.path_of(picture.digest)) if stored else None,
-        }
-    made_from = [e.id for e in core.history.made_from(entry)]
-    return pictures | {
-        "made_from": made_from,
+    """Its input picture and mask and each ControlNet's map (digest, stored file or
+    None), the entries that are its input, and those made from it."""
+
+    def stored(picture: Any) -> dict[str, Any] | None:
+        if picture is None:
+            return None
+        kept = core.history.inputs.has(picture.digest)
+        where = str(core.history.inputs.path_of(picture.digest)) if kept else None
+        return {"digest": picture.digest, "file": where}
+
+    request = entry.request
+    return {
+        "input": stored(request.image),
+        "mask": stored(request.mask),
+        "controls": [stored(c.map or c.image) | {"model": c.model} for c in request.controls],
+        "made_from": [e.id for e in core.history.made_from(entry)],
         "children": [e.id for e in core.history.made_with(entry)],
     }
 
 
 def _lineage_lines(data: dict[str, Any]) -> list[str]:
     lines = []
-    for name in ("input", "mask"):
-        if data[name]:
-            where = data[name]["file"] or "no longer stored"
-            lines.append(f"{name}: {data[name]['digest'][:12]}… ({where})")
+    named = [("input", data["input"]), ("mask", data["mask"])]
+    named += [(f"control map ({c['model']})", c) for c in data["controls"]]
+    for name, picture in named:
+        if picture:
+            where = picture["file"] or "no longer stored"
+            lines.append(f"{name}: {picture['digest'][:12]}… ({where})")
     if data["made_from"]:
         lines.append("made from: " + ", ".join(f"#{i}" for i in data["made_from"]))
     if data["children"]:

@@ -238,6 +238,9 @@ def test_cli_loras_and_controls_round_trip_through_info_and_from(
     digest = found.extra["Lora hashes"].split(", ")[0].split(": ")[1]
     assert len(digest) == 12 and found.extra["Lora hashes"].startswith("ink: ")
     assert "Module: invert, Model: cn, Weight: 0.7" in found.extra["ControlNet 0"]
+    code, shown = cli(capsys, "history", "show", str(made["images"][0]["id"]))
+    (stored,) = shown["controls"]
+    assert stored["model"] == "cn" and Path(stored["file"]).is_file()
     code, info = cli(capsys, "info", path)
     assert info["extra"]["Lora hashes"] == found.extra["Lora hashes"]
     code, again = cli(capsys, "generate", "--from", path)
