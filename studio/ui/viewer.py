@@ -219,6 +219,16 @@ def describe(
         lines.append("Mask: " + (r.mask.digest[:10] if r.mask else "none"))
         if r.strength:
             lines.append(f"Strength: {r.strength:g}")
+    for lora in r.split_loras()[1]:
+        name = m.addons.get(lora.model, (lora.model, ""))[0]
+        lines.append(f"LoRA: {name} at {lora.weight:g}")
+    for control in r.controls:
+        name = m.addons.get(control.model, (control.model, ""))[0]
+        where = control.map.digest[:10] if control.map else "not made"
+        lines.append(
+            f"ControlNet: {name}, {control.preprocess} map {where}, weight "
+            f"{control.weight:g}, steps {control.start:g} to {control.end:g}"
+        )
     if children:
         lines.append("Made from it: " + ", ".join(f"#{e.id}" for e in children))
     return "\n".join(lines)[:MAX_METADATA_CHARS]
