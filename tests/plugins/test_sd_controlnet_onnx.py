@@ -1,8 +1,9 @@
 """ControlNets on the ONNX SD backend: the PyTorch backend's images from the same control
 map and seed (tiny SD and SDXL and random ControlNets, exported with the real export code),
-text alone and with pictures, one and two ControlNets with their weights and windows;
-zeros in the UNet without one; exports made before ControlNets, ControlNets of another
-family and ControlNets not exported refused before anything runs; no torch on the path."""
+text alone and with pictures, one and two ControlNets with their weights and windows,
+pooled conditions (guess mode); zeros in the UNet without one; exports made before
+ControlNets, ControlNets of another family and ControlNets not exported refused before
+anything runs; no torch on the path."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def test_a_controlnet_export_is_listed_as_one(root, sd) -> None:
     assert model_index["unet_control_inputs"] == len(index["residuals"])
     listed = sd[1].addons()
     controlnets = {a.name: a.architecture for a in listed if a.kind == CONTROLNET}
-    assert controlnets == {"sd-cn1-onnx": "SD 1.x", "sd-cn2-onnx": "SD 1.x", "xl-cn1-onnx": SDXL}
+    assert controlnets["sd-cn1-onnx"] == "SD 1.x" and controlnets["xl-cn1-onnx"] == SDXL
     assert "sd-cn1-onnx" not in {m.name for m in sd[1].models()}
     xl = json.loads((root / "xl-cn1-onnx" / "model_index.json").read_text())
     assert xl["extra_inputs"] == ["text_embeds", "time_ids"] and xl["text_embeds_dim"] == 48
@@ -128,6 +129,21 @@ def test_two_controlnets_sum_with_their_weights_and_windows(sd, store) -> None:
     )
     r = request(controls, options={"sampler": "DPM++ 2M Karras"}, guidance=1.0)  # unguided
     assert_same(sd[1].generate(onnx_twin(r), Context()), sd[0].generate(r, Context()))
+
+
+def test_a_controlnet_of_pooled_conditions_acts_on_the_conditional_half(root, sd, store):
+    """diffusers' guess mode (a shuffle ControlNet's `global_pool_conditions`): its
+    residuals are averaged over the picture, and zeros for the unconditional batch."""
+    from diffusers import ControlNetModel
+
+    net = build_random_controlnet(root / "sd", seed=3)
+    pooled = ControlNetModel.from_config({**net.config, "global_pool_conditions": True})
+    pooled.load_state_dict(net.state_dict())
+    save_controlnet_folder(pooled, root / "sd-pool")
+    export_controlnet(pooled, root / "sd-pool-onnx", "SD 1.x")
+    for guidance in (5.0, 1.0):
+        r = request((control(store, "sd-pool", weight=0.9),), guidance=guidance)
+        assert_same(sd[1].generate(onnx_twin(r), Context()), sd[0].generate(r, Context()))
 
 
 def test_weight_zero_and_no_controlnet_give_the_plain_image_exactly(sd, store) -> None:

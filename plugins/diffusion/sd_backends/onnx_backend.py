@@ -193,6 +193,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
 
     def load(self, model: str) -> None:
         found = library.find(self.model_library, model, self.formats)
+        self._runtime, self._controlnets = None, {}  # the old model's memory goes first
         self._runtime = OnnxDiffusion(found.path, self.threads)
         self._model = found
 
