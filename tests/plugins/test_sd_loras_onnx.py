@@ -21,7 +21,7 @@ from sd_backends.backend import DiffusionBackend, load_diffusers_folder
 from sd_backends.export_onnx import export
 from sd_backends.onnx_backend import DiffusionOnnxBackend
 from sd_backends.onnx_weight_map import lora_weights
-from studio.api import GenerationRequest, ModelFileError, ModelLibrary
+from studio.api import GenerationRequest, ModelFileError, ModelLibrary, RequestError
 
 torch.set_num_threads(1)
 RAW = 2e-3  # the text-only tests' tolerance
@@ -155,6 +155,8 @@ def test_refusals_come_before_anything_runs(root, sd, tmp_path) -> None:
         with pytest.raises(ModelFileError, match=message):
             runner.generate(request(f"a red cat <lora:{lora}:1>"), context)
         assert context.steps == []
+    with pytest.raises(RequestError, match="the prompt is empty"):  # tags alone
+        sd[1].generate(request("<lora:sd-style:1>"), Context())
     base = sd[1].generate(request(), Context())  # a refused set leaves the base sessions
     assert sd[1]._runtime.sessions == sd[1]._runtime.base
     assert all(a.image.shape == (64, 64, 3) for a in base)

@@ -51,6 +51,7 @@ from studio.api import (
     GenerationRequest,
     ModelFile,
     ModelFileError,
+    RequestError,
 )
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,9 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         name = self.sampler_name(request)
         if name not in ONNX_SAMPLERS:
             raise ValueError(f"sampler {name!r} is not available with ONNX (use {ONNX_SAMPLERS})")
-        prompt, loras = request.split_loras()
+        prompt, loras = request.split_loras()  # the text the encoder sees: no tags
+        if not prompt.strip():
+            raise RequestError(["the prompt is empty"])  # as the PyTorch backend says
         lora_set = self._lora_set(loras, runtime)  # found, and refused before anything runs
         folders = self._find_controls(request.controls, runtime)
         job = None if request.image is None else self._picture_job(request, runtime)
