@@ -101,6 +101,9 @@ class OnnxDiffusion:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self._threads
         options.log_severity_level = 3
+        # its threads stop spinning after each run: a ControlNet's and the UNet's sessions
+        # run in turn, and one's spinning threads would take the other's cores
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         if initializers:
             values = [ort.OrtValue.ortvalue_from_numpy(v) for v in initializers.values()]
             options.add_external_initializers(list(initializers), values)
