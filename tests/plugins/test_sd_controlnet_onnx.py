@@ -192,6 +192,27 @@ def test_pictures_with_a_controlnet_make_the_pytorch_backends_images(sd, store, 
     assert ours[0].image.shape == (SIZE[1], SIZE[0], 3)
 
 
+def test_an_inpainting_model_with_a_controlnet_makes_the_pytorch_backends_images(
+    root, store, outputs
+):
+    """A 9-channel UNet takes the mask and masked picture beside the latents; the base
+    model's ControlNet sees the latents alone."""
+    build_random_sd(root / "inpaint", inpainting=True)
+    export(load_diffusers_folder(root / "inpaint", torch.float32), root / "inpaint-onnx")
+    backends = pair(root, "inpaint")
+    picture = store.add(photo(*SIZE, seed=4))
+    mask = store.add(box_mask(SIZE, (20, 10, 60, 50)), mask=True)
+    c = control(store, "sd-cn1", weight=0.8)
+    r = request((c,), image=picture, mask=mask, options={"sampler": "DDIM", "mask_blur": 2})
+    r = r.replace(width=SIZE[0], height=SIZE[1])
+    ours = backends[1].generate(onnx_twin(r), Context())
+    count = len(outputs)
+    theirs = backends[0].generate(r, Context())
+    for a, b in zip(outputs[:count], outputs[count:], strict=True):
+        assert a.shape == b.shape and np.abs(a - b).max() < RAW
+    assert_same(ours, theirs, FINAL + 0.5)
+
+
 def test_refusals_come_before_anything_runs(root, sd, store, tmp_path, monkeypatch) -> None:
     old = tmp_path / "exported-before-controlnets"  # a UNet without residual inputs
     monkeypatch.setattr(export_onnx, "control_residuals", lambda config: [])

@@ -48,7 +48,9 @@ def check_fits(name: str, index: Mapping[str, Any], unet: Mapping[str, Any], mod
             f"residuals): {AGAIN}"
         )
     width = unet.get("cross_attention_dim")
-    if index.get("residuals") != residuals or width not in (None, index["cross_attention_dim"]):
+    latents = unet.get("vae_latent_channels", 4)  # an inpainting UNet's ControlNet reads these
+    fits = index.get("residuals") == residuals and index.get("in_channels") == latents
+    if not fits or width not in (None, index["cross_attention_dim"]):
         raise ModelFileError(
             f"ControlNet {name} ({index.get('architecture', 'unknown')}) does not fit "
             f"{model} ({unet.get('architecture', 'unknown')}): their layers differ"
