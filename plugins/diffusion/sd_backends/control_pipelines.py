@@ -28,7 +28,7 @@ from diffusers import (
 from PIL import Image
 
 from sd_backends.picture_pipelines import _SeededLatents
-from sd_backends.pictures import Canvas, scaled
+from sd_backends.pictures import Canvas, control_picture
 from studio.api import Control
 
 
@@ -70,26 +70,14 @@ def control_pipeline(pipeline: Any, nets: Sequence[Any], picture: bool = False) 
 
 def text_arguments(controls: Sequence[Control], size: tuple[int, int]) -> dict[str, Any]:
     """The ControlNet arguments of a text-to-image call at `size` (width, height)."""
-    return _arguments(controls, [scaled(control_map(c), size) for c in controls], "image")
+    return _arguments(controls, [control_picture(c, size) for c in controls], "image")
 
 
 def picture_arguments(controls: Sequence[Control], canvas: Canvas) -> dict[str, Any]:
     """The ControlNet arguments of a picture call: each map over the canvas's region, at
     its generation size."""
-    maps = [
-        scaled(scaled(control_map(c), canvas.size).crop(canvas.region), canvas.generation)
-        for c in controls
-    ]
+    maps = [control_picture(c, canvas.generation, canvas) for c in controls]
     return _arguments(controls, maps, "control_image")
-
-
-def control_map(control: Control) -> Image.Image:
-    """The map the engine made; without one, the image when it needs no preprocessing."""
-    if control.map is not None:
-        return control.map.open()
-    if control.preprocess == "none":
-        return control.image.open()
-    raise RuntimeError(f"the {control.preprocess} map of ControlNet {control.model} was not made")
 
 
 def _arguments(controls: Sequence[Control], maps: list[Image.Image], key: str) -> dict[str, Any]:

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from sd_backends.pictures import Canvas, scaled
+from sd_backends.pictures import Canvas, control_picture
 from studio.api import Control, ModelFileError, read_json_object
 
 PART = "controlnet"
@@ -84,24 +83,11 @@ class OnnxControlNet:
         return self.session.run(None, inputs)
 
 
-def control_map(control: Control) -> Image.Image:
-    """The map the engine made; without one, the image when it needs no preprocessing."""
-    if control.map is not None:
-        return control.map.open()
-    if control.preprocess == "none":
-        return control.image.open()
-    raise RuntimeError(f"the {control.preprocess} map of ControlNet {control.model} was not made")
-
-
 def control_input(control: Control, size: tuple[int, int], canvas: Canvas | None) -> np.ndarray:
     """The map as the ControlNet takes it, (1, 3, H, W) float32 in [0, 1]: at `size`
     (width, height) for text alone; for a picture, treated as the picture is (scaled to
     the result's size, cropped to the region redrawn) and scaled to the generation size."""
-    picture = control_map(control)
-    if canvas is None:
-        image = scaled(picture, size)
-    else:
-        image = scaled(scaled(picture, canvas.size).crop(canvas.region), canvas.generation)
+    image = control_picture(control, size, canvas)
     return (np.asarray(image, np.float32) / 255.0).transpose(2, 0, 1)[None].copy()
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from studio.api import GenerationRequest
+from studio.api import Control, GenerationRequest
 
 MASK_BLUR = 4  # pixels of feather, A1111's default
 PADDING = 32  # pixels around the mask in only-masked mode, A1111's default
@@ -219,3 +219,22 @@ class PictureJob:
     def put_back(self, made: np.ndarray) -> list[np.ndarray]:
         """Each (H, W, 3) output in the picture, at the request's size."""
         return [put_back(self.picture, m, self.canvas, self.mask, self.blur) for m in made]
+
+
+def control_picture(
+    control: Control, size: tuple[int, int], canvas: Canvas | None = None
+) -> Image.Image:
+    """A ControlNet's map as the model takes it (both backends): at `size` (width,
+    height) for text alone; for a picture, treated as the picture is (scaled to the
+    result's size, cropped to the region redrawn) and scaled to the generation size."""
+    if control.map is not None:
+        picture = control.map.open()
+    elif control.preprocess == "none":  # the image is its own map
+        picture = control.image.open()
+    else:
+        raise RuntimeError(
+            f"the {control.preprocess} map of ControlNet {control.model} was not made"
+        )
+    if canvas is None:
+        return scaled(picture, size)
+    return scaled(scaled(picture, canvas.size).crop(canvas.region), canvas.generation)
