@@ -12,7 +12,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from studio.core import controls as controls_
 from studio.core.addons import addon_names
 from studio.core.backend import Cancelled
 from studio.core.executors import (
@@ -275,7 +274,12 @@ class Engine:
         them by digest only, as a request replayed from metadata does)."""
         inputs = self.history.inputs
         image, mask = inputs.attach(request.image), inputs.attach(request.mask)
-        controls = tuple(controls_.prepare(control, inputs) for control in request.controls)
+        if request.controls:  # their maps, made and stored (imported on first use)
+            from studio.core.controls import prepare
+
+            controls = tuple(prepare(control, inputs) for control in request.controls)
+        else:
+            controls = ()
         if image is request.image and mask is request.mask and not controls:
             return request
         return request.replace(image=image, mask=mask, controls=controls)
