@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio import __version__, cli_models
 from studio.api.commands import (
@@ -25,6 +25,9 @@ from studio.api.commands import (
     emit,
     open_core,
 )
+
+if TYPE_CHECKING:
+    from studio.core.prompt_reading import PromptReading
 
 COMMANDS_GROUP = "studio.commands"
 
@@ -41,10 +44,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one of its own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        unset = any(action.default is none for none in (None, False, argparse.SUPPRESS))
+        if unset or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of each command and subcommand (argparse makes them of this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="studio", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="studio", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--data-dir", help="keep history and settings here ($STUDIO_HOME)")
     common.add_argument("--json", action="store_true", help="print JSON to stdout")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -52,12 +74,52 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", parents=[common], help="make images from a prompt")
     gen.add_argument("prompt", nargs="?", help="what to draw (optional with --from or --vary)")
     gen.add_argument("--negative", help="negative prompt")
-    gen.add_argument("--count", type=int, help="images to keep and show")
-    gen.add_argument("--candidates", type=int, help="images to sample and rank")
-    gen.add_argument("--seed", type=int)
-    gen.add_argument("--size", type=_size, help="WxH, e.g. 64x64")
-    gen.add_argument("--steps", type=int)
-    gen.add_argument("--guidance", type=float)
+    gen.add_argument(
+        "--count",
+        type=int,
+        help="images to keep and show (default: the app's setting, 4 unless changed)",
+    )
+    gen.add_argument(
+        "--candidates",
+        type=int,
+        help="images to sample, of which the best --count are kept, for backends that rank "
+        "(default: the app's setting, 16 unless changed)",
+    )
+    gen.add_argument(
+        "--seed",
+        type=int,
+        help="0 to 4294967295: the same seed and settings make the same images "
+        "(default: a random one, recorded with the images)",
+    )
+    gen.add_argument(
+        "--size",
+        type=_size,
+        help="WxH, e.g. 64x64 (default: the app's setting, 64x64 unless changed)",
+    )
+    gen.add_argument(
+        "--steps",
+        type=int,
+        help="sampling steps, for backends that take them (default: the backend's)",
+    )
+    gen.add_argument(
+        "--guidance",
+        type=float,
+        metavar="CFG",
+        help="how closely to follow the prompt (CFG scale; default: the backend's)",
+    )
+    gen.add_argument(
+        "--sampler",
+        metavar="NAME",
+        help="one of the backend's samplers, as `studio backends` lists them "
+        "(default: the backend's first)",
+    )
+    gen.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a request option of the backend, repeatable; VALUE is read as JSON where it "
+        "can be (top_k=16, rank=false), else as text",
+    )
     gen.add_argument("--backend", help="backend id (see `studio backends`)")
     gen.add_argument(
         "--ray",
@@ -102,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_addon_flags(gen)
     gen.add_argument("--out", type=Path, help="also write the images into this folder")
-    gen.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
+    gen.add_argument(
+        "--format", default="png", choices=["png", "jpg", "webp"], help="of the files in --out"
+    )
     gen.set_defaults(run=cmd_generate)
 
     hist = commands.add_parser("history", help="list, search, show, export, delete")
@@ -111,21 +175,31 @@ def build_parser() -> argparse.ArgumentParser:
         verb = verbs.add_parser(name, parents=[common], help=helptext)
         if name == "search":
             verb.add_argument("query")
-        verb.add_argument("--limit", type=int, default=50)
-        verb.add_argument("--offset", type=int, default=0)
-        verb.add_argument("--favourites", action="store_true")
-        verb.add_argument("--backend")
-        verb.add_argument("--model")
+        verb.add_argument("--limit", type=_at_least(1), default=50, help="entries to list")
+        verb.add_argument(
+            "--offset", type=_at_least(0), default=0, help="newest entries to skip first"
+        )
+        verb.add_argument("--favourites", action="store_true", help="only favourites")
+        verb.add_argument("--backend", help="only images of this backend (its id)")
+        verb.add_argument("--model", help="only images of this model")
         verb.set_defaults(run=cmd_history_list)
     show = verbs.add_parser("show", parents=[common], help="one entry in full")
     show.add_argument("id", type=int)
     show.set_defaults(run=cmd_history_show)
     export = verbs.add_parser("export", parents=[common], help="write entries to a folder")
     export.add_argument("ids", type=int, nargs="+", metavar="ID")
-    export.add_argument("--out", type=Path, required=True)
-    export.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
-    export.add_argument("--strip-metadata", action="store_true")
-    export.add_argument("--name", default="{date}_{seed}_{prompt}", help="file-name template")
+    export.add_argument("--out", type=Path, required=True, help="the folder to write into")
+    export.add_argument(
+        "--format", default="png", choices=["png", "jpg", "webp"], help="of the files written"
+    )
+    export.add_argument(
+        "--strip-metadata", action="store_true", help="write no prompt or settings into them"
+    )
+    export.add_argument(
+        "--name",
+        default="{date}_{seed}_{prompt}",
+        help="file-name template of {date} {time} {seed} {prompt} {index} {model}",
+    )
     export.set_defaults(run=cmd_history_export)
     delete = verbs.add_parser("delete", parents=[common], help="delete entries and files")
     delete.add_argument("ids", type=int, nargs="+", metavar="ID")
@@ -169,6 +243,21 @@ def _add_plugin_commands(commands: Any, common: argparse.ArgumentParser) -> None
         except Exception as error:
             message = f"studio: commands of plugin {point.name!r} unavailable: {error}"
             print(message, file=sys.stderr)
+
+
+def _at_least(least: int) -> Any:
+    """An argparse type: a whole number no less than `least`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {least} or more (got {value})")
+        return value
+
+    return parse
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -232,6 +321,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from studio.cli_sources import generate_request
     from studio.core.export import export_images
     from studio.core.jobs import Failed, JobState, Progress, StateChanged
+    from studio.core.prompt_reading import read_prompt
     from studio.core.registry import BackendUnavailable
 
     with open_core(args, executor=f"ray:{args.ray}" if args.ray else "thread") as core:
@@ -245,17 +335,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         request = generate_request(core, args)
         if not request.backend:
             raise CliError("no generation backend is installed (see `studio backends`)")
+        if request.backend not in core.registry.ids():
+            installed = ", ".join(core.registry.ids())
+            message = f"unknown backend {request.backend!r} (installed: {installed})"
+            raise CliError(message, EXIT_USAGE)
         try:
             backend = core.registry.get(request.backend)
             problems = backend.capabilities().problems(request)
-            unknown = backend.unknown_words(request.prompt)
+            reading = read_prompt(backend, request.prompt)
         except BackendUnavailable as error:
             raise CliError(str(error)) from None
         if problems:
             raise CliError(f"invalid request: {'; '.join(problems)}", EXIT_USAGE)
-        if unknown:
-            words = ", ".join(unknown)
-            print(f"studio: note: the model does not know (and ignores): {words}", file=sys.stderr)
+        _check_reading(reading)
 
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         core.engine.subscribe(events.put)
@@ -286,13 +378,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 args.out.mkdir(parents=True, exist_ok=True)
                 exported = export_images(job.results, args.out, fmt=args.format)
             except OSError as error:
-                raise CliError(f"could not write to {args.out}: {error}") from None
+                raise CliError(_not_exported(args.out, error, job.results)) from None
         paths = exported or [entry.path for entry in job.results]
         ran = job.results[0].request.replace(seed=request.seed) if job.results else request
         data = {
             "job": job.id,
             "request": ran.to_dict(),  # as it ran: the backend's defaults filled in
-            "unknown_words": unknown,
+            "unknown_words": list(reading.unknown),
+            "ignored_from": reading.cut.at if reading.cut else None,
             "images": [
                 {**_entry_summary(entry), "exported": str(out) if exported else None}
                 for entry, out in zip(job.results, paths, strict=True)
@@ -300,6 +393,39 @@ def cmd_generate(args: argparse.Namespace) -> int:
         }
         emit(args, data, "\n".join(str(p) for p in paths))
         return EXIT_OK
+
+
+def _check_reading(reading: PromptReading) -> None:
+    """Refuse a prompt the model would read no known word of (before it is loaded);
+    note words it ignores: those it does not know, and those past its limit."""
+    if reading.nothing_known:
+        cut = reading.cut
+        read = f"the first {cut.limit} of this prompt (all it reads)" if cut else "this prompt"
+        words = ", ".join(reading.words_read())
+        raise CliError(f"the model knows none of the words of {read}: {words}", EXIT_USAGE)
+    if reading.unknown:
+        words = ", ".join(reading.unknown)
+        print(f"studio: note: the model does not know (and ignores): {words}", file=sys.stderr)
+    if reading.cut:
+        print(
+            f"studio: note: the model reads only the first {reading.cut.limit} of a prompt; "
+            f"it ignores the rest, from character {reading.cut.at}: {reading.ignored()!r}",
+            file=sys.stderr,
+        )
+
+
+def _not_exported(out: Path, error: OSError, results: Sequence[Any]) -> str:
+    """What failed, and where the images are all the same: they are in the history."""
+    cause = error.__cause__ if isinstance(error.__cause__, OSError) else error  # ExportError's
+    why = cause.strerror or str(cause)
+    if out.exists() and not out.is_dir():
+        why = "it is a file, not a folder"
+    where = sorted({str(entry.path.parent) for entry in results})
+    ids = ", ".join(f"#{entry.id}" for entry in results)
+    return (
+        f"could not write the images to {out}: {why}; they are kept in the history "
+        f"({ids}) in {', '.join(where)}"
+    )
 
 
 class _ProgressLine:
@@ -435,12 +561,15 @@ def _lineage_lines(data: dict[str, Any]) -> list[str]:
 
 
 def cmd_history_export(args: argparse.Namespace) -> int:
-    from studio.core.export import export_images
+    from studio.core.export import check_template, export_images
 
+    try:  # before anything is made
+        check_template(args.name)
+    except ValueError as error:
+        raise CliError(f"--name: {error}", EXIT_USAGE) from None
     with open_core(args) as core:
         entries = _get_entries(core, args.ids)
         try:
-            args.out.mkdir(parents=True, exist_ok=True)
             written = export_images(
                 entries,
                 args.out,
@@ -472,9 +601,11 @@ def cmd_backends(args: argparse.Namespace) -> int:
         rows = []
         for record in core.registry.records():
             models: list[dict[str, Any]] = []
+            samplers: list[str] = []
             try:
                 backend = core.registry.get(record.id)
                 models = [vars(m) for m in backend.models()]
+                samplers = list(backend.capabilities().samplers)
                 device = backend.device()
             except BackendUnavailable:
                 device = ""
@@ -489,6 +620,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
                     "distribution": record.distribution,
                     "device": device,
                     "models": models,
+                    "samplers": samplers,  # what --sampler takes
                     "error": record.error,
                     "traceback": record.traceback,
                 }
@@ -497,6 +629,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
         for row in rows:
             lines.append(f"{row['id']}  [{row['status']}]  {row['target']}  {row['device']}")
             lines += [f"    model: {m['name']}  {m['ref']}" for m in row["models"]]
+            if row["samplers"]:
+                lines.append(f"    samplers: {', '.join(row['samplers'])}")
             if row["error"]:
                 lines.append(f"    error: {row['error']}")
         emit(args, rows, "\n".join(lines) or "no backends are installed")

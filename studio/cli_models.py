@@ -72,12 +72,12 @@ def cmd_models_add(args: argparse.Namespace) -> int:
             raise CliError(str(error), EXIT_USAGE) from None
         if found is None:
             folder = args.path.expanduser().resolve()
-            count = sum(1 for e in core.models().entries() if e.path.parent == folder)
-            emit(
-                args,
-                {"folder": str(folder), "models": count},
-                f"added the folder {folder} ({count} models in it)",
-            )
+            inside = [e for e in core.models().entries() if e.path.parent == folder]
+            count = sum(1 for e in inside if e.info is not None)
+            refused = len(inside) - count
+            text = f"added the folder {folder} ({_plural(count, 'model')} in it"
+            text += f"; {refused} refused: see `studio models list`)" if refused else ")"
+            emit(args, {"folder": str(folder), "models": count, "refused": refused}, text)
         else:
             backends = _loaders(core).get(found.format, [])
             architecture, kind = _architectures(core, backends).get(str(found.path), ("", "model"))
@@ -127,6 +127,10 @@ def _architectures(core: Any, backend_ids: Iterable[str]) -> dict[str, tuple[str
             if info.architecture or info.kind != "model":
                 found.setdefault(info.ref, (info.architecture, info.kind))
     return found
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _size(n: int) -> str:

@@ -9,6 +9,7 @@ on the command line override whatever was taken.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def generate_request(core: Core, args: argparse.Namespace) -> GenerationRequest:
             fields = {}
         fields |= flags
         fields |= _picture_size(core, args, fields)
-        options = _picture_options(args)
+        options = _picture_options(args) | _given_options(args) | _sampler(core, args, fields)
         if options:
             fields["options"] = {**dict(fields.get("options") or {}), **options}
         if not fields.get("prompt"):
@@ -171,6 +172,40 @@ def _picture_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.inpaint_area:
         options["inpaint_area"] = args.inpaint_area
     return options
+
+
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--option KEY=VALUE flags: a VALUE that reads as JSON (3, 0.5, true, "x") is that
+    value, any other text is a string."""
+    options: dict[str, Any] = {}
+    for text in args.option or []:
+        key, equals, value = text.partition("=")
+        if not equals or not key.strip():
+            raise CliError(f"--option takes KEY=VALUE (got {text!r})", EXIT_USAGE)
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
+def _sampler(core: Core, args: argparse.Namespace, fields: dict[str, Any]) -> dict[str, str]:
+    """--sampler NAME, one of the backend's samplers (any case; stored as it names it)."""
+    if args.sampler is None:
+        return {}
+    backend = fields.get("backend") or core.default_backend()
+    try:
+        samplers = core.registry.get(backend).capabilities().samplers
+    except Exception:  # an unknown or broken backend says so when it runs
+        return {"sampler": args.sampler}
+    by_name = {name.casefold(): name for name in samplers}
+    if args.sampler.casefold() not in by_name:
+        offered = ", ".join(samplers) or "none: it has no sampler to choose"
+        raise CliError(
+            f"backend {backend!r} has no sampler {args.sampler!r} (its samplers: {offered})",
+            EXIT_USAGE,
+        )
+    return {"sampler": by_name[args.sampler.casefold()]}
 
 
 def _recorded(core: Core, path: Path, *, exact: bool, given: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from studio.core.backend import (
     Capabilities,
     GenerationContext,
     ModelInfo,
+    PromptCut,
 )
 from studio.core.files import atomic_write_bytes
 from studio.core.inputs import InputError, InputPicture
@@ -68,6 +69,7 @@ __all__ = [
     "ModelInfo",
     "ModelLibrary",
     "PickleRefused",
+    "PromptCut",
     "RequestError",
     "atomic_write_bytes",
     "emit",

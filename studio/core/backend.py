@@ -37,6 +37,14 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class PromptCut:
+    """Where a model stops reading a prompt too long for it: the rest is ignored."""
+
+    at: int  # index in the prompt (a str) of the first character the model ignores
+    limit: str  # the model's limit as people count it, e.g. "32 words", "75 tokens"
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What a backend can do; requests are validated against it before queueing."""
 
@@ -103,7 +111,9 @@ class Capabilities:
             problems.append(f"at most {self.max_count} images per request")
         if request.candidates > self.max_candidates:
             problems.append(f"at most {self.max_candidates} candidates per request")
-        if request.steps > self.max_steps:
+        if request.steps and not self.max_steps:
+            problems.append("this backend has no steps to set")
+        elif request.steps > self.max_steps:
             problems.append(f"steps must be at most {self.max_steps}")
         if request.guidance > self.max_guidance and self.max_guidance > 0:
             problems.append(f"guidance must be at most {self.max_guidance:g}")
@@ -207,3 +217,9 @@ class Backend(ABC):
     def unknown_words(self, prompt: str) -> list[str]:
         """Words of `prompt` the backend's model does not know (for the UI)."""
         return []
+
+    def prompt_cut(self, prompt: str) -> PromptCut | None:
+        """Where the model stops reading `prompt` when it is longer than the model reads
+        (the app marks the rest, the CLI names it); None when all of it is read. Cheap
+        as `unknown_words`: called as the user types, before any model is loaded."""
+        return None

@@ -2,11 +2,13 @@
 
 Each file is encoded in memory, then written with `atomic_open`, so a file is complete at
 its final name or absent. When any image fails (disk full, unreadable source), the files
-this export already wrote are removed too and one `ExportError` says what went wrong.
+this export already wrote are removed too (and the folders it made, when empty) and one
+`ExportError` says what went wrong.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -87,6 +89,7 @@ def export_images(
     kind = normalize_format(fmt)
     check_template(name_template)
     folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     written: list[Path] = []
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,6 +101,9 @@ def export_images(
     except BaseException as exc:
         for path in written:
             path.unlink(missing_ok=True)
+        for made_folder in made:  # the folders it made, if nothing else is in them now
+            with contextlib.suppress(OSError):
+                made_folder.rmdir()
         if isinstance(exc, OSError | ValueError | Image.DecompressionBombError):
             raise ExportError(f"Could not export to {folder}: {_describe(exc)}") from exc
         raise

@@ -23,18 +23,37 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def umask() -> int:
+    """The process's umask: from /proc on Linux, where reading it changes nothing; else
+    by setting it and back (which a file made by another thread meanwhile may see)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)  # the strictest, should another thread make a file meanwhile
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: Path, *, overwrite: bool = True) -> Iterator[BinaryIO]:
     """Open a temporary file beside `path`; on success fsync it and rename it into place.
 
     On any error the temporary file is removed and `path` is left as it was.
     With `overwrite=False` an existing `path` raises `FileExistsError` at the end.
+    The file gets the permissions `open` would give it (the umask applies), not the
+    temporary file's private 0600.
     """
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if os.name == "posix":
+                os.fchmod(handle.fileno(), 0o666 & ~umask())
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

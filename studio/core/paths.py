@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import platformdirs
 
 APP_NAME = "Studio"
 HOME_ENV = "STUDIO_HOME"
+
+
+class DataFolderError(ValueError):
+    """A folder Studio must keep its files in cannot be made or written; says which, why."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,16 @@ class StudioPaths:
         )
 
     def ensure(self) -> StudioPaths:
+        """Make the folders and check that each can be written (a database, a log and
+        settings are written before anything else happens); raises DataFolderError."""
         for folder in (self.data, self.config, self.cache, self.logs):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as error:
+                why = _why(folder, error)
+                raise DataFolderError(f"cannot keep files in {folder}: {why}") from error
         return self
 
     @property
@@ -67,3 +80,11 @@ class StudioPaths:
     @property
     def model_hashes(self) -> Path:
         return self.cache / "model-hashes.json"
+
+
+def _why(folder: Path, error: OSError) -> str:
+    """The cause for a person: a file where a folder must be, or the system's reason."""
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{blocking} is a file, not a folder"
+    return error.strerror or str(error)

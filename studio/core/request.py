@@ -158,7 +158,7 @@ def _problems(r: GenerationRequest) -> list[str]:
         problems.append(f"seed must be a whole number from 0 to {SEED_RANGE - 1}")
     if not 1 <= r.count <= MAX_COUNT:
         problems.append(f"images to show must be from 1 to {MAX_COUNT} (got {r.count})")
-    if not r.count <= r.candidates <= MAX_CANDIDATES:
+    elif not r.count <= r.candidates <= MAX_CANDIDATES:  # said against a valid count only
         problems.append(
             f"candidates must be from the number of images shown ({r.count}) "
             f"to {MAX_CANDIDATES} (got {r.candidates})"

@@ -191,8 +191,13 @@ def test_unreadable_source_rolls_back(tmp_path: Path, entries: list[Entry]) -> N
 
     for bad in (missing, ExportItem(not_image)):
         with pytest.raises(ExportError):
-            export_images([entries[0], bad], tmp_path / "out")
-        assert listing(tmp_path / "out") == []
+            export_images([entries[0], bad], tmp_path / "out" / "new")
+        assert not (tmp_path / "out").exists()  # nor the folders it made
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(ExportError):
+        export_images([entries[0], missing], kept)
+    assert kept.is_dir() and listing(kept) == []  # a folder it found stays
 
 
 def test_works_where_hard_links_do_not(

@@ -322,7 +322,7 @@ def test_cli_adds_lists_and_refuses(tmp_path, monkeypatch, capsys, counting_back
     assert main(["models", "add", str(pickled)]) == EXIT_USAGE
     assert "pickled PyTorch checkpoint" in capsys.readouterr().err
     assert main(["models", "add", str(folder)]) == EXIT_OK
-    assert "1 models in it" in capsys.readouterr().out
+    assert "(1 model in it)" in capsys.readouterr().out
     assert main(["models", "add", str(single)]) == EXIT_OK
     assert capsys.readouterr().out.strip() == "added b: 1-tensor net, safetensors"
     assert main(["models", "add", str(pipeline)]) == EXIT_OK

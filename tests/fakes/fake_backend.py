@@ -7,6 +7,7 @@ Behaviour comes from the request's options (so it works in a subprocess too):
 the model `huge` runs out of memory loading. With an input picture, each image is the
 picture (scaled to the request's size) with the masked part, or without a mask a share
 `strength` of its rows, filled with the candidate's colour. `FakeTextOnly` takes no picture.
+Its model knows every word but those made of z, y and x, and reads the first 50 words.
 Tests in the same process may also set `GATE` to pause each step until released.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import threading
 import time
 from dataclasses import replace
@@ -27,6 +29,7 @@ from studio.api import (
     GenerationContext,
     GenerationRequest,
     ModelInfo,
+    PromptCut,
 )
 
 GATE: threading.Event | None = None  # when set by a test, each step waits for it
@@ -34,6 +37,7 @@ STEP_STARTED = threading.Event()  # set when a step begins (for tests that cance
 LOAD_GATE: threading.Event | None = None  # when set by a test, loading waits for it
 LOADING = threading.Event()  # set when a load begins
 CALLS: list[str] = []
+WORDS_READ = 50  # the fake model's text limit: words split at white space
 
 
 def solid_image(seed: int, width: int, height: int) -> np.ndarray:
@@ -82,6 +86,12 @@ class FakeBackend(Backend):
     def unknown_words(self, prompt: str) -> list[str]:
         """The fake model's vocabulary: every word but those made of z, y and x."""
         return [w for w in prompt.split() if set(w.lower()) <= set("zyx")]
+
+    def prompt_cut(self, prompt: str) -> PromptCut | None:
+        words = list(re.finditer(r"\S+", prompt))
+        if len(words) <= WORDS_READ:
+            return None
+        return PromptCut(words[WORDS_READ].start(), f"{WORDS_READ} words")
 
     def load(self, model: str) -> None:
         CALLS.append(f"load {model}")

@@ -33,7 +33,7 @@ from shapes_backend.model.common import (
 from shapes_backend.model.image_tokens import FIRST_MASK
 from shapes_backend.model.pipeline import ShapesPipeline
 from shapes_backend.model.sampling import sample_tokens
-from shapes_backend.model.text_tokens import PAD, UNK, TextTokenizer
+from shapes_backend.model.text_tokens import PAD, SPECIALS, UNK, TextTokenizer
 from shapes_backend.model.transformer import (
     ShapesTransformer,
     TransformerConfig,
@@ -82,6 +82,26 @@ def test_text_tokenizer_reports_unknown_words() -> None:
     assert (encoded.ids[:6] != PAD).all() and list(encoded.ids).count(UNK) == 2
     assert tokenizer.decode(encoded.ids) == "two red boxes <unk> <unk> please"
     assert tokenizer.encode("circle " * 100).truncated
+
+
+def test_the_prompt_cut_is_where_the_words_past_the_text_tokens_start() -> None:
+    from shapes_backend.backend import prompt_cut
+    from shapes_backend.model.text_tokens import TEXT_LENGTH, cut_at
+
+    assert TEXT_LENGTH == 32
+    words = [f"w{i}" for i in range(40)]
+    text = ", ".join(words)
+    assert text[cut_at(text) :].startswith("w32, w33")
+    assert cut_at(" ".join(words[:32]) + " !?") is None  # 32 words and punctuation: all read
+    kept = TextTokenizer((*SPECIALS, *words)).encode(text[: cut_at(text)])
+    assert kept.ids.tolist() == TextTokenizer((*SPECIALS, *words)).encode(text).ids.tolist()
+    # "İ" lowers to two characters: the cut is still an index into the text as written
+    odd = "İ-" * 32 + "Zebra stripes"
+    assert odd[cut_at(odd) :] == "Zebra stripes"
+    assert prompt_cut("a red circle") is None
+    found = prompt_cut("a " * 32 + "blue star")
+    assert found is not None and found.limit == "32 words"
+    assert ("a " * 32 + "blue star")[found.at :] == "blue star"
 
 
 def test_phrases_name_each_object_of_a_distinct_colour() -> None:

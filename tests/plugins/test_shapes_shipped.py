@@ -12,7 +12,7 @@ from shapes_backend.model.bundle import SHIPPED
 from shapes_backend.onnx_backend import ShapesOnnxBackend
 from shapes_backend.parser import parse_prompt
 from shapes_lab.judge import Judge
-from studio.api import EXIT_FAILED, EXIT_OK, GenerationRequest
+from studio.api import EXIT_OK, EXIT_USAGE, GenerationRequest
 from studio.cli import main
 
 
@@ -96,8 +96,24 @@ def test_cli_generate_with_the_default_backend(capsys, tmp_path) -> None:
     assert result["request"]["backend"] == "shapes"
     assert result["unknown_words"] == ["wearing", "hat"]
     assert len(result["images"]) == 2
-    assert main(["generate", "bonjour tout le monde"]) == EXIT_FAILED
-    assert "none of the words of this prompt are known" in capsys.readouterr().err
+    assert main(["generate", "bonjour tout le monde"]) == EXIT_USAGE  # before loading
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "studio: the model knows none of the words of this prompt: bonjour, tout, le, monde\n"
+    )
+
+
+def test_cli_names_where_a_long_prompt_is_cut_and_refuses_steps(capsys) -> None:
+    prompt = ("two red circles " * 2000)[:20_000]  # the most a request takes: 4,000 words
+    assert main(["generate", prompt, "--count", "1", "--seed", "1", "--json"]) == EXIT_OK
+    captured = capsys.readouterr()
+    cut = len("two red circles " * 10) + len("two red ")  # the 33rd word
+    assert json.loads(captured.out)["ignored_from"] == cut
+    note = "studio: note: the model reads only the first 32 words of a prompt; it ignores "
+    assert f"{note}the rest, from character {cut}: 'circles two red circles" in captured.err
+    assert main(["generate", "a red circle", "--steps", "5"]) == EXIT_USAGE
+    assert "this backend has no steps to set" in capsys.readouterr().err
 
 
 def test_the_model_label_comes_from_the_bundle(tmp_path) -> None:

@@ -33,6 +33,7 @@ from studio.api import (
     GenerationContext,
     GenerationRequest,
     ModelInfo,
+    PromptCut,
     RequestError,
 )
 
@@ -130,6 +131,14 @@ def unknown_words(prompt: str) -> list[str]:
     return list(_vocabulary().encode(prompt).unknown)
 
 
+def prompt_cut(prompt: str) -> PromptCut | None:
+    """Where the model stops reading a prompt of more words than its text tokens."""
+    from shapes_backend.model.text_tokens import TEXT_LENGTH, cut_at
+
+    at = cut_at(prompt)
+    return None if at is None else PromptCut(at, f"{TEXT_LENGTH} words")
+
+
 @cache
 def _vocabulary() -> Any:
     from shapes_backend.model.bundle import TEXT_VOCAB
@@ -160,6 +169,9 @@ class BuiltinShapesBackend(Backend):
 
     def unknown_words(self, prompt: str) -> list[str]:
         return unknown_words(prompt)
+
+    def prompt_cut(self, prompt: str) -> PromptCut | None:
+        return prompt_cut(prompt)
 
     def unload(self) -> None:
         self.pipeline = None

@@ -48,6 +48,18 @@ def normalize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def word_starts(text: str) -> list[int]:
+    """Where in `text` each word of `normalize(text)` starts. Lowered a character at a
+    time, as lowering may lengthen one ("İ"), with each index mapped back."""
+    lowered: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        low = char.lower()
+        lowered.append(low)
+        origin += [index] * len(low)
+    return [origin[match.start()] for match in _WORD.finditer("".join(lowered))]
+
+
 def _phrases() -> Iterable[tuple[str, Lexeme]]:
     """Every phrase the parser knows, with its meaning; the meaningful ones first."""
     for word in language.ARTICLES:

@@ -7,11 +7,18 @@ from functools import cached_property
 
 import numpy as np
 
-from shapes_backend.parser import known_words, normalize
+from shapes_backend.parser import known_words, normalize, word_starts
 
 PAD, UNK = 0, 1
 SPECIALS = ("<pad>", "<unk>")
 TEXT_LENGTH = 32  # words a prompt may use; captions of this world need fewer than 25
+
+
+def cut_at(text: str) -> int | None:
+    """Where in `text` the words past TEXT_LENGTH start (`encode` drops them), or None
+    when it has no more words than that."""
+    starts = word_starts(text)
+    return starts[TEXT_LENGTH] if len(starts) > TEXT_LENGTH else None
 
 
 @dataclass(frozen=True)
