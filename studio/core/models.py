@@ -117,19 +117,27 @@ class ModelLibrary:
         """A path (identified on the spot), else a library model by name or short hash."""
         path = Path(name_or_path).expanduser()
         if path.exists():
-            return identify(path)
-        matches = [
-            e.info
-            for e in self.entries()
-            if e.info is not None
-            and name_or_path in (e.info.name, self.short_hash(e.info), str(e.info.path))
-        ]
+            try:
+                return identify(path)
+            except ModelFileError:
+                # a bare name that happens to name something in the current folder (a
+                # `bench` folder, say) still names a library model
+                if path.name != name_or_path or not self._named(name_or_path):
+                    raise
+        matches = self._named(name_or_path)
         if not matches:
             raise ModelFileError(f"no model named {name_or_path!r} (see `studio models list`)")
         if len(matches) > 1:
             paths = ", ".join(str(m.path) for m in matches)
             raise ModelFileError(f"{name_or_path!r} names several models: {paths}")
         return matches[0]
+
+    def _named(self, name_or_path: str) -> list[ModelFile]:
+        """The library's models of this name or path, else of this short hash (files are
+        hashed only when no name matches)."""
+        models = [e.info for e in self.entries() if e.info is not None]
+        named = [m for m in models if name_or_path in (m.name, str(m.path))]
+        return named or [m for m in models if self.short_hash(m) == name_or_path]
 
     def sha256(self, info: ModelFile) -> str:
         if info.path.is_file():

@@ -268,10 +268,27 @@ def test_cli_control_flags_must_pair_up(install_plugins, capsys, tmp_path) -> No
         "1",
         "--control-weight",
         "1",
-    )  # noqa: E501
+    )
     assert code == EXIT_USAGE and "given 3 times for 2 ControlNets" in err
     code, err = cli(capsys, *GEN, "a", *two[:4], "--control-preprocess", "depth")
     assert code == EXIT_USAGE and "no control preprocessor 'depth'" in err
     code, err = cli(capsys, *GEN, "a", *two[:4], "--control-preprocess", "canny",
                     "--canny-thresholds", "200,100")  # fmt: skip
     assert code == EXIT_USAGE and "0 <= LOW <= HIGH <= 255" in err
+
+
+def test_a_library_name_is_found_even_when_the_current_folder_has_that_name(
+    tmp_path, monkeypatch
+) -> None:
+    from studio.core.models import ModelLibrary
+
+    library_folder = tmp_path / "models"
+    library_folder.mkdir()
+    lora = lora_file(library_folder / "bench.safetensors")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bench").mkdir()  # a folder of the same name, not a model
+    models = ModelLibrary([library_folder], [], tmp_path / "hashes.json")
+    assert models.find("bench").path == lora
+    assert not (tmp_path / "hashes.json").exists()  # found by name: nothing hashed
+    with pytest.raises(Exception, match="is a folder but not a model"):
+        models.find("./bench")
