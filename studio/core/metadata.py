@@ -2,12 +2,14 @@
 
 Writing: a PNG gets a `parameters` text chunk in the AUTOMATIC1111 layout (tEXt, or iTXt when
 the text is not Latin-1) and a `studio` chunk holding `ImageMetadata.to_json()`; JPEG and
-WebP get the same two in EXIF (see `metadata_files`). Reading: our own chunk first, then
-A1111 `parameters`, ComfyUI and InvokeAI (see `metadata_formats`), never decoding pixels.
+WebP get the same two in EXIF (a JPEG's in comments where its 64 KiB of EXIF is too little:
+see `metadata_files`). Reading: our own chunk first, then A1111 `parameters`, ComfyUI and
+InvokeAI (see `metadata_formats`), never decoding pixels.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -21,12 +23,13 @@ from PIL.PngImagePlugin import PngInfo
 from studio import __version__
 from studio.core import metadata_formats as formats
 from studio.core.metadata_files import (
-    JPEG_EXIF_LIMIT,
     MetadataError,
     decode_user_comment,
     encode_user_comment,
     exif_block,
+    jpeg_metadata,
     read_texts,
+    with_comments,
 )
 from studio.core.request import (
     MAX_GUIDANCE,
@@ -53,6 +56,7 @@ __all__ = [
 FORMAT_VERSION = 1
 SOFTWARE = f"Studio {__version__}"
 NEGATIVE_PREFIX = "Negative prompt:"
+DEFAULT_SAMPLER = "Default"  # written for a backend that names none
 RAW_TEXT_CHARS = 64 * 1024  # kept per chunk in `ParsedMetadata.raw`
 MAX_RAW_KEYS = 64
 
@@ -62,6 +66,7 @@ PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _PARAM_FIELD = re.compile(r'\s*(\w[\w \-/]{0,63}):\s*("(?:\\.|[^\\"])*"|[^,]*)\s*(?:,|$)')
 _KNOWN_PARAMS = {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model"}
 _SIZE = re.compile(r"(\d{1,6})x(\d{1,6})")
+_NOT_PLAIN = re.compile(r'[,:"\x00-\x1f\x7f]')
 
 
 @dataclass(frozen=True)
@@ -79,21 +84,31 @@ class ImageMetadata:
     addons: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def parameter_items(self) -> list[tuple[str, str]]:
-        """The settings line's fields in A1111's order, then ours; empty values left out."""
+        """The settings line's fields, empty values left out, laid out for every reader:
+        Steps first and always (sd-prompt-reader finds the line by "Steps:"; sd-parsers
+        needs three of Steps, Sampler, CFG scale and Seed), and the fields such readers
+        take plain: they split the line at every comma and colon, quoted or not."""
         r = self.request
         items = [
-            ("Steps", str(r.steps) if r.steps else ""),  # 0 = backend default: unknown here
-            ("Sampler", self.sampler),
+            # A backend without steps (the built-in model decodes its tokens in one pass,
+            # nothing to set) runs once, as far as a diffusion tool can tell: 1. Our JSON
+            # keeps the request's 0.
+            ("Steps", str(r.steps or 1)),
+            # The backend's own text without commas (the JSON keeps it as it was given);
+            # a reader refuses a line without a sampler.
+            ("Sampler", _plain(self.sampler) or DEFAULT_SAMPLER),
             ("CFG scale", _number(r.guidance)),
             ("Seed", str(r.seed)),
             ("Size", f"{r.width}x{r.height}"),
-            ("Model hash", self.model_hash),
-            ("Model", self.model_name or r.model),
             # As A1111 writes an img2img or inpainting result's, so other readers see it.
             ("Denoising strength", _number(r.strength) if r.image and r.strength else ""),
             ("Mask blur", str(r.options.get("mask_blur", "")) if r.mask else ""),
+            # Before the model: readers that split at commas read a ControlNet unit's
+            # quoted "Model: …" as a field of its own, and the last one found wins.
             *self._control_items(),
             ("Lora hashes", self._lora_hashes()),
+            ("Model hash", self.model_hash),
+            ("Model", _plain(self.model_name or r.model)),
             ("Candidates", str(r.candidates)),
             ("Backend", r.backend),
             ("Score", _number(round(self.score, 4)) if _finite(self.score) else ""),
@@ -277,6 +292,7 @@ def save_image(
     """
     kind = normalize_format(fmt)
     options: dict[str, Any] = {}
+    comments: list[bytes] = []  # JPEG comment segments, added after Pillow writes
     if icc := image.info.get("icc_profile"):
         options["icc_profile"] = icc
     if kind == "png":
@@ -284,12 +300,23 @@ def save_image(
             options["pnginfo"] = _png_info(metadata)
     else:
         options["quality"] = quality
-        if metadata is not None:
-            limit = JPEG_EXIF_LIMIT if kind == "jpeg" else None
-            exif = exif_block(metadata.parameters_text(), metadata.to_json(), limit=limit)
+        if metadata is not None and kind == "jpeg":
+            exif, comments = jpeg_metadata(metadata.parameters_text(), metadata.to_json())
             if exif is not None:
                 options["exif"] = exif
-    _prepare(image, kind).save(destination, format=PIL_FORMATS[kind], **options)
+        elif metadata is not None:
+            options["exif"] = exif_block(metadata.parameters_text(), metadata.to_json())
+    prepared = _prepare(image, kind)
+    if not comments:
+        prepared.save(destination, format=PIL_FORMATS[kind], **options)
+        return
+    buffer = io.BytesIO()
+    prepared.save(buffer, format=PIL_FORMATS[kind], **options)
+    data = with_comments(buffer.getvalue(), comments)
+    if isinstance(destination, str | Path):
+        Path(destination).write_bytes(data)
+    else:
+        destination.write(data)
 
 
 def quote(value: str) -> str:
@@ -461,6 +488,13 @@ def _addons(data: Any) -> dict[str, tuple[str, str]]:
         for ref, pair in data.items()
         if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
     }
+
+
+def _plain(value: str) -> str:
+    """`value` as a settings value no reader splits: commas, colons, quotes and control
+    characters become spaces, runs of spaces one. "top-k 32, temperature 0.3" ->
+    "top-k 32 temperature 0.3"."""
+    return " ".join(_NOT_PLAIN.sub(" ", value).split())
 
 
 def _number(value: float) -> str:

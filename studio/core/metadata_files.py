@@ -9,13 +9,16 @@
   a big-endian block as piexif writes it, and our JSON in the EXIF MakerNote after a
   "Studio\\0" prefix (maker notes start with their maker's name): viewers don't show it and
   other tools keep it as opaque bytes. A JPEG's EXIF block holds 64 KiB: when both don't
-  fit, the JSON is left out first, then the text.
+  fit, our JSON goes into comment (COM) segments instead, "Studio\\0" and a part each; a
+  text too long for EXIF goes into a last comment of its own, where A1111 looks in a JPEG
+  without EXIF (other readers find it nowhere: a warning says so).
 
 Bad metadata never raises; a file that is not an image, or a bomb, raises `MetadataError`.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import zlib
 from typing import BinaryIO
@@ -36,6 +39,9 @@ LONG, UNDEFINED = 4, 7  # TIFF field types
 MAKER_PREFIX = b"Studio\0"
 UNICODE_PREFIX = b"UNICODE\0"
 JPEG_EXIF_LIMIT = 65533  # one APP1 marker, "Exif\0\0" header included
+JPEG_SEGMENT_LIMIT = 65533  # bytes of data in one JPEG marker segment (COM too)
+
+log = logging.getLogger(__name__)
 
 
 class MetadataError(ValueError):
@@ -45,7 +51,8 @@ class MetadataError(ValueError):
 def read_texts(fp: BinaryIO, name: str) -> dict[str, str]:
     """{key: text} of the metadata entries in the image file `fp` (read from its start).
 
-    EXIF entries appear as "parameters" (UserComment) and "studio" (our MakerNote).
+    EXIF entries appear as "parameters" (UserComment) and "studio" (our MakerNote, or our
+    comments in a JPEG whose EXIF could not hold it).
     `name` is only used in messages.
     """
     fp.seek(0)
@@ -54,18 +61,51 @@ def read_texts(fp: BinaryIO, name: str) -> dict[str, str]:
     return _pillow_texts(fp, name)
 
 
-def exif_block(parameters: str, studio_json: str, *, limit: int | None = None) -> bytes | None:
-    """EXIF bytes with `parameters` as UserComment and `studio_json` as MakerNote.
+def exif_block(parameters: str, studio_json: str | None = None) -> bytes:
+    """EXIF bytes with `parameters` as UserComment and `studio_json` (if any) as MakerNote."""
+    tags = {EXIF_VERSION: b"0232", USER_COMMENT: encode_user_comment(parameters)}
+    if studio_json is not None:
+        tags[MAKER_NOTE] = MAKER_PREFIX + studio_json.encode("utf-8")
+    return b"Exif\0\0" + _exif_tiff(tags)
 
-    With a `limit` (JPEG's 64 KiB), the JSON and then the text are left out until it fits.
+
+def jpeg_metadata(parameters: str, studio_json: str) -> tuple[bytes | None, list[bytes]]:
+    """A JPEG's EXIF block (None: none) and the data of its COM segments, for both texts.
+
+    What EXIF cannot hold goes into comments (see the module's docstring): our JSON always,
+    split over as many as it takes; the text when it fits one.
     """
-    comment = encode_user_comment(parameters)
-    note = MAKER_PREFIX + studio_json.encode("utf-8")
-    for tags in ({MAKER_NOTE: note, USER_COMMENT: comment}, {USER_COMMENT: comment}):
-        data = b"Exif\0\0" + _exif_tiff({EXIF_VERSION: b"0232", **tags})
-        if limit is None or len(data) <= limit:
-            return data
-    return None
+    both = exif_block(parameters, studio_json)
+    if len(both) <= JPEG_EXIF_LIMIT:
+        return both, []
+    data = studio_json.encode("utf-8")
+    step = JPEG_SEGMENT_LIMIT - len(MAKER_PREFIX)
+    comments = [MAKER_PREFIX + data[at : at + step] for at in range(0, len(data), step)]
+    exif: bytes | None = exif_block(parameters)
+    if len(exif) > JPEG_EXIF_LIMIT:
+        exif, text = None, parameters.encode("utf-8")
+        fits = len(text) <= JPEG_SEGMENT_LIMIT
+        if fits:  # last: Pillow, and so A1111, keeps a file's last comment
+            comments.append(text)
+        log.warning(
+            "the image's A1111 parameters (%d characters) are too long for a JPEG's 64 KiB "
+            "of EXIF: %s; Studio's own metadata is kept whole (PNG and WebP keep both)",
+            len(parameters),
+            "written as a comment, which A1111 reads but most other tools don't"
+            if fits
+            else "other tools will find no settings",
+        )
+    return exif, comments
+
+
+def with_comments(jpeg: bytes, comments: list[bytes]) -> bytes:
+    """`jpeg` with a COM segment for each of `comments`, after its APPn segments (EXIF,
+    colour profile) and before its tables, so that readers meet them with its headers."""
+    at = 2  # after SOI
+    while at + 4 <= len(jpeg) and jpeg[at] == 0xFF and 0xE0 <= jpeg[at + 1] <= 0xEF:
+        at += 2 + int.from_bytes(jpeg[at + 2 : at + 4], "big")
+    segments = b"".join(b"\xff\xfe" + struct.pack(">H", len(c) + 2) + c for c in comments)
+    return jpeg[:at] + segments + jpeg[at:]
 
 
 def _exif_tiff(tags: dict[int, bytes]) -> bytes:
@@ -197,9 +237,12 @@ def _pillow_texts(fp: BinaryIO, name: str) -> dict[str, str]:
     try:
         with Image.open(fp) as image:  # lazy: reads headers, not pixels
             try:
-                return _exif_texts(image.getexif())
+                texts = _exif_texts(image.getexif())
             except Exception:  # damaged EXIF is bad metadata, not a bad image
-                return {}
+                texts = {}
+            if "studio" not in texts and (json := _comment_json(image)):
+                texts["studio"] = json
+            return texts
     except Image.DecompressionBombError as exc:
         raise MetadataError(f"{name} is too large to open safely: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -218,6 +261,16 @@ def _exif_texts(exif: Image.Exif) -> dict[str, str]:
     if isinstance(note, bytes) and note.startswith(MAKER_PREFIX):
         texts["studio"] = note[len(MAKER_PREFIX) : MAX_TEXT_BYTES].decode("utf-8", "replace")
     return texts
+
+
+def _comment_json(image: Image.Image) -> str:
+    """Our JSON from a JPEG's "Studio\\0" comments, in order ("" when none)."""
+    parts = [
+        data[len(MAKER_PREFIX) :]
+        for marker, data in getattr(image, "applist", ())
+        if marker == "COM" and data.startswith(MAKER_PREFIX)
+    ]
+    return b"".join(parts)[:MAX_TEXT_BYTES].decode("utf-8", "replace")
 
 
 def _check_pixels(width: int, height: int, name: str) -> None:

@@ -143,9 +143,10 @@ def test_parameters_text_layout() -> None:
     assert metadata.parameters_text() == (
         "a fox\non snow\n"
         "Negative prompt: blurry\n"
-        'CFG scale: 7, Seed: 7, Size: 512x768, Model: "my, model: v2", Candidates: 4, '
-        "Version: Studio 0.1.0"
-    )  # steps 0 (backend default), sampler and hash are empty: left out
+        "Steps: 1, Sampler: Default, CFG scale: 7, Seed: 7, Size: 512x768, Model: my model v2, "
+        "Candidates: 4, Version: Studio 0.1.0"
+    )  # Steps and Sampler always (readers need them), plain; an empty hash left out
+    assert json.loads(metadata.to_json())["request"]["model"] == "my, model: v2"  # as it was
 
 
 def exif_entries(tiff: bytes) -> dict[int, tuple[int, bytes]]:
@@ -179,13 +180,34 @@ def test_exif_is_big_endian_utf16be_undefined_like_piexif(fmt: str) -> None:
     assert entries[0x927C] == (7, b"Studio\0" + metadata.to_json().encode())
 
 
-def test_jpeg_leaves_out_our_json_when_exif_would_overflow() -> None:
+def test_jpeg_puts_our_json_in_comments_when_exif_would_overflow() -> None:
     metadata = make_metadata("🐱" * 9_000)  # 36 KB as UTF-16, twice that with the JSON
 
-    found = read_metadata(saved("jpeg", metadata))
+    data = saved("jpeg", metadata)
+    found = read_metadata(data)
 
-    assert found.source_format == "parameters"
-    assert found.prompt == "🐱" * 9_000
+    assert found.source_format == "studio" and found.studio == metadata
+    with Image.open(data) as opened:  # the text stays in EXIF, where other readers look
+        assert opened.getexif().get_ifd(0x8769)[0x9286].startswith(b"UNICODE\0")
+        opened.load()  # still a JPEG any decoder reads
+
+
+@pytest.mark.parametrize("word", ["fox ", "🦊 "])  # its text fits one comment, or not
+def test_jpeg_text_too_long_for_exif_goes_to_a_comment_as_a1111_reads_it(word, caplog) -> None:
+    text = word * (20_000 // len(word))  # the longest prompt a request takes
+    metadata = make_metadata(text, negative_prompt=text)  # > 64 KiB as UTF-16
+
+    data = saved("jpeg", metadata)
+
+    assert "too long for a JPEG's 64 KiB of EXIF" in caplog.text
+    assert read_metadata(data).studio == metadata  # from our comments, in as many as it takes
+    with Image.open(data) as opened:
+        assert "exif" not in opened.info  # A1111 reads the last comment when there's no EXIF
+        comments = [body for marker, body in opened.applist if marker == "COM"]
+    ours = [c for c in comments if c.startswith(b"Studio\0")]
+    assert len(ours) == -(-len(metadata.to_json().encode()) // (65533 - 7))
+    parameters = metadata.parameters_text().encode()
+    assert comments[len(ours) :] == ([parameters] if len(parameters) <= 65533 else [])
 
 
 def test_no_metadata_writes_none(tmp_path: Path) -> None:
