@@ -21,6 +21,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
     QUrl,
+    Signal,
 )
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 
@@ -50,6 +51,9 @@ def image_mime_data(paths: list[Path], prompts: list[str]) -> QMimeData:
 
 
 class GalleryModel(QAbstractListModel):
+    #: An entry whose image could not be read for a thumbnail: it keeps the placeholder.
+    thumbnail_failed = Signal(int)
+
     def __init__(
         self,
         core: Core,
@@ -183,8 +187,8 @@ class GalleryModel(QAbstractListModel):
                 self,
                 lambda entry=entry: _icon(self.core.thumbnails.get(entry.id, entry.path), side),
                 lambda image, entry=entry: self._on_thumbnail(entry.id, image),
-                lambda _error: None,  # unreadable: stays pending, the placeholder stays
-            )
+                lambda _error, entry=entry: self.thumbnail_failed.emit(entry.id),
+            )  # unreadable: it stays pending (not tried again), the placeholder stays
 
     def _on_thumbnail(self, entry_id: int, image: QImage) -> None:
         self._pending.discard(entry_id)

@@ -46,6 +46,7 @@ from studio.core.history import HistoryEntry
 from studio.core.inputs import InputError
 from studio.core.metadata import ParsedMetadata, read_metadata
 from studio.core.problem_report import write_report
+from studio.core.prompt_reading import PromptReading, read_prompt
 from studio.core.request import RequestError
 from studio.ui.backends_panel import BackendsDialog
 from studio.ui.bridge import EngineBridge
@@ -347,18 +348,29 @@ class MainWindow(QMainWindow):
         run_in_background(  # the first call may import the plugin
             self.core.engine,
             self,
-            lambda: self.core.registry.get(backend_id).unknown_words(prompt),
-            lambda words: self._on_unknown_words(backend_id, prompt, words),
+            lambda: read_prompt(self.core.registry.get(backend_id), prompt),
+            lambda reading: self._on_prompt_read(backend_id, reading),
             lambda _error: None,  # a broken backend: generating will say what is wrong
         )
 
-    def _on_unknown_words(self, backend_id: str, prompt: str, words: list[str]) -> None:
-        if (backend_id, prompt) != (self.settings_panel.backend_id(), self.prompt.toPlainText()):
+    def _on_prompt_read(self, backend_id: str, reading: PromptReading) -> None:
+        """Mark and name the words the model ignores: unknown, or past its limit."""
+        if (backend_id, reading.prompt) != (
+            self.settings_panel.backend_id(),
+            self.prompt.toPlainText(),
+        ):
             return  # the prompt or backend changed meanwhile: a newer check is coming
-        self.prompt.unknown.set_words({w.lower() for w in words})
-        self.unknown_label.setText(
-            f"Not known to this model (ignored): {', '.join(dict.fromkeys(words))}" if words else ""
-        )
+        self.prompt.unknown.set_words({w.lower() for w in reading.unknown})
+        self.prompt.unknown.set_cut(reading.prompt, reading.cut.at if reading.cut else None)
+        notes = []
+        if reading.unknown:
+            notes.append(f"Not known to this model (ignored): {', '.join(reading.unknown)}")
+        if reading.cut:
+            notes.append(
+                f"This model reads only the first {reading.cut.limit}; "
+                f"the rest is ignored, from “{reading.ignored()}”"
+            )
+        self.unknown_label.setText("\n".join(notes))
 
     def cancel(self) -> None:
         if self.job_id is not None:

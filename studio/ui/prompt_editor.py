@@ -1,5 +1,6 @@
-"""The prompt editor: multi-line, marks the words the chosen model does not know, keeps
-recent prompts (Ctrl+Up / Ctrl+Down), and takes a dropped text file as the prompt."""
+"""The prompt editor: multi-line, marks the words the chosen model does not know and the
+text past the most it reads, keeps recent prompts (Ctrl+Up / Ctrl+Down), and takes a
+dropped text file as the prompt."""
 
 from __future__ import annotations
 
@@ -17,26 +18,53 @@ MAX_DROPPED_TEXT = 100_000  # characters read from a dropped file
 WORD = re.compile(r"[\w'-]+")
 
 
+def utf16_length(text: str) -> int:
+    """`text`'s length as Qt counts positions (UTF-16 code units: an emoji is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 class UnknownWords(QSyntaxHighlighter):
-    """A wavy underline under each word of `words` (compared case-insensitively)."""
+    """A wavy underline under each word of `words` (compared case-insensitively), and a
+    dotted one under all text from `cut` on (a document position: what the model does
+    not read)."""
 
     def __init__(self, document: QTextDocument) -> None:
         super().__init__(document)
         self.words: set[str] = set()
+        self.cut: int | None = None
         self.format = QTextCharFormat()
         self.format.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
         self.format.setUnderlineColor(Qt.GlobalColor.red)
         self.format.setToolTip("not known to this model: it is ignored")
+        self.past_cut = QTextCharFormat()
+        self.past_cut.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DotLine)
+        self.past_cut.setUnderlineColor(Qt.GlobalColor.red)
+        self.past_cut.setToolTip("past the most this model reads: it is ignored")
 
     def set_words(self, words: set[str]) -> None:
         if words != self.words:
             self.words = words
             self.rehighlight()
 
+    def set_cut(self, prompt: str, at: int | None) -> None:
+        """Mark `prompt` (the document's text) from its character `at` on; None: none."""
+        cut = None if at is None else utf16_length(prompt[:at])
+        if cut != self.cut:
+            self.cut = cut
+            self.rehighlight()
+
     def highlightBlock(self, text: str) -> None:
+        units = [0]  # the Qt position of each character of the block, and of its end
+        for char in text:
+            units.append(units[-1] + utf16_length(char))
         for match in WORD.finditer(text):
             if match.group().lower() in self.words:
-                self.setFormat(match.start(), match.end() - match.start(), self.format)
+                start, end = units[match.start()], units[match.end()]
+                self.setFormat(start, end - start, self.format)
+        if self.cut is not None:
+            start = max(0, self.cut - self.currentBlock().position())
+            if start < units[-1]:
+                self.setFormat(start, units[-1] - start, self.past_cut)
 
 
 class PromptEditor(QPlainTextEdit):

@@ -179,6 +179,31 @@ def test_unknown_words_are_marked_and_named(qtbot, window) -> None:
     qtbot.waitUntil(lambda: window.unknown_label.text() == "", timeout=5_000)
 
 
+def test_text_past_the_models_limit_is_marked_and_named(qtbot, window) -> None:
+    from PySide6.QtGui import QTextCharFormat
+
+    first_line = "😀 two zzz squares\n"  # an emoji: two positions in Qt, one character here
+    prompt = first_line + "a circle " * 30  # 66 words: the fake model reads 50
+    window.prompt.setPlainText(prompt)
+    qtbot.waitUntil(lambda: "reads only the first 50 words" in window.unknown_label.text())
+    assert "Not known to this model (ignored): zzz" in window.unknown_label.text()
+    assert "the rest is ignored, from “a circle a circle" in window.unknown_label.text()
+    dotted = QTextCharFormat.UnderlineStyle.DotLine
+
+    def marked(block_number: int) -> list[tuple[int, int]]:
+        block = window.prompt.document().findBlockByNumber(block_number)
+        ranges = block.layout().formats()
+        return [(r.start, r.length) for r in ranges if r.format.underlineStyle() == dotted]
+
+    at = len(first_line) + len("a circle " * 23)  # the 51st word, counted from the first line
+    second_line = window.prompt.document().findBlockByNumber(1)
+    start = at + 1 - second_line.position()  # + 1: the emoji's second position
+    assert marked(0) == [] and marked(1) == [(start, second_line.length() - 1 - start)]
+    window.prompt.setPlainText("a circle")
+    qtbot.waitUntil(lambda: window.unknown_label.text() == "")
+    assert window.prompt.unknown.cut is None and marked(0) == []
+
+
 def test_recent_prompts_and_a_dropped_text_file(qtbot, window, tmp_path) -> None:
     from PySide6.QtCore import QMimeData, QUrl
 
@@ -322,16 +347,33 @@ def test_a_broken_backend_shows_its_error_and_the_app_keeps_working(
 def test_an_engine_signal_queued_after_the_app_closed_is_ignored(
     qtbot, install_plugins, tmp_path
 ) -> None:
+    from PySide6.QtCore import QObject, Slot
+
+    class Probe(QObject):  # on the GUI thread, connected last: its call comes last
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[object, object]] = []
+
+        @Slot(object, object)
+        def record(self, queued: object, running: object) -> None:
+            self.calls.append((queued, running))
+
     install_plugins()
     core = Core.open(tmp_path / "home3")
     window = MainWindow(core)
     qtbot.addWidget(window)
+    probe = Probe()
+    window.bridge.queue_changed.connect(probe.record)
     window.close()
+    summary = window.summary.text()
     last = threading.Thread(target=window.bridge.queue_changed.emit, args=([], None))
-    last.start()  # from another thread, as the engine's: queued for the GUI thread
-    last.join()
-    core.close()
-    qtbot.wait(50)  # delivered now: an exception here would fail the test (pytest-qt)
+    with qtbot.captureExceptions() as exceptions:
+        last.start()  # from another thread, as the engine's: queued for the GUI thread
+        last.join()
+        core.close()
+        qtbot.waitUntil(lambda: probe.calls == [([], None)])  # delivered, the window's first
+    assert exceptions == []  # the closed window's slots ran without touching the closed core
+    assert window.summary.text() == summary
 
 
 def test_a_candidate_opens_in_the_viewer_and_drags_out_as_a_file(qtbot, window) -> None:
@@ -356,7 +398,13 @@ def test_the_app_generates_with_the_built_in_model_in_a_worker_process(qtbot, tm
         qtbot.waitUntil(lambda: core.history.count() == 4, timeout=60_000)
         qtbot.waitUntil(lambda: all(t.pixmap() and not t.pixmap().isNull() for t in window.tiles))
         assert core.engine.executor.pid not in (None, os.getpid())
-        assert "CPUExecutionProvider" in window.device  # reported from the worker
+        here = core.registry.get(core.default_backend())  # this process's, never loaded
+        assert here.device() == "cpu"
+        here.load("")  # as the worker did: the device (and provider) this machine gives it
+        try:
+            assert window.device == here.device()  # reported from the worker
+        finally:
+            here.unload()
         if sys.platform.startswith("linux"):  # the worker's memory is counted too
             assert "MB (generation)" in window.summary.text()
     finally:
