@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -324,9 +325,22 @@ def test_parse_odd_settings() -> None:
 
 
 def test_parse_is_linear_on_hostile_lines() -> None:
-    # Backtracking regexes go quadratic on these; pytest-timeout would catch a hang.
-    for line in ("word " * 200_000, 'a: "' * 100_000, "k: v, " * 100_000 + "Seed: 1"):
-        parse_parameters("prompt\n" + line)
+    """Backtracking regexes go quadratic on these lines: 16 times the text must cost about
+    16 times the CPU time, not the 256 times of a quadratic parse. CPU time of this
+    process, the least of three: a stalled machine adds nothing to it."""
+
+    def cost(text: str) -> float:
+        least = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            parsed = parse_parameters(text)
+            least = min(least, time.process_time() - start)
+        assert parsed.prompt == text and parsed.seed is None  # not a settings line: prompt
+        return max(least, 1e-4)  # below the clock's grain, as good as nothing
+
+    for line, n in (("word ", 12_500), ('a: "', 6_250), ("k: v, ", 6_250)):
+        small, large = (cost("prompt\n" + line * times + "Seed: 1") for times in (n, 16 * n))
+        assert large < 64 * small, (line, small, large)
 
 
 def test_image_from_another_tool_with_only_parameters(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""A GenerationContext for backend tests: records progress and previews, cancels on cue."""
+"""A GenerationContext for backend tests: records progress and previews, cancels on cue;
+and the device an ONNX backend must report for the sessions it made."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -38,3 +41,12 @@ class Context:
 
     def preview(self, image) -> None:
         self.previews.append(np.asarray(image))
+
+
+def onnx_device(sessions: Iterable[Any], cuda: str) -> str:
+    """What an ONNX backend's `device()` must say of these sessions, on a GPU machine or
+    not: the provider they all really got, after `cuda` (its name for the GPU) or 'cpu'."""
+    providers = {session.get_providers()[0] for session in sessions}
+    assert len(providers) == 1, f"sessions on different providers: {providers}"
+    (provider,) = providers
+    return f"{cuda if provider == 'CUDAExecutionProvider' else 'cpu'} ({provider})"

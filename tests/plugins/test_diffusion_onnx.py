@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from contexts import Context
+from contexts import Context, onnx_device
 from support.random_sd import build_random_sd
 from test_diffusion import request
 
@@ -57,7 +57,7 @@ def test_export_is_an_onnx_folder_the_library_lists(library, backends) -> None:
     assert [m.name for m in listed] == ["tiny-lcm-onnx", "tiny-onnx", "tiny-v-onnx"]
     listed = listed[1]
     assert identify(Path(listed.ref)).format == "onnx"
-    assert backends[1].device() == "cpu (CPUExecutionProvider)"
+    assert backends[1].device() == onnx_device(backends[1]._runtime.sessions.values(), "cuda")
 
 
 @pytest.mark.parametrize("sampler", ["Euler", "DDIM", "DPM++ 2M Karras"])

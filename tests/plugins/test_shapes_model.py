@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -326,17 +327,28 @@ def test_data_workers_replay_and_a_time_budget(micro_bundle, tmp_path) -> None:
         "restarts": (8000, 12000),
         "steps": 16000,
     }
-    schedule = Schedule(steps=10**6, warmup=0, peak=1.0, seconds=0.5)
-    assert not schedule.done(1) and schedule.lr(1) == pytest.approx(1.0, abs=1e-3)
-    time.sleep(0.5)
+    now = [100.0]  # a clock the test moves: the schedule reads no wall time of its own
+    schedule = Schedule(steps=10**6, warmup=0, peak=1.0, seconds=0.5, clock=lambda: now[0])
+    assert not schedule.done(1) and schedule.lr(1) == pytest.approx(1.0, abs=1e-5)
+    now[0] += 0.25  # half the time: half the cosine, whatever the steps say
+    assert not schedule.done(1) and schedule.lr(1) == pytest.approx(0.55)
+    now[0] += 0.25
     assert schedule.done(1) and schedule.lr(1) == pytest.approx(0.1)
 
     config = get_config("micro", steps=10**6, replay=1, log_every=4, warmup=2, eval_every=10**9)
     run = tmp_path / "run"
     (run / "bundle").mkdir(parents=True)
-    stage_transformer(config, tokenizers, run, RunLog(run / "log.txt"), workers=2, minutes=0.1)
+    ticks = itertools.count()  # the run's clock: a tenth of a second each time it is read
+
+    def clock() -> float:
+        return next(ticks) / 10
+
+    log = RunLog(run / "log.txt")
+    stage_transformer(config, tokenizers, run, log, workers=2, minutes=0.1, clock=clock)
     log = (run / "log.txt").read_text()
     assert "with 2 data workers" in log and "transformer step 4 " in log
+    *_, last = re.findall(r"transformer step (\d+) ", log)  # logged at the end, too
+    assert 4 <= int(last) < 60  # the 6 s budget is 60 readings; each step reads at least one
     assert (run / "bundle" / TRANSFORMER).exists()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from contexts import onnx_device
 
 from shapes_backend.model.bundle import RANKER, TRANSFORMER, BundleError
 from shapes_backend.model.common import SamplingOptions
@@ -112,7 +113,7 @@ class Context:
 def test_onnx_backend_generates_ranked_deterministic_images(exported) -> None:
     backend = ShapesOnnxBackend(exported)
     backend.load("")
-    assert backend.device() == "cpu (CPUExecutionProvider)"
+    assert backend.device() == onnx_device(backend.pipeline.sessions.values(), "cuda:0")
     request = GenerationRequest("two blue stars", seed=3, count=2, candidates=6)
     first, again = backend.generate(request, Context()), backend.generate(request, Context())
     assert len(first) == 6

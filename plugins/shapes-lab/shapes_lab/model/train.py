@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,14 +164,18 @@ class Schedule:
     peak: float
     seconds: float | None = None
     restarts: tuple[int, ...] = ()
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)  # tests set it
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
 
     def progress(self, step: int) -> float:
         total = next((r for r in self.restarts if step < r), self.steps)
         by_steps = (step - self.warmup) / max(1, total - self.warmup)
         if self.seconds is None:
             return by_steps
-        return max(by_steps, (time.monotonic() - self.started) / self.seconds)
+        return max(by_steps, (self.clock() - self.started) / self.seconds)
 
     def lr(self, step: int) -> float:
         if step < self.warmup:
@@ -254,9 +259,11 @@ def stage_transformer(
     workers: int = 0,
     minutes: float | None = None,
     threads: int = 1,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ShapesTransformer:
     """Train (or resume) the transformer on `device`, with scenes rendered by `workers`
-    processes; `minutes` bounds the wall time (the learning rate decays to fit it). From
+    processes; `minutes` bounds the time `clock` tells (the learning rate decays to fit
+    it; tests give a clock of their own, which makes the steps taken exact). From
     step `config.all_threads_from` on it takes all `threads`: the ranker beside it is
     then expected done. A step, not the ranker's end, so the weights never depend on
     timing (the thread count changes float rounding)."""
@@ -276,9 +283,8 @@ def stage_transformer(
         tokenizers, config.batch, config.seed, start_step=step // fresh_every, workers=workers
     )
     recent: deque[tuple[torch.Tensor, ...]] = deque(maxlen=256)
-    schedule = Schedule(
-        config.steps, config.warmup, config.lr, minutes * 60 if minutes else None, config.restarts
-    )
+    seconds = minutes * 60 if minutes else None
+    schedule = Schedule(config.steps, config.warmup, config.lr, seconds, config.restarts, clock)
     bf16 = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
     window: list[tuple[float, float]] = []
     started = time.monotonic()
