@@ -345,6 +345,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             reading = read_prompt(backend, request.prompt)
         except BackendUnavailable as error:
             raise CliError(str(error)) from None
+        except Exception as error:  # plugin code: a message, not a traceback
+            name = type(error).__name__
+            raise CliError(f"backend {request.backend!r} failed: {name}: {error}") from None
         if problems:
             raise CliError(f"invalid request: {'; '.join(problems)}", EXIT_USAGE)
         _check_reading(reading)
@@ -651,15 +654,27 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from studio.core.metadata import MetadataError, read_metadata
+    """The generation settings an image records, whichever tool wrote them. Exits 0, 2 (not
+    an image, damaged, unreadable) or 3 (no such file); never with a traceback."""
+    from studio.interop import MetadataError, read
 
-    if not args.file.is_file():
-        raise CliError(f"no such file: {args.file}", EXIT_NOT_FOUND)
+    path: Path = args.file
+    if path.is_dir():
+        raise CliError(f"{path} is a folder, not an image file", EXIT_USAGE)
+    if not path.exists():
+        raise CliError(f"no such file: {path}", EXIT_NOT_FOUND)
+    if not path.is_file():  # a pipe or a device: reading it could block or never end
+        raise CliError(f"{path} is not a regular file", EXIT_USAGE)
     try:
-        found = read_metadata(args.file)
+        found = read(path)
     except MetadataError as error:
         raise CliError(str(error), EXIT_USAGE) from None
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror or error}", EXIT_USAGE) from None
+    except Exception as error:  # a reader's bug: say so, as a message, not a traceback
+        raise CliError(f"could not read the metadata of {path}: {error!r}", EXIT_USAGE) from None
     data = found.to_dict()
-    text = "\n".join(f"{k}: {v}" for k, v in data.items() if v not in (None, "", {}))
+    lines = [f"{k}: {v}" for k, v in data.items() if v not in (None, "", {}, []) and k != "notes"]
+    text = "\n".join(lines + [f"note: {note}" for note in found.notes])
     emit(args, data, text)
     return EXIT_OK

@@ -85,6 +85,17 @@ def test_a_prompt_of_only_unknown_words_is_refused_before_loading(env, capsys) -
     assert fake_backend.CALLS == []  # never loaded
 
 
+def test_a_backend_that_fails_reading_the_prompt_is_a_message(env, capsys, monkeypatch) -> None:
+    import fake_backend
+
+    def broken(self, prompt: str) -> list[str]:
+        raise KeyError("vocabulary")
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "unknown_words", broken)
+    err = failing(capsys, ["generate", "a circle", *FAKE], EXIT_FAILED)
+    assert "backend 'fake' failed: KeyError: 'vocabulary'" in err
+
+
 def test_unknown_words_beside_known_ones_are_a_note(env, capsys) -> None:
     assert main(["generate", "a zzz circle", *FAKE, "--count", "1", "--json"]) == EXIT_OK
     captured = capsys.readouterr()
