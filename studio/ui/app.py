@@ -14,12 +14,13 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from studio.core.app import Core
-from studio.core.paths import StudioPaths
+from studio.core.paths import DataFolderError, StudioPaths
 from studio.ui.crash_hooks import UncaughtErrors
 from studio.ui.main_window import MainWindow, apply_theme
 
 LOCK_FILE = "studio.lock"
 EXIT_ALREADY_RUNNING = 3
+EXIT_CANNOT_START = 2
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +35,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     app = QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Studio")
-    paths = StudioPaths.resolve(args.data_dir).ensure()
+    try:
+        paths = StudioPaths.resolve(args.data_dir).ensure()
+    except DataFolderError as error:
+        _cannot_start(str(error))
+        return EXIT_CANNOT_START
     lock = QLockFile(str(paths.data / LOCK_FILE))
     lock.setStaleLockTime(0)  # stale only when its process is gone (e.g. after a crash)
     if not lock.tryLock(200):
@@ -56,6 +61,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         uncaught.uninstall()
         core.close()
         lock.unlock()
+
+
+def _cannot_start(text: str) -> None:
+    """A data folder that cannot be used: said on the terminal and in a dialog."""
+    print(f"studio: {text}", file=sys.stderr)
+    if QGuiApplication.platformName() != "offscreen":
+        QMessageBox.critical(None, "Studio cannot start", text)
 
 
 def _already_running(paths: StudioPaths) -> None:

@@ -41,3 +41,19 @@ def test_main_py_shows_a_window_before_torch_is_imported(tmp_path) -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["torch_imported"] is False
     assert report["window_shown_s"] > 0
+
+
+def test_main_py_says_why_a_data_folder_cannot_be_used(tmp_path) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = subprocess.run(
+        [sys.executable, "main.py", "--data-dir", str(blocker)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "cannot keep files in" in done.stderr and "Traceback" not in done.stderr
