@@ -2,10 +2,10 @@
 
 CUDA with fp16 when present, the CPU with fp32 otherwise. The starting noise of each
 image is drawn on the CPU from its own seed (the request's seed + its index, `noise`),
-so a seed gives the same image on any machine, alone or in a batch, and from the ONNX
-backend. Previews come from the
-latents by a linear map at every step; a cancel stops at the next step, before decoding.
-On CUDA out-of-memory the batch is halved and retried (reported in the log).
+so a seed gives the same image on any machine and from the ONNX backend. Images are made
+one at a time, so that each is exactly the image its seed makes alone (`--from` makes it
+again). Previews come from the latents by a linear map at every step; a cancel stops at
+the next step, before decoding.
 
 With a picture (img2img) and a mask (inpainting), diffusers' inpainting pipeline runs
 over the same modules with Studio's noise (`picture_pipelines`), at the model's native
@@ -74,7 +74,6 @@ class DiffusionBackend(library.LibraryBackend):
         self._pictures: Any = None  # the inpainting pipeline over the same modules
         self._model: ModelFile | None = None
         self._device = "cpu"
-        self._batch: int | None = None  # lowered after an out-of-memory
         self._scheduler_config: Any = None
         self._controlnets = LoadedControlNets()  # beside the loaded model only
         self._loras = LoraWeights()  # fused into the loaded model's weights
@@ -104,7 +103,7 @@ class DiffusionBackend(library.LibraryBackend):
         self._pipeline = pipeline.to(self._device)
         self._scheduler_config = pipeline.scheduler.config  # the model's own, never drifted
         self._pipeline.set_progress_bar_config(disable=True)
-        self._model, self._batch, self._pictures = found, None, None
+        self._model, self._pictures = found, None
 
     def unload(self) -> None:
         self._pipeline, self._model, self._pictures = None, None, None
@@ -132,19 +131,15 @@ class DiffusionBackend(library.LibraryBackend):
         controls = self._controls(request)
         seeds = [(request.seed + i) % 2**32 for i in range(request.count)]
         images: list[Any] = []
-        batch = min(self._batch or len(seeds), len(seeds))
-        while len(images) < len(seeds):
-            chunk = seeds[len(images) : len(images) + batch]
+        # One image per run: a batch's matrix products are not one image's (kernels are
+        # chosen by shape: ~1e-6 apart, enough to round a pixel the other way), and image i
+        # must be the image its seed makes alone, which `--from` makes again.
+        for done, seed in enumerate(seeds):
             try:
-                images += self._run(request, chunk, len(images), len(seeds), ctx, controls)
+                images += self._run(request, [seed], done, len(seeds), ctx, controls)
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
-                if batch == 1:
-                    raise MemoryError(
-                        "out of GPU memory even for one image: try a smaller size"
-                    ) from None
-                batch = self._batch = max(1, batch // 2)
-                log.warning("out of GPU memory: retrying %d images at a time", batch)
+                raise MemoryError("out of GPU memory for one image: try a smaller size") from None
         return [Candidate(image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
 
     def _check_variant(self, request: GenerationRequest) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from sd_backends import pictures
+from sd_backends.noise import StepNoise
 from sd_backends.numpy_schedulers import Denoise, Sampler
 from sd_backends.pictures import PictureJob
 
@@ -45,7 +46,7 @@ def sample(
     noise: np.ndarray,
     encode: Encode,
     denoise: Denoise,
-    rng: np.random.Generator,
+    rng: StepNoise,
     on_step: Callable[[int, np.ndarray], None],
     unet_channels: int,
 ) -> np.ndarray:

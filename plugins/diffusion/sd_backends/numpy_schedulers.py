@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from sd_backends.noise import StepNoise
+
 ONNX_SAMPLERS = ("Euler", "Euler a", "DPM++ 2M Karras", "DDIM", "LCM")
 _UNSUPPORTED = (
     "use_karras_sigmas",
@@ -63,7 +65,7 @@ class Sampler:
         self,
         noise: np.ndarray,
         denoise: Denoise,
-        rng: np.random.Generator,
+        rng: StepNoise,
         on_step: Callable[[int, np.ndarray], None],
         first: int = 0,
         start: np.ndarray | None = None,

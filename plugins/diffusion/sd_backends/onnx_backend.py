@@ -5,9 +5,10 @@ as ONNX graphs, the sampling loop in numpy (`numpy_schedulers`). The CUDA execut
 used only when the session really got it. The starting noise is the PyTorch backend's
 (`noise`), so the deterministic samplers (Euler, DPM++ 2M Karras, DDIM; LCM in one step)
 give that backend's images; "Euler a" and LCM add numpy noise at each step, so their
-images differ from PyTorch's (still one per seed). With a picture (img2img) and a mask
-(inpainting), `numpy_pictures` computes what the PyTorch backend's inpainting pipeline
-does, with the folder's VAE encoder (exported since pictures were added).
+images differ from PyTorch's (each image's still from its own seed: `noise.StepNoise`).
+With a picture (img2img) and a mask (inpainting), `numpy_pictures` computes what the
+PyTorch backend's inpainting pipeline does, with the folder's VAE encoder (exported since
+pictures were added).
 
 ControlNets (`request.controls`, exported ControlNet folders) run beside the UNet at each
 step (`onnx_controls`), their sessions kept for the next request. LoRAs (`<lora:…>` and
@@ -29,7 +30,7 @@ import numpy as np
 
 from sd_backends import library
 from sd_backends.architecture import CONTROLNET, LORA
-from sd_backends.noise import initial_noise
+from sd_backends.noise import StepNoise, initial_noise
 from sd_backends.numpy_pictures import generation_geometry, sample
 from sd_backends.numpy_schedulers import ONNX_SAMPLERS, Sampler, guidance_embedding
 from sd_backends.onnx_controls import (
@@ -281,7 +282,7 @@ class DiffusionOnnxBackend(library.LibraryBackend):
             ctx.progress(i + 1, runs)
             ctx.preview(latents_to_rgb(latents, factors))
 
-        rng = np.random.default_rng(seeds)  # the ancestral sampler's noise
+        rng = StepNoise(seeds)  # ancestral samplers' noise: each image's own
         if job is None:
             latents = sampler.run(noise, denoise, rng, on_step)
         else:
