@@ -99,6 +99,7 @@ def test_a_ranked_built_in_image_not_first_is_made_again(run, tmp_path) -> None:
     info = run("info", third["path"])
     assert (info["rank"], info["request"]["candidates"], info["steps"]) == (2, 8, None)
     assert 7 <= info["seed"] < 15  # its own candidate's seed: 7 + its place in the draw
+    assert info["sampler"] == "top-k 32 temperature 0.3"  # in our JSON as in the text
     settings = read_metadata(third["path"]).raw["parameters"].splitlines()[-1]
     assert settings.startswith("Steps: 1, Sampler: top-k 32 temperature 0.3, CFG scale: 2")
     made_again_from_each_copy(run, third, tmp_path)

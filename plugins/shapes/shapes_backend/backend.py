@@ -99,8 +99,10 @@ def _short_hash(path: Path) -> str:
 
 
 def sampler_label(request: GenerationRequest) -> str:
+    """The sampler as image metadata names it: its settings after its name, as A1111's
+    names carry theirs ("DPM++ 2M Karras"), with no comma (readers split at commas)."""
     options = request.options
-    return f"top-k {options.get('top_k', 32)}, temperature {temperature(request)}"
+    return f"top-k {options.get('top_k', 32)} temperature {temperature(request)}"
 
 
 def temperature(request: GenerationRequest) -> float:
