@@ -79,6 +79,8 @@ class Capabilities:
         changes: dict[str, float] = {}
         if request.steps == 0 and self.default_steps:
             changes["steps"] = self.default_steps
+        elif request.steps and not self.max_steps:
+            changes["steps"] = 0  # 1, read back from its image's text: it has none to set
         if request.guidance == 0 and self.default_guidance:
             changes["guidance"] = self.default_guidance
         takes_strength = request.mask is None or self.strength_under_mask
@@ -111,8 +113,11 @@ class Capabilities:
             problems.append(f"at most {self.max_count} images per request")
         if request.candidates > self.max_candidates:
             problems.append(f"at most {self.max_candidates} candidates per request")
-        if request.steps and not self.max_steps:
-            problems.append("this backend has no steps to set")
+        if not self.max_steps:
+            # Steps 1 is what the image text of a backend without steps says (it runs
+            # once): a request read back from it is not refused for saying so.
+            if request.steps > 1:
+                problems.append("this backend has no steps to set")
         elif request.steps > self.max_steps:
             problems.append(f"steps must be at most {self.max_steps}")
         if request.guidance > self.max_guidance and self.max_guidance > 0:

@@ -89,3 +89,12 @@ def test_defaults_fill_what_ran_and_only_rankers_sample_more_than_they_show() ->
     assert (plain.steps, plain.guidance, plain.candidates) == (25, 7.0, 2)
     ranking = Capabilities(ranks=True).with_defaults(request)
     assert ranking.candidates == 8
+
+
+def test_a_backend_without_steps_takes_the_1_its_image_text_says_and_records_none() -> None:
+    stepless = Capabilities(max_size=512)
+    refused = stepless.problems(GenerationRequest("x", steps=2))
+    assert refused == ["this backend has no steps to set"]
+    read_back = GenerationRequest("x", steps=1)  # from "Steps: 1" in its image's text
+    assert stepless.problems(read_back) == []
+    assert stepless.with_defaults(read_back).steps == 0
