@@ -18,8 +18,9 @@ from studio.core.addons import Control, Lora
 from studio.core.app import Core
 from studio.core.history import HistoryEntry
 from studio.core.inputs import InputError, InputPicture
-from studio.core.metadata import MetadataError, ParsedMetadata, read_metadata
 from studio.core.request import GenerationRequest, RequestError
+from studio.interop import MetadataError, ParsedMetadata
+from studio.interop import read as read_metadata
 
 # Fields `--vary` keeps from the image it varies: how it was made, not which draw it was.
 _VARIED_KEEPS = ("prompt", "negative_prompt", "width", "height", "steps", "guidance")

@@ -3,8 +3,8 @@
 Writing: a PNG gets a `parameters` text chunk in the AUTOMATIC1111 layout (tEXt, or iTXt when
 the text is not Latin-1) and a `studio` chunk holding `ImageMetadata.to_json()`; JPEG and
 WebP get the same two in EXIF (a JPEG's in comments where its 64 KiB of EXIF is too little:
-see `metadata_files`). Reading: our own chunk first, then A1111 `parameters`, ComfyUI and
-InvokeAI (see `metadata_formats`), never decoding pixels.
+see `metadata_files`). Reading: our own chunk first, then A1111 `parameters`, never
+decoding pixels; other tools' formats are read by `studio.interop`, above the core.
 """
 
 from __future__ import annotations
@@ -191,7 +191,9 @@ class ImageMetadata:
 class ParsedMetadata:
     """What a reader found in a file, mapped onto request fields where it could."""
 
-    source_format: str  # "studio" | "parameters" | "comfyui" | "invokeai" | "none"
+    # "studio" | "parameters" (A1111's text) | "none" here; other tools' names from
+    # `studio.interop` ("comfyui", "invokeai", "novelai", "swarmui", "fooocus", …)
+    source_format: str
     prompt: str = ""
     negative_prompt: str = ""
     seed: int | None = None
@@ -205,6 +207,7 @@ class ParsedMetadata:
     extra: dict[str, str] = field(default_factory=dict)  # other key/values found
     studio: ImageMetadata | None = None  # set when our own chunk was present
     raw: dict[str, str] = field(default_factory=dict)  # capped raw text chunks
+    notes: list[str] = field(default_factory=list)  # what was found wrong, and left out
 
     @classmethod
     def from_studio(cls, metadata: ImageMetadata) -> ParsedMetadata:
@@ -257,6 +260,7 @@ class ParsedMetadata:
             f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("studio", "raw")
         }
         data["extra"] = dict(self.extra)
+        data["notes"] = list(self.notes)
         if self.studio is not None:
             data["request"] = self.studio.request.to_dict()
             data["score"] = self.studio.score
@@ -350,7 +354,9 @@ def _png_info(metadata: ImageMetadata) -> PngInfo:
 
 
 def read_metadata(source: Path | str | BinaryIO) -> ParsedMetadata:
-    """Whatever generation metadata `source` (a path or a binary handle) carries.
+    """Studio's own metadata in `source` (a path or a binary handle), else A1111's text.
+
+    Other tools' formats are read by `studio.interop.read`, which sits above the core.
 
     Pixel data is never decoded. Raises `MetadataError` when `source` is not an image or
     declares too many pixels, OSError when a path cannot be opened; unreadable metadata
@@ -363,8 +369,9 @@ def read_metadata(source: Path | str | BinaryIO) -> ParsedMetadata:
 
 
 def interpret_texts(texts: dict[str, str]) -> ParsedMetadata:
-    """Map a file's text entries onto request fields, our own chunk first."""
-    found = _from_studio(texts) or _from_parameters(texts) or _from_others(texts)
+    """Map a file's text entries onto request fields, our own chunk first, then A1111's
+    text (other tools' formats: `studio.interop`)."""
+    found = _from_studio(texts) or _from_parameters(texts)
     found = found or ParsedMetadata("none")
     found.raw = {k: v[:RAW_TEXT_CHARS] for k, v in list(texts.items())[:MAX_RAW_KEYS]}
     return found
@@ -406,16 +413,6 @@ def _from_studio(texts: dict[str, str]) -> ParsedMetadata | None:
 def _from_parameters(texts: dict[str, str]) -> ParsedMetadata | None:
     text = texts.get("parameters", "")
     return parse_parameters(text) if text.strip() else None
-
-
-def _from_others(texts: dict[str, str]) -> ParsedMetadata | None:
-    fields = formats.comfyui_fields(texts.get("prompt"), texts.get("workflow"))
-    if fields is not None:
-        return ParsedMetadata("comfyui", **fields)
-    fields = formats.invokeai_fields(texts.get("invokeai_metadata"))
-    if fields is not None:
-        return ParsedMetadata("invokeai", **fields)
-    return None
 
 
 def _parse_settings(line: str) -> dict[str, str] | None:

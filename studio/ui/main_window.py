@@ -44,10 +44,11 @@ from PySide6.QtWidgets import (
 from studio.core.app import LOG_FILE, Core
 from studio.core.history import HistoryEntry
 from studio.core.inputs import InputError
-from studio.core.metadata import ParsedMetadata, read_metadata
 from studio.core.problem_report import write_report
 from studio.core.prompt_reading import PromptReading, read_prompt
 from studio.core.request import RequestError
+from studio.interop import ParsedMetadata
+from studio.interop import read as read_metadata
 from studio.ui.backends_panel import BackendsDialog
 from studio.ui.bridge import EngineBridge
 from studio.ui.candidate_tile import CandidateTile
