@@ -1,4 +1,5 @@
-"""The history gallery panel: search, favourites filter, thumbnails, drag out, delete."""
+"""The history gallery panel: search, favourites filter, thumbnails, drag out, delete,
+use as the input picture."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ VISIBLE_DELAY_MS = 30  # thumbnails for what is on screen once scrolling pauses
 
 class GalleryPanel(QWidget):
     entry_activated = Signal(object)  # HistoryEntry: double-click or Enter
+    use_as_input = Signal(object)  # HistoryEntry: its context menu's "Use as input"
 
     def __init__(self, core: Core, parent: QWidget | None = None, icon_side: int = 128) -> None:
         super().__init__(parent)
@@ -94,6 +96,7 @@ class GalleryPanel(QWidget):
         self.model.rowsInserted.connect(self._visible_timer.start)
         self.model.modelReset.connect(self._visible_timer.start)
 
+        self.use_input_action = self._action("Use as input", "Ctrl+I", self._use_as_input)
         self.favourite_action = self._action("Favourite", "F", self.toggle_favourite)
         self.delete_action = self._action(
             "Delete…", QKeySequence.StandardKey.Delete, self.delete_selected
@@ -125,6 +128,14 @@ class GalleryPanel(QWidget):
     def selected_entries(self) -> list[HistoryEntry]:
         rows = sorted(index.row() for index in self.view.selectionModel().selectedIndexes())
         return [self.model.entry(row) for row in rows]
+
+    def _use_as_input(self) -> None:
+        current = self.view.currentIndex()  # the one clicked, when several are selected
+        entries = self.selected_entries()
+        if current.isValid():
+            self.use_as_input.emit(self.model.entry(current.row()))
+        elif entries:
+            self.use_as_input.emit(entries[0])
 
     def toggle_favourite(self) -> None:
         entries = self.selected_entries()

@@ -4,12 +4,13 @@ sampler.
 
 The controls follow the chosen backend's capabilities and models (read off the GUI
 thread: the first read imports the plugin's code; listing models reads the model
-folders); what it cannot do is disabled, not hidden.
+folders); what it cannot do is disabled, not hidden. With an input picture, the size
+follows the picture's (`follow_picture`), as the command line's does.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRegularExpression, Qt
+from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QComboBox,
@@ -40,9 +41,13 @@ DEFAULT_CAPABILITIES = Capabilities(
 
 
 class GenerationSettings(QWidget):
+    capabilities_changed = Signal(object)  # Capabilities: the chosen backend's, once read
+
     def __init__(self, core: Core, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.capabilities = DEFAULT_CAPABILITIES  # the chosen backend's, once known
+        self._picture: tuple[tuple[int, int], bool] | None = None  # its size, and masked?
+        self._text_size: tuple[int, int] | None = None  # the size before a picture came
         self.core = core
         s = core.settings
         self.backend = QComboBox()
@@ -145,7 +150,8 @@ class GenerationSettings(QWidget):
         s.backend, s.count = self.backend_id(), self.count.value()
         s.model, s.sampler = self.model.currentData() or "", self.sampler.currentText()
         s.candidates = self.candidates.value()
-        s.width, s.height = self.width_box.value(), self.height_box.value()
+        if self._picture is None:  # a picture's size is not the next session's default
+            s.width, s.height = self.width_box.value(), self.height_box.value()
         s.steps, s.guidance = self.steps.value(), self.guidance.value()
         self.core.settings.save(self.core.paths.settings_file)
 
@@ -215,15 +221,42 @@ class GenerationSettings(QWidget):
         self.count.setMaximum(c.max_count)
         self.candidates.setMaximum(c.max_candidates)
         self.candidates.setEnabled(c.ranks)
-        sizes = c.fixed_sizes or ((c.min_size, c.min_size), (c.max_size, c.max_size))
-        for box, axis in ((self.width_box, 0), (self.height_box, 1)):
-            box.setRange(min(s[axis] for s in sizes), max(s[axis] for s in sizes))
-            box.setSingleStep(max(1, c.size_multiple))
-            box.setEnabled(box.minimum() != box.maximum())
+        self._size_ranges()
         self.steps.setMaximum(c.max_steps)
         self.steps.setEnabled(c.max_steps > 0)
         self.guidance.setMaximum(c.max_guidance)
         self.guidance.setEnabled(c.max_guidance > 0)
+        self.capabilities_changed.emit(c)
+
+    def _size_ranges(self) -> None:
+        c = self.capabilities
+        largest = (c.max_picture_size or c.max_size) if self._picture else c.max_size
+        sizes = c.fixed_sizes or ((c.min_size, c.min_size), (largest, largest))
+        for box, axis in ((self.width_box, 0), (self.height_box, 1)):
+            box.setRange(min(s[axis] for s in sizes), max(s[axis] for s in sizes))
+            box.setSingleStep(max(1, c.size_multiple))
+            box.setEnabled(box.minimum() != box.maximum())
+
+    def follow_picture(self, size: tuple[int, int] | None, masked: bool = False) -> None:
+        """Results the size of the input picture `size` (None: no picture: the size set
+        before it came back): exactly with a mask where the backend allows, else snapped
+        to its size multiple, and within its largest."""
+        if size is None:
+            self._picture = None
+            self._size_ranges()
+            if self._text_size is not None:
+                self.width_box.setValue(self._text_size[0])
+                self.height_box.setValue(self._text_size[1])
+                self._text_size = None
+            return
+        if self._text_size is None:
+            self._text_size = (self.width_box.value(), self.height_box.value())
+        self._picture = (size, masked)
+        self._size_ranges()
+        fitted = picture_size(self.capabilities, size, masked)
+        if fitted is not None:
+            self.width_box.setValue(fitted[0])
+            self.height_box.setValue(fitted[1])
 
     def _choose_model(self) -> None:  # the user's pick, kept across refreshes
         self._wanted_model = self.model.currentData() or ""
@@ -240,6 +273,24 @@ class GenerationSettings(QWidget):
         if self._last_seed is not None:
             self.seed.setText(str(self._last_seed))
             self.seed_lock.setChecked(True)
+
+
+def picture_size(c: Capabilities, size: tuple[int, int], masked: bool) -> tuple[int, int] | None:
+    """The result size for a picture of `size` (None: the backend's fixed sizes stay).
+    With a mask, the picture's own size where the backend scales its results to any size
+    (a photo stays its size); otherwise snapped to the size multiple as the command line
+    does. Shrunk, keeping its shape, to the backend's largest."""
+    if c.fixed_sizes:
+        return None
+    largest = c.max_picture_size or c.max_size
+    shrink = min(1.0, largest / max(size))
+    width, height = (side * shrink for side in size)
+    if masked and (c.max_picture_size > 0 or c.size_multiple <= 1):
+        return tuple(max(c.min_size, min(largest, round(s))) for s in (width, height))
+    step = max(1, c.size_multiple)
+    snapped = (max(step, round(s / step) * step) for s in (width, height))
+    top = largest // step * step  # rounding up must not pass the largest
+    return tuple(max(c.min_size, min(top, s)) for s in snapped)
 
 
 def _choose(box: QComboBox, wanted: str, by_data: bool = False) -> None:

@@ -2,7 +2,8 @@
 
 Type a prompt, Ctrl+Enter (or Generate), watch the previews, Esc cancels; the best
 candidates are shown, best first, and saved to the history. Activating an image in the
-gallery brings back its prompt and settings.
+gallery brings back its prompt and settings. An input picture (dropped, pasted, or a
+result's "Use as input") sits on the canvas with its mask and strength.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
+    QBoxLayout,
     QDockWidget,
     QFileDialog,
     QGridLayout,
@@ -56,12 +58,14 @@ from studio.ui.drops import dropped_file
 from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery import GalleryPanel
 from studio.ui.generation_settings import GenerationSettings
+from studio.ui.picture_controls import InputPanel
 from studio.ui.prompt_editor import PromptEditor
 from studio.ui.queue_panel import QueuePanel
 from studio.ui.tasks import run_in_background
 from studio.ui.viewer import Viewer
 
 TILE = 192
+SMALL_TILE = 144  # beside an input picture, two by two
 WORD_CHECK_DELAY_MS = 300  # after a pause in typing
 COLUMNS = 4
 
@@ -101,17 +105,24 @@ class MainWindow(QMainWindow):
         top.addWidget(self.prompt, 1)
         top.addWidget(self.settings_panel)
         top.addLayout(buttons)
-        grid = QGridLayout()
-        for column, tile in enumerate(self.tiles):
-            grid.addWidget(tile, 0, column)
+        self.tile_grid = QGridLayout()
+        self.input_panel = InputPanel(core)
+        self.prompt.take_picture = self.input_panel.take_mime  # pasted pixels
+        # Without a picture: its drop zone above a row of tiles; with one: the picture
+        # large, beside the tiles two by two.
+        self.work = QBoxLayout(QBoxLayout.Direction.TopToBottom)
+        self.work.addWidget(self.input_panel)
+        self.work.addLayout(self.tile_grid)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.addLayout(top)
         layout.addWidget(self.progress)
         layout.addWidget(self.unknown_label)
         layout.addWidget(self.message)
-        layout.addLayout(grid)
+        layout.addLayout(self.work)
         layout.addStretch(1)
+        self.body_layout = layout
+        self._arrange_canvas()
         self.viewer = Viewer()
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -121,14 +132,17 @@ class MainWindow(QMainWindow):
         self.viewer.reuse_settings.connect(self.reuse_settings)
         self.viewer.reuse_prompt.connect(self.reuse_prompt)
         self.viewer.vary.connect(self.vary)
+        self.viewer.use_as_input.connect(self.use_as_input)
         store = core.history
         self.viewer.lineage = lambda entry: (store.made_from(entry), store.made_with(entry))
         self.viewer.delete.connect(self.delete_entry)
         for tile in self.tiles:
             tile.opened.connect(self.open_in_viewer)
+            tile.use_as_input.connect(self.use_as_input)
         self.viewer.export.connect(lambda entry: ExportDialog(self.core, [entry], self).open())
         self.gallery = GalleryPanel(core)
         self.gallery.entry_activated.connect(self.open_in_viewer)
+        self.gallery.use_as_input.connect(self.use_as_input)
         history = QDockWidget("History", self)
         history.setObjectName("history")
         history.setWidget(self.gallery)
@@ -150,6 +164,12 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel)
+        QShortcut(QKeySequence.StandardKey.Paste, self, activated=self.paste_picture)
+        self.input_panel.message.connect(self.message.setText)
+        self.input_panel.picture_changed.connect(self._arrange_canvas)
+        self.input_panel.picture_changed.connect(self._follow_picture)
+        self.input_panel.mask_changed.connect(self._follow_picture)
+        self.settings_panel.capabilities_changed.connect(self._on_capabilities)
         self.bridge.progress.connect(self._on_progress)
         self.bridge.preview.connect(self._on_preview)
         self.bridge.results.connect(self._on_results)
@@ -324,6 +344,8 @@ class MainWindow(QMainWindow):
             fields = self.settings_panel.request_fields()
             if image is not None:
                 fields["image"] = self.core.add_input(image)
+            else:  # the canvas's picture, mask and strength, as far as the backend takes them
+                fields |= self.input_panel.request_fields()
             request = self.core.request(self.prompt.toPlainText(), **fields)
         except (RequestError, InputError) as error:
             self.message.setText(f"Cannot generate: {error}")
@@ -428,6 +450,46 @@ class MainWindow(QMainWindow):
         if not self.isActiveWindow():  # the user is elsewhere: flash the taskbar entry
             QApplication.alert(self)
             self.statusBar().showMessage(f"Done: {len(entries)} images", 10_000)
+
+    # -- the input picture ---------------------------------------------------------
+
+    def use_as_input(self, entry: HistoryEntry) -> None:
+        """A result (tile, gallery, viewer) becomes the canvas's input picture."""
+        self.input_panel.load(Path(entry.path))
+        self.tabs.setCurrentIndex(0)
+
+    def paste_picture(self) -> None:
+        """Ctrl+V outside a text box: the clipboard's image, or image file, as input."""
+        if self.input_panel.take_mime(QGuiApplication.clipboard().mimeData()):
+            self.tabs.setCurrentIndex(0)
+        else:
+            self.message.setText("The clipboard holds no picture to work from.")
+
+    def _on_capabilities(self, capabilities) -> None:
+        self.input_panel.set_capabilities(capabilities)
+        self._follow_picture()
+
+    def _follow_picture(self) -> None:
+        """Keep the size boxes on the picture's size (see GenerationSettings)."""
+        panel = self.input_panel
+        picture = panel.picture if panel.usable() else None
+        size = (picture.size.width(), picture.size.height()) if picture else None
+        self.settings_panel.follow_picture(size, panel.masked())
+
+    def _arrange_canvas(self) -> None:
+        has_picture = self.input_panel.picture is not None
+        columns = 2 if has_picture else COLUMNS
+        for index, tile in enumerate(self.tiles):
+            self.tile_grid.removeWidget(tile)
+            self.tile_grid.addWidget(tile, index // columns, index % columns)
+            tile.set_side(SMALL_TILE if has_picture else TILE)
+        self.work.setDirection(
+            QBoxLayout.Direction.LeftToRight if has_picture else QBoxLayout.Direction.TopToBottom
+        )
+        self.work.setStretch(0, 1 if has_picture else 0)
+        work_index = self.body_layout.indexOf(self.work)
+        self.body_layout.setStretch(work_index, 1 if has_picture else 0)
+        self.body_layout.setStretch(work_index + 1, 0 if has_picture else 1)
 
     def open_in_viewer(self, entry: HistoryEntry) -> None:
         self.viewer.show_entry(entry)

@@ -1,10 +1,11 @@
 """The prompt editor: multi-line, marks the words the chosen model does not know and the
 text past the most it reads, keeps recent prompts (Ctrl+Up / Ctrl+Down), and takes a
-dropped text file as the prompt."""
+dropped text file as the prompt; pasted pixels (no text) go to `take_picture`."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QKeyEvent, QSyntaxHighlighter, QTextCharFormat, QTextDocument
@@ -71,6 +72,8 @@ class PromptEditor(QPlainTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.unknown = UnknownWords(self.document())
+        # Given pixels without text (a copied image), who takes them as the input picture.
+        self.take_picture: Callable[[QMimeData], bool] | None = None
         self.recent: list[str] = []
         self._recent_at = -1  # -1: editing a new prompt, not browsing the recent ones
 
@@ -96,6 +99,9 @@ class PromptEditor(QPlainTextEdit):
         )
 
     def insertFromMimeData(self, source: QMimeData) -> None:
+        pixels = source.hasImage() and not source.hasText()
+        if pixels and self.take_picture is not None and self.take_picture(source):
+            return
         path = dropped_file(source, TEXT_SUFFIXES)
         if path is None:
             super().insertFromMimeData(source)

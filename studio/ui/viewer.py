@@ -1,5 +1,5 @@
 """The viewer: one image large (fit, 100 %, zoom, pan), its full metadata, and what to
-do with it (reuse settings or prompt, vary, copy, show the file, delete)."""
+do with it (reuse settings or prompt, vary, use as input, copy, show the file, delete)."""
 
 from __future__ import annotations
 
@@ -94,6 +94,7 @@ class Viewer(QWidget):
     reuse_settings = Signal(object)  # HistoryEntry
     reuse_prompt = Signal(str)
     vary = Signal(object)  # HistoryEntry: same prompt and settings, a new seed
+    use_as_input = Signal(object)  # HistoryEntry: the canvas's input picture
     delete = Signal(object)  # HistoryEntry
     export = Signal(object)  # HistoryEntry
 
@@ -127,6 +128,7 @@ class Viewer(QWidget):
             ("reuse", "Reuse settings", "Ctrl+R", lambda: self._emit(self.reuse_settings)),
             ("reuse_prompt", "Reuse prompt", "Ctrl+Shift+R", self._reuse_prompt),
             ("vary", "Vary", "Ctrl+Shift+V", lambda: self._emit(self.vary)),
+            ("use_input", "Use as input", "Ctrl+I", lambda: self._emit(self.use_as_input)),
             ("copy", "Copy image", QKeySequence.StandardKey.Copy, self.copy_image),
             ("copy_prompt", "Copy prompt", "Ctrl+Shift+C", self.copy_prompt),
             ("show_file", "Show file", "Ctrl+Shift+O", self.show_file),

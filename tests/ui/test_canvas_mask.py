@@ -1,0 +1,162 @@
+"""The input picture on the canvas and its mask, painted with synthesized mouse events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+from studio.core.app import Core
+from studio.ui.canvas import Tool
+from studio.ui.main_window import MainWindow
+
+LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
+NONE = Qt.KeyboardModifier.NoModifier
+PHOTO = (2000, 1500)  # larger than the canvas paints at: the mask is scaled up when sent
+
+
+@pytest.fixture
+def window(qtbot, install_plugins, tmp_path):
+    install_plugins({"fake": "fake_backend:FakeBackend"})
+    core = Core.open(tmp_path / "home")
+    core.settings.backend, core.settings.width, core.settings.height = "fake", 16, 16
+    window = MainWindow(core)
+    qtbot.addWidget(window)
+    window.resize(1280, 760)
+    window.show()
+    qtbot.waitUntil(lambda: window.settings_panel.capabilities.image)
+    yield window
+    window.close()
+    core.close()
+
+
+def photo(tmp_path: Path, size: tuple[int, int] = PHOTO, name: str = "photo.png") -> Path:
+    path = tmp_path / name
+    Image.new("RGB", size, (90, 120, 150)).save(path)
+    return path
+
+
+def load(qtbot, window: MainWindow, path: Path):
+    window.input_panel.load(path)
+    qtbot.waitUntil(lambda: window.input_panel.picture is not None, timeout=10_000)
+    canvas = window.input_panel.canvas
+    qtbot.waitUntil(lambda: canvas.isVisible() and canvas.target().width() > 100)
+    return canvas
+
+
+def at(canvas, fx: float, fy: float) -> QPoint:
+    """The widget point at a fraction of the shown picture."""
+    t = canvas.target()
+    return QPoint(round(t.x() + fx * t.width()), round(t.y() + fy * t.height()))
+
+
+def drag(canvas, points: list[QPoint], button=LEFT) -> None:
+    QTest.mousePress(canvas, button, NONE, points[0])
+    for point in points[1:]:
+        QTest.mouseMove(canvas, point)
+    QTest.mouseRelease(canvas, button, NONE, points[-1])
+
+
+def full(canvas) -> Image.Image:
+    return canvas.mask.full_size(*PHOTO)
+
+
+def value(canvas, mask: Image.Image, point: QPoint) -> int:
+    return mask.getpixel(canvas.to_picture(QPointF(point)))
+
+
+def test_a_stroke_lands_where_painted_and_undo_redo_restore_it(qtbot, window, tmp_path) -> None:
+    canvas = load(qtbot, window, photo(tmp_path))
+    assert window.input_panel.title.text() == "photo.png   2000 \u00d7 1500"
+    assert canvas.mask.size().width() < PHOTO[0]  # painted at the shown resolution
+    empty = canvas.mask.alpha_bytes()
+    canvas.hardness = 1.0
+    drag(canvas, [at(canvas, 0.2, 0.5), at(canvas, 0.5, 0.5), at(canvas, 0.8, 0.5)])
+    mask = full(canvas)
+    assert mask.mode == "L" and mask.size == PHOTO
+    for fx in (0.2, 0.35, 0.5, 0.65, 0.8):
+        assert value(canvas, mask, at(canvas, fx, 0.5)) == 255
+    x, y = canvas.to_picture(QPointF(at(canvas, 0.5, 0.5)))
+    assert abs(x - PHOTO[0] / 2) < 8 and abs(y - PHOTO[1] / 2) < 8  # in picture pixels
+    for fx, fy in ((0.5, 0.1), (0.5, 0.9), (0.05, 0.5), (0.95, 0.5)):
+        assert value(canvas, mask, at(canvas, fx, fy)) == 0
+    painted = canvas.mask.alpha_bytes()
+    assert window.input_panel.masked()
+
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.mask.alpha_bytes() == empty  # exactly as before
+    assert not full(canvas).getbbox() and not window.input_panel.masked()
+    ctrl_shift = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    QTest.keyClick(canvas, Qt.Key.Key_Z, ctrl_shift)
+    assert canvas.mask.alpha_bytes() == painted
+    assert value(canvas, full(canvas), at(canvas, 0.5, 0.5)) == 255
+
+
+def test_the_eraser_and_the_right_button_remove_paint(qtbot, window, tmp_path) -> None:
+    canvas = load(qtbot, window, photo(tmp_path))
+    window.input_panel.set_tool(Tool.RECT)
+    drag(canvas, [at(canvas, 0.1, 0.1), at(canvas, 0.9, 0.9)])
+    window.input_panel.set_tool(Tool.ERASER)
+    canvas.hardness = 1.0
+    drag(canvas, [at(canvas, 0.3, 0.5), at(canvas, 0.7, 0.5)])
+    mask = full(canvas)
+    assert value(canvas, mask, at(canvas, 0.5, 0.5)) == 0
+    assert value(canvas, mask, at(canvas, 0.5, 0.2)) == 255
+    window.input_panel.set_tool(Tool.BRUSH)
+    drag(canvas, [at(canvas, 0.5, 0.75), at(canvas, 0.6, 0.75)], button=RIGHT)
+    assert value(canvas, full(canvas), at(canvas, 0.55, 0.75)) == 0
+
+
+def test_rectangle_and_lasso_fill(qtbot, window, tmp_path) -> None:
+    canvas = load(qtbot, window, photo(tmp_path))
+    window.input_panel.set_tool(Tool.RECT)
+    drag(canvas, [at(canvas, 0.1, 0.1), at(canvas, 0.3, 0.2), at(canvas, 0.4, 0.4)])
+    mask = full(canvas)
+    assert value(canvas, mask, at(canvas, 0.25, 0.25)) == 255
+    assert value(canvas, mask, at(canvas, 0.5, 0.25)) == 0
+    box = mask.getbbox()
+    assert abs(box[0] - 0.1 * PHOTO[0]) < 10 and abs(box[3] - 0.4 * PHOTO[1]) < 10
+
+    window.input_panel.set_tool(Tool.LASSO)
+    corners = [at(canvas, 0.6, 0.6), at(canvas, 0.9, 0.6), at(canvas, 0.9, 0.9)]
+    drag(canvas, corners)  # released at the last corner: the outline closes itself
+    mask = full(canvas)
+    assert value(canvas, mask, at(canvas, 0.85, 0.7)) == 255  # inside the triangle
+    assert value(canvas, mask, at(canvas, 0.65, 0.85)) == 0  # beside it
+    assert value(canvas, mask, at(canvas, 0.25, 0.25)) == 255  # the rectangle stays
+
+
+def test_invert_clear_and_show(qtbot, window, tmp_path) -> None:
+    canvas = load(qtbot, window, photo(tmp_path))
+    panel = window.input_panel
+    panel.set_tool(Tool.RECT)
+    drag(canvas, [at(canvas, 0.0, 0.0), at(canvas, 0.5, 1.0)])
+    panel.command_buttons["invert"].click()
+    mask = full(canvas)
+    assert value(canvas, mask, at(canvas, 0.25, 0.5)) == 0
+    assert value(canvas, mask, at(canvas, 0.75, 0.5)) == 255
+    panel.command_buttons["clear"].click()
+    assert not full(canvas).getbbox() and not panel.masked()
+    panel.command_buttons["undo"].click()
+    assert value(canvas, full(canvas), at(canvas, 0.75, 0.5)) == 255
+    panel.show_mask.setChecked(False)
+    assert not canvas.mask_visible
+    panel.show_mask.setChecked(True)
+    assert canvas.mask_visible
+
+
+def test_brackets_change_the_brush_size(qtbot, window, tmp_path) -> None:
+    canvas = load(qtbot, window, photo(tmp_path))
+    size = canvas.brush_size
+    QTest.keyClick(canvas, "]")
+    assert canvas.brush_size > size
+    assert window.input_panel.size_slider.value() == canvas.brush_size
+    QTest.keyClick(canvas, "[")
+    QTest.keyClick(canvas, "[")
+    assert canvas.brush_size < size
+    for _ in range(60):
+        QTest.keyClick(canvas, "[")
+    assert canvas.brush_size == 2  # the smallest, not less
