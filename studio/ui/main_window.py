@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         top.addWidget(self.settings_panel)
         top.addLayout(buttons)
         self.tile_grid = QGridLayout()
+        self.tile_grid.setRowStretch(2, 1)  # beside a picture: the tiles stay at its top
         self.input_panel = InputPanel(core)
         self.prompt.take_picture = self.input_panel.take_mime  # pasted pixels
         # Without a picture: its drop zone above a row of tiles; with one: the picture
