@@ -104,7 +104,7 @@ def interpret(entries: Entries) -> ParsedMetadata:
     for reader in READERS:
         for found in reader(entries):
             reading = checked(found)
-            if completeness(reading) or reading.extra:
+            if reading.extra or any(_worth(n, getattr(reading, n)) for n in FILLED_FIELDS):
                 candidates.append(reading)
             else:
                 notes += reading.notes

@@ -197,3 +197,10 @@ def test_pixels_without_hidden_text_or_with_a_bad_length_read_nothing() -> None:
     assert stealth.decode(bits, alpha=True) == "x" * 40
     assert stealth.decode(bits[:-8], alpha=True) is None  # its length says more than there is
     assert stealth.decode(bits, alpha=False) is None  # an alpha signature, not RGB's
+
+
+def test_a_reading_of_placeholders_alone_is_still_a_reading() -> None:
+    graph = {"1": {"class_type": "KSampler", "inputs": {"seed": 0, "positive": ["9", 0]}}}
+    graph["1"]["inputs"]["negative"] = ["9", 0]
+    found = read_bytes(pillow_png([("prompt", json.dumps(graph))]))
+    assert (found.source_format, found.seed) == ("comfyui", 0)
