@@ -48,6 +48,9 @@ SETTINGS = {  # what the engine records, per backend: id: (request fields, metad
     ),
 }
 parser = ParserManager()
+# sd-parsers caches its last EXIF read under id(image): every image it was given is kept
+# open, so that a later image never reuses an id and gets an earlier one's text.
+_given: list[Image.Image] = []
 
 
 def written(fmt: str, metadata: ImageMetadata) -> io.BytesIO:
@@ -62,7 +65,8 @@ def both_read(data: io.BytesIO) -> tuple[ParsedMetadata, dict | None]:
     nothing)."""
     ours = read_metadata(data)
     data.seek(0)
-    info = parser.parse(data)
+    _given.append(Image.open(data))
+    info = parser.parse(_given[-1])
     if info is None:
         return ours, None
     assert info.generator == Generators.AUTOMATIC1111
