@@ -28,6 +28,7 @@ from sd_backends.architecture import (
 )
 from sd_backends.backend import DiffusionBackend, load_diffusers_folder
 from sd_backends.export_onnx import export
+from sd_backends.onnx_controls import residual_name
 from studio.api import ModelFile, ModelFileError, ModelLibrary, PickleRefused
 from studio.core.model_files import identify
 
@@ -242,7 +243,13 @@ def test_the_export_runs_the_nine_channel_unet_and_writes_the_vae_encoder(models
     with torch.no_grad():
         expected = pipeline.unet(sample, timestep, text).sample.numpy()
     feeds = {"sample": sample.numpy(), "timestep": timestep.numpy()}
-    (got,) = unet.run(None, feeds | {"encoder_hidden_states": text.numpy()})
+    feeds["encoder_hidden_states"] = text.numpy()
+    index = json.loads((models / "onnx" / "sd-inpainting" / "model_index.json").read_text())
+    residuals = index["unet_control_residuals"]  # no ControlNet: zeros, nothing added
+    for i, (channels, factor) in enumerate(residuals):
+        shape = (2, channels, -(-8 // factor), -(-12 // factor))
+        feeds[residual_name(i, len(residuals))] = np.zeros(shape, np.float32)
+    (got,) = unet.run(None, feeds)
     assert got.shape == (2, 4, 8, 12) and np.abs(got - expected).max() < 1e-4
 
 
