@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio import __version__, cli_models
+from studio import __version__, cli_models, cli_styles
 from studio.api.commands import (
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="variations: the image (a file or a history id) as input, its prompt, new seeds",
     )
     _add_addon_flags(gen)
+    cli_styles.add_style_flag(gen)
     gen.add_argument("--out", type=Path, help="also write the images into this folder")
     gen.add_argument(
         "--format", default="png", choices=["png", "jpg", "webp"], help="of the files in --out"
@@ -224,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file", type=Path)
     info.set_defaults(run=cmd_info)
     cli_models.register(commands, common)
+    cli_styles.register(commands, common)
     _add_plugin_commands(commands, common)
     return parser
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.api.commands import EXIT_NOT_FOUND, EXIT_USAGE, CliError
+from studio.cli_styles import styled
 from studio.core.addons import Control, Lora
 from studio.core.app import Core
 from studio.core.history import HistoryEntry
@@ -49,6 +50,7 @@ def generate_request(core: Core, args: argparse.Namespace) -> GenerationRequest:
             fields["options"] = {**dict(fields.get("options") or {}), **options}
         if not fields.get("prompt"):
             raise CliError("give a PROMPT (or --from FILE / --vary FILE_OR_ID)", EXIT_USAGE)
+        fields |= styled(args, fields)  # the final prompt: what runs and is recorded
         return core.request(**fields)
     except RequestError as error:
         raise CliError(f"invalid request: {error}", EXIT_USAGE) from None

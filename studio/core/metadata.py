@@ -103,6 +103,9 @@ class ImageMetadata:
             # As A1111 writes an img2img or inpainting result's, so other readers see it.
             ("Denoising strength", _number(r.strength) if r.image and r.strength else ""),
             ("Mask blur", str(r.options.get("mask_blur", "")) if r.mask else ""),
+            # The styles applied (the prompt above is already styled); A1111 writes none,
+            # its readers keep an unknown quoted field as it is. Before the model: see below.
+            ("Styles", ", ".join(_style_names(r.options.get("styles")))),
             # Before the model: readers that split at commas read a ControlNet unit's
             # quoted "Model: …" as a field of its own, and the last one found wins.
             *self._control_items(),
@@ -485,6 +488,13 @@ def _addons(data: Any) -> dict[str, tuple[str, str]]:
         for ref, pair in data.items()
         if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
     }
+
+
+def _style_names(value: Any) -> list[str]:
+    """`options["styles"]`'s names; anything else (a hand-edited request) is left out."""
+    if not isinstance(value, list | tuple):
+        return []
+    return [name for name in value if isinstance(name, str)]
 
 
 def _plain(value: str) -> str:

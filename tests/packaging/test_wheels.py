@@ -55,6 +55,7 @@ SHAPES_WEIGHTS = (
     "ranker-image.onnx",
 )
 DATA = {  # files the code reads at run time, which the wheels must carry
+    "studio": ["resources/styles.csv"],
     "shapes_backend": [f"weights/{name}" for name in SHAPES_WEIGHTS],
     "shapes_lab": ["eval-prompts-v1.tsv", "judge/judge-v1.safetensors"],
     "sd_backends": ["studio-plugin.toml", "configs/**/*.json"],  # a pattern: all in the source
