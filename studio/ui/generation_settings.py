@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from studio.core.app import Core
 from studio.core.backend import Capabilities, ModelInfo
 from studio.core.request import SEED_RANGE, random_seed
+from studio.ui.aspect import AspectPresets
 from studio.ui.tasks import run_in_background
 
 HINT_ROLE = Qt.ItemDataRole.UserRole + 1  # a model's tip: what a distilled one wants
@@ -93,6 +94,10 @@ class GenerationSettings(QWidget):
         size_row = QHBoxLayout()
         size_row.addWidget(self.width_box)
         size_row.addWidget(self.height_box)
+        self.aspect = AspectPresets()  # its model and input picture: see MainWindow
+        self.aspect.size_chosen.connect(self.width_box.setValue)
+        self.aspect.size_chosen.connect(lambda _w, h: self.height_box.setValue(h))
+        size_row.addWidget(self.aspect)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Backend", self.backend)

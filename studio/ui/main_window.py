@@ -58,6 +58,8 @@ from studio.ui.drops import dropped_file
 from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery import GalleryPanel
 from studio.ui.generation_settings import GenerationSettings
+from studio.ui.lora_picker import LoraPicker
+from studio.ui.model_context import ModelContext, ModelContextWatcher
 from studio.ui.picture_controls import InputPanel
 from studio.ui.prompt_editor import PromptEditor
 from studio.ui.queue_panel import QueuePanel
@@ -102,7 +104,11 @@ class MainWindow(QMainWindow):
         self.prompt.setMinimumHeight(72)
         self.prompt.setMaximumHeight(16_777_215)
         top = QHBoxLayout()
-        top.addWidget(self.prompt, 1)
+        self.lora_picker = LoraPicker(self.prompt)
+        prompt_column = QVBoxLayout()
+        prompt_column.addWidget(self.prompt, 1)
+        prompt_column.addWidget(self.lora_picker)
+        top.addLayout(prompt_column, 1)
         top.addWidget(self.settings_panel)
         top.addLayout(buttons)
         self.tile_grid = QGridLayout()
@@ -171,6 +177,8 @@ class MainWindow(QMainWindow):
         self.input_panel.picture_changed.connect(self._follow_picture)
         self.input_panel.mask_changed.connect(self._follow_picture)
         self.settings_panel.capabilities_changed.connect(self._on_capabilities)
+        self.model_context = ModelContextWatcher(core, self.settings_panel)
+        self.model_context.changed.connect(self._on_model_context)
         self.bridge.progress.connect(self._on_progress)
         self.bridge.preview.connect(self._on_preview)
         self.bridge.results.connect(self._on_results)
@@ -476,6 +484,12 @@ class MainWindow(QMainWindow):
         picture = panel.picture if panel.usable() else None
         size = (picture.size.width(), picture.size.height()) if picture else None
         self.settings_panel.follow_picture(size, panel.masked())
+        self.settings_panel.aspect.set_input(size)
+
+    def _on_model_context(self, context: ModelContext) -> None:
+        """The model's native size, family and add-ons: presets and pickers follow."""
+        self.settings_panel.aspect.set_model(context.capabilities, context.model)
+        self.lora_picker.set_context(context)
 
     def _arrange_canvas(self) -> None:
         has_picture = self.input_panel.picture is not None

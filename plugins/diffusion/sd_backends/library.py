@@ -112,6 +112,7 @@ def describe(found: ModelFile, library: Library = None) -> ModelInfo:
         hash=digest,
         description=hints(found),
         kind=listed_kind(found) or MODEL,
+        native_size=NATIVE_SIZES.get(listed_architecture(found), 0),
     )
 
 
