@@ -157,6 +157,9 @@ class HistoryStore:
         self._connections_lock = threading.Lock()
         self._files_lock = threading.RLock()  # save() vs reconcile()
         self._closed = False
+        # Entries deleted in the app but not yet for good (its undo): left out of every
+        # listing. Kept in memory only, so after a crash they are simply back.
+        self._hidden: set[int] = set()
         try:
             conn = self._conn()
             check_not_newer(conn, self.database_path)  # before WAL or migrations touch it
@@ -400,13 +403,16 @@ class HistoryStore:
 
     def count(self, *, query: str = "", **filters: Any) -> int:
         """How many entries `search(query, **filters)` (or `list` without a query) finds."""
-        select, args = select_ids(fts_query(query), Filters(**filters), walk_index=False)
+        select, args = select_ids(
+            fts_query(query), self._shown(Filters(**filters)), walk_index=False
+        )
         return int(self._conn().execute(f"SELECT count(*) FROM ({select})", args).fetchone()[0])
 
     def _page(
         self, match: str | None, filters: Filters, offset: int, limit: int
     ) -> builtins.list[HistoryEntry]:
         offset, limit = max(0, offset), max(0, limit)
+        filters = self._shown(filters)
         conn = self._conn()
         walk = match is not None and matches_are_common(conn, match, offset + limit)
         select, args = select_ids(match, filters, walk_index=walk)
@@ -476,6 +482,17 @@ class HistoryStore:
                 [(entry_id, tag) for tag in _clean_tags(tags)],
             )
 
+    def hide(self, entry_ids: Iterable[int]) -> None:
+        """Leave entries out of listings and counts until `unhide` or `delete` (in this
+        process only: a delete the app could not finish never loses an image)."""
+        self._hidden.update(int(i) for i in entry_ids)
+
+    def unhide(self, entry_ids: Iterable[int]) -> None:
+        self._hidden.difference_update(int(i) for i in entry_ids)
+
+    def _shown(self, filters: Filters) -> Filters:
+        return dataclasses.replace(filters, hidden=tuple(sorted(self._hidden)))
+
     def delete(self, entry_ids: Sequence[int], *, delete_files: bool = True) -> int:
         """Delete entries (their tags too); return how many rows went.
 
@@ -513,6 +530,7 @@ class HistoryStore:
                 except OSError as error:
                     log.warning("could not delete %s: %s", path, error)
         self.inputs.remove(unused)  # pictures no entry uses any more
+        self.unhide(ids)
         return deleted
 
     def remove_unused_inputs(self, older_than: float = UNUSED_INPUT_GRACE_S) -> int:

@@ -196,10 +196,14 @@ class Filters:
     model: str | None = None
     since: float | None = None  # inclusive
     until: float | None = None  # exclusive
+    hidden: tuple[int, ...] = ()  # ids left out (deleted, waiting for an undo)
 
     def conditions(self) -> tuple[list[str], list[Any]]:
         sql: list[str] = []
         args: list[Any] = []
+        if self.hidden:
+            sql.append(f"images.id NOT IN ({','.join('?' * len(self.hidden))})")
+            args.extend(self.hidden)
         if self.favourites_only:
             sql.append("images.favourite = 1")
         for column, value in (("backend", self.backend), ("model", self.model)):

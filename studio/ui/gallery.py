@@ -24,6 +24,7 @@ from studio.core.app import Core
 from studio.core.history import HistoryEntry
 from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery_model import GalleryModel
+from studio.ui.undo_delete import PendingDeletes
 
 SEARCH_DELAY_MS = 200  # wait for a pause in typing before searching
 PERIODS = (("Any time", 0), ("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30))
@@ -38,6 +39,8 @@ class GalleryPanel(QWidget):
         super().__init__(parent)
         self.core = core
         self.model = GalleryModel(core, self, icon_side=icon_side)
+        self.pending = PendingDeletes(core, self)  # deletes wait a moment for an undo
+        self.pending.changed.connect(self.model.refresh)
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search prompts…")
@@ -99,8 +102,9 @@ class GalleryPanel(QWidget):
         self.use_input_action = self._action("Use as input", "Ctrl+I", self._use_as_input)
         self.favourite_action = self._action("Favourite", "F", self.toggle_favourite)
         self.delete_action = self._action(
-            "Delete…", QKeySequence.StandardKey.Delete, self.delete_selected
+            "Delete", QKeySequence.StandardKey.Delete, lambda: self.delete_selected()
         )
+        self.undo_action = self._action("Undo delete", QKeySequence.StandardKey.Undo, self.undo)
         self.export_action = self._action("Export…", "Ctrl+E", self.export_selected)
         self._show_count()
 
@@ -146,24 +150,24 @@ class GalleryPanel(QWidget):
             self.core.history.set_favourite(entry.id, favourite)
         self.model.refresh()
 
-    def delete_selected(self, confirm: bool = True) -> int:
+    def delete_selected(self, confirm: bool = False) -> int:
+        """Delete the selected entries (Ctrl+Z or the status bar's Undo brings them back
+        for a few seconds); with `confirm`, after asking."""
         entries = self.selected_entries()
         if not entries:
             return 0
         if confirm:
+            n = len(entries)
             answer = QMessageBox.question(
-                self,
-                "Delete images",
-                f"Delete {len(entries)} image{'s' if len(entries) > 1 else ''} and "
-                f"{'their files' if len(entries) > 1 else 'its file'}? This cannot be undone.",
+                self, "Delete images", f"Delete {n} image{'s' if n > 1 else ''}?"
             )
             if answer != QMessageBox.StandardButton.Yes:
                 return 0
-        deleted = self.core.history.delete([e.id for e in entries])
-        for entry in entries:
-            self.core.thumbnails.forget(entry.id)
-        self.model.refresh()
-        return deleted
+        return self.pending.delete(entries)
+
+    def undo(self) -> bool:
+        """Bring back the images deleted last, while the undo window lasts."""
+        return self.pending.undo()
 
     def export_selected(self) -> ExportDialog | None:
         entries = self.selected_entries()
