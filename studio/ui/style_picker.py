@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, QRect, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLayout,
     QLayoutItem,
     QLineEdit,
@@ -53,13 +54,13 @@ class StylePicker(QWidget):
         self.edit_button.setToolTip(f"Open {library.path.name} (A1111's format) to edit it")
         self.edit_button.clicked.connect(self.edit_styles)
         self.chips = FlowLayout()
-        self.final_prompt = _preview("the final prompt: your prompt with the styles applied")
-        self.final_negative = _preview("the final negative prompt")
+        self.final_prompt = _preview("the prompt sent: yours with the styles applied")
+        self.final_negative = _preview("the negative prompt sent")
         self.preview = QWidget()
-        form = QFormLayout(self.preview)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Final prompt", self.final_prompt)
-        form.addRow("Final negative", self.final_negative)
+        self.preview_form = QFormLayout(self.preview)
+        self.preview_form.setContentsMargins(0, 0, 0, 0)
+        self.preview_form.addRow("Final prompt", self.final_prompt)
+        self.preview_form.addRow("Final negative", self.final_negative)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self.menus_row)
@@ -114,7 +115,13 @@ class StylePicker(QWidget):
         self._prompt, self._negative = prompt, negative
         prompt.textChanged.connect(self._show_final)
         negative.textChanged.connect(self._show_final)
+        negative.installEventFilter(self)  # a backend without negative prompts disables it
         self._show_final()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._negative and event.type() == QEvent.Type.EnabledChange:
+            self._show_final()
+        return super().eventFilter(watched, event)
 
     # -- the styles file -----------------------------------------------------------------
 
@@ -235,20 +242,21 @@ class StylePicker(QWidget):
         self.preview.setVisible(bool(styles))
         if not styles or self._prompt is None:
             return
+        takes_negative = self._negative is None or self._negative.isEnabled()
         negative = self._negative.text() if self._negative is not None else ""
         prompt, negative = apply_styles(styles, self._prompt.toPlainText(), negative)
-        shown_negative = negative if self._negative is None or self._negative.isEnabled() else ""
-        for box, text in ((self.final_prompt, prompt), (self.final_negative, shown_negative)):
-            box.setText(text)
-            box.setCursorPosition(0)
-            box.setToolTip(text)
+        self.final_prompt.setText(prompt)
+        self.final_negative.setText(negative if takes_negative else "")
+        self.preview_form.setRowVisible(self.final_negative, takes_negative and bool(negative))
 
 
-def _preview(tip: str) -> QLineEdit:
-    box = QLineEdit(readOnly=True)
-    box.setPlaceholderText(tip)
-    box.setFrame(False)
-    return box
+def _preview(tip: str) -> QLabel:
+    """Read-only, wrapped (the whole prompt is seen), selectable to copy."""
+    label = QLabel(wordWrap=True)
+    label.setToolTip(tip)
+    label.setTextFormat(Qt.TextFormat.PlainText)  # a prompt is never markup
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 class FlowLayout(QLayout):
