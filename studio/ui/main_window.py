@@ -49,7 +49,6 @@ from studio.core.inputs import InputError
 from studio.core.problem_report import write_report
 from studio.core.prompt_reading import PromptReading, read_prompt
 from studio.core.request import RequestError
-from studio.core.styles import StyleLibrary
 from studio.interop import ParsedMetadata
 from studio.interop import read as read_metadata
 from studio.ui.backends_panel import BackendsDialog
@@ -64,7 +63,7 @@ from studio.ui.model_context import ModelContext, ModelContextWatcher
 from studio.ui.picture_controls import InputPanel
 from studio.ui.prompt_editor import PromptEditor
 from studio.ui.queue_panel import QueuePanel
-from studio.ui.style_picker import StylePicker
+from studio.ui.structure_controls import StructureControls
 from studio.ui.tasks import run_in_background
 from studio.ui.undo_delete import UndoBar
 from studio.ui.viewer import Viewer
@@ -111,9 +110,6 @@ class MainWindow(QMainWindow):
         prompt_column = QVBoxLayout()
         prompt_column.addWidget(self.prompt, 1)
         prompt_column.addWidget(self.lora_picker)
-        self.style_picker = StylePicker(StyleLibrary.in_folder(core.paths.data))
-        self.style_picker.follow(self.prompt, self.settings_panel.negative)
-        prompt_column.addWidget(self.style_picker)  # its styles and the final prompt
         top.addLayout(prompt_column, 1)
         top.addWidget(self.settings_panel)
         top.addLayout(buttons)
@@ -121,6 +117,8 @@ class MainWindow(QMainWindow):
         self.tile_grid.setRowStretch(2, 1)  # beside a picture: the tiles stay at its top
         self.input_panel = InputPanel(core)
         self.prompt.take_picture = self.input_panel.take_mime  # pasted pixels
+        self.structure = StructureControls(core)  # under the picture: keep its lines
+        self.input_panel.editor.layout().addWidget(self.structure)
         # Without a picture: its drop zone above a row of tiles; with one: the picture
         # large, beside the tiles two by two.
         self.work = QBoxLayout(QBoxLayout.Direction.TopToBottom)
@@ -179,7 +177,6 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel)
         QShortcut(QKeySequence.StandardKey.Paste, self, activated=self.paste_picture)
         self.input_panel.message.connect(self.message.setText)
-        self.style_picker.message.connect(self.message.setText)
         self.input_panel.picture_changed.connect(self._arrange_canvas)
         self.input_panel.picture_changed.connect(self._follow_picture)
         self.input_panel.mask_changed.connect(self._follow_picture)
@@ -308,7 +305,6 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self, *docks: QDockWidget) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self.style_picker.add_file_actions(file_menu)
         quit_action = file_menu.addAction("&Quit")
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -367,8 +363,8 @@ class MainWindow(QMainWindow):
                 fields["image"] = self.core.add_input(image)
             else:  # the canvas's picture, mask and strength, as far as the backend takes them
                 fields |= self.input_panel.request_fields()
-            prompt, fields = self.style_picker.styled(self.prompt.toPlainText(), fields)
-            request = self.core.request(prompt, **fields)
+                fields |= self.structure.request_fields()
+            request = self.core.request(self.prompt.toPlainText(), **fields)
         except (RequestError, InputError) as error:
             self.message.setText(f"Cannot generate: {error}")
             return
@@ -378,7 +374,7 @@ class MainWindow(QMainWindow):
         self.message.setText("")
         self.progress.setValue(0)
         job = self.core.engine.submit(request)
-        self.prompt.remember(self.prompt.toPlainText())  # as typed, before its styles
+        self.prompt.remember(request.prompt)
         shown = self.core.engine.job(self.job_id) if self.job_id is not None else None
         if shown is None or shown.state.finished:  # else it waits its turn in the queue
             self.job_id = job.id
@@ -498,11 +494,13 @@ class MainWindow(QMainWindow):
         size = (picture.size.width(), picture.size.height()) if picture else None
         self.settings_panel.follow_picture(size, panel.masked())
         self.settings_panel.aspect.set_input(size)
+        self.structure.set_picture(picture.stored if picture else None)
 
     def _on_model_context(self, context: ModelContext) -> None:
         """The model's native size, family and add-ons: presets and pickers follow."""
         self.settings_panel.aspect.set_model(context.capabilities, context.model)
         self.lora_picker.set_context(context)
+        self.structure.set_context(context)
 
     def _arrange_canvas(self) -> None:
         has_picture = self.input_panel.picture is not None
@@ -529,7 +527,6 @@ class MainWindow(QMainWindow):
         self.reuse_prompt(entry.request.prompt)
 
     def reuse_prompt(self, prompt: str) -> None:
-        self.style_picker.clear()  # a prompt from the history has its styles in it
         self.prompt.setPlainText(prompt)
         self.tabs.setCurrentIndex(0)
         self.prompt.setFocus()

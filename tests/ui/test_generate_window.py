@@ -397,6 +397,7 @@ def test_the_app_generates_with_the_built_in_model_in_a_worker_process(qtbot, tm
         window.generate()
         qtbot.waitUntil(lambda: core.history.count() == 4, timeout=60_000)
         qtbot.waitUntil(lambda: all(t.pixmap() and not t.pixmap().isNull() for t in window.tiles))
+        qtbot.waitUntil(lambda: bool(window.device))  # the results shown, not just previews
         assert core.engine.executor.pid not in (None, os.getpid())
         here = core.registry.get(core.default_backend())  # this process's, never loaded
         assert here.device() == "cpu"
