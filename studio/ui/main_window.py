@@ -49,6 +49,7 @@ from studio.core.inputs import InputError
 from studio.core.problem_report import write_report
 from studio.core.prompt_reading import PromptReading, read_prompt
 from studio.core.request import RequestError
+from studio.core.styles import StyleLibrary
 from studio.interop import ParsedMetadata
 from studio.interop import read as read_metadata
 from studio.ui.backends_panel import BackendsDialog
@@ -64,6 +65,7 @@ from studio.ui.picture_controls import InputPanel
 from studio.ui.prompt_editor import PromptEditor
 from studio.ui.queue_panel import QueuePanel
 from studio.ui.structure_controls import StructureControls
+from studio.ui.style_picker import StylePicker
 from studio.ui.tasks import run_in_background
 from studio.ui.undo_delete import UndoBar
 from studio.ui.viewer import Viewer
@@ -110,6 +112,9 @@ class MainWindow(QMainWindow):
         prompt_column = QVBoxLayout()
         prompt_column.addWidget(self.prompt, 1)
         prompt_column.addWidget(self.lora_picker)
+        self.style_picker = StylePicker(StyleLibrary.in_folder(core.paths.data))
+        self.style_picker.follow(self.prompt, self.settings_panel.negative)
+        prompt_column.addWidget(self.style_picker)  # its styles and the final prompt
         top.addLayout(prompt_column, 1)
         top.addWidget(self.settings_panel)
         top.addLayout(buttons)
@@ -177,6 +182,7 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel)
         QShortcut(QKeySequence.StandardKey.Paste, self, activated=self.paste_picture)
         self.input_panel.message.connect(self.message.setText)
+        self.style_picker.message.connect(self.message.setText)
         self.input_panel.picture_changed.connect(self._arrange_canvas)
         self.input_panel.picture_changed.connect(self._follow_picture)
         self.input_panel.mask_changed.connect(self._follow_picture)
@@ -305,6 +311,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self, *docks: QDockWidget) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.style_picker.add_file_actions(file_menu)
         quit_action = file_menu.addAction("&Quit")
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -364,7 +371,8 @@ class MainWindow(QMainWindow):
             else:  # the canvas's picture, mask and strength, as far as the backend takes them
                 fields |= self.input_panel.request_fields()
                 fields |= self.structure.request_fields()
-            request = self.core.request(self.prompt.toPlainText(), **fields)
+            prompt, fields = self.style_picker.styled(self.prompt.toPlainText(), fields)
+            request = self.core.request(prompt, **fields)
         except (RequestError, InputError) as error:
             self.message.setText(f"Cannot generate: {error}")
             return
@@ -374,7 +382,7 @@ class MainWindow(QMainWindow):
         self.message.setText("")
         self.progress.setValue(0)
         job = self.core.engine.submit(request)
-        self.prompt.remember(request.prompt)
+        self.prompt.remember(self.prompt.toPlainText())  # as typed, before its styles
         shown = self.core.engine.job(self.job_id) if self.job_id is not None else None
         if shown is None or shown.state.finished:  # else it waits its turn in the queue
             self.job_id = job.id
@@ -527,6 +535,7 @@ class MainWindow(QMainWindow):
         self.reuse_prompt(entry.request.prompt)
 
     def reuse_prompt(self, prompt: str) -> None:
+        self.style_picker.clear()  # a prompt from the history has its styles in it
         self.prompt.setPlainText(prompt)
         self.tabs.setCurrentIndex(0)
         self.prompt.setFocus()
