@@ -55,7 +55,9 @@ def styled(args: argparse.Namespace, fields: dict[str, Any]) -> dict[str, Any]:
         styles, str(fields.get("prompt", "")), str(fields.get("negative_prompt", ""))
     )
     options = dict(fields.get("options") or {})
-    options["styles"] = [*options.get("styles", []), *(s.name for s in styles)]
+    earlier = options.get("styles")
+    earlier = earlier if isinstance(earlier, list) else []
+    options["styles"] = [*earlier, *(s.name for s in styles)]
     return {"prompt": prompt, "negative_prompt": negative, "options": options}
 
 

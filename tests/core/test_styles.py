@@ -226,3 +226,17 @@ def test_cli_styles_list_import_export(capsys, tmp_path: Path) -> None:
     code, err = cli(capsys, "styles", "import", str(tmp_path / "nope.csv"))
     assert code != EXIT_OK
     assert "cannot read" in err
+
+
+def test_cli_style_on_a_recorded_request_adds_to_its_styles(install_plugins, capsys) -> None:
+    install_plugins()
+    code, made = cli(capsys, *GEN, "a sofa", "--style", "Kitchen")
+    assert code == EXIT_OK
+    code, again = cli(
+        capsys, "generate", "--from", made["images"][0]["path"], "--style", "Ink sketch"
+    )
+    assert code == EXIT_OK
+    assert again["request"]["prompt"] == (
+        "ink sketch of a sofa, kitchen, fine pen lines, cross-hatching, white paper"
+    )
+    assert again["request"]["options"]["styles"] == ["Kitchen", "Ink sketch"]
