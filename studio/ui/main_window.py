@@ -55,6 +55,7 @@ from studio.interop import read as read_metadata
 from studio.ui.backends_panel import BackendsDialog
 from studio.ui.bridge import EngineBridge
 from studio.ui.candidate_tile import CandidateTile
+from studio.ui.compare_view import original_of
 from studio.ui.drops import dropped_file
 from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery import GalleryPanel
@@ -64,6 +65,7 @@ from studio.ui.model_context import ModelContext, ModelContextWatcher
 from studio.ui.picture_controls import InputPanel
 from studio.ui.prompt_editor import PromptEditor
 from studio.ui.queue_panel import QueuePanel
+from studio.ui.redesign import RedesignBar
 from studio.ui.structure_controls import StructureControls
 from studio.ui.style_picker import StylePicker
 from studio.ui.tasks import run_in_background
@@ -124,6 +126,10 @@ class MainWindow(QMainWindow):
         self.prompt.take_picture = self.input_panel.take_mime  # pasted pixels
         self.structure = StructureControls(core)  # under the picture: keep its lines
         self.input_panel.editor.layout().addWidget(self.structure)
+        self.redesign = RedesignBar(
+            self.input_panel, self.structure, self.settings_panel, self.style_picker
+        )
+        self.input_panel.editor.layout().insertWidget(1, self.redesign)  # under its title
         # Without a picture: its drop zone above a row of tiles; with one: the picture
         # large, beside the tiles two by two.
         self.work = QBoxLayout(QBoxLayout.Direction.TopToBottom)
@@ -151,6 +157,7 @@ class MainWindow(QMainWindow):
         self.viewer.use_as_input.connect(self.use_as_input)
         store = core.history
         self.viewer.lineage = lambda entry: (store.made_from(entry), store.made_with(entry))
+        self.viewer.original = lambda entry: original_of(store.inputs, entry)
         self.viewer.delete.connect(self.delete_entry)
         for tile in self.tiles:
             tile.opened.connect(self.open_in_viewer)

@@ -1,5 +1,6 @@
 """The viewer: one image large (fit, 100 %, zoom, pan), its full metadata, and what to
-do with it (reuse settings or prompt, vary, use as input, copy, show the file, delete)."""
+do with it (reuse settings or prompt, vary, use as input, copy, show the file, delete).
+An image made from a picture can be compared with it (Compare, C: a divider to drag)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.history import HistoryEntry
+from studio.ui.compare_view import CompareItem
 
 ZOOM_STEP = 1.25
 MAX_ZOOM = 64.0
@@ -103,6 +105,9 @@ class Viewer(QWidget):
         self.entry: HistoryEntry | None = None
         # (entries it was made from, entries made from it), from the history when set
         self.lineage: Callable[[HistoryEntry], tuple[list, list]] | None = None
+        # the input picture an entry was made from (None: none), for Compare
+        self.original: Callable[[HistoryEntry], QImage | None] | None = None
+        self.compare_item: CompareItem | None = None
         self.view = ImageView()
         self.details = QPlainTextEdit(readOnly=True)  # plain text: metadata is never markup
         self.details.setMinimumWidth(220)
@@ -141,6 +146,13 @@ class Viewer(QWidget):
             action.triggered.connect(slot)
             self.toolbar.addAction(action)
             self.actions_by_name[name] = action
+        compare = QAction("Compare", self, checkable=True, shortcut=QKeySequence("C"))
+        compare.setToolTip("Before and after: the original picture left of a divider (C)")
+        compare.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        compare.toggled.connect(lambda _on: self._show_compare())
+        self.toolbar.insertAction(self.actions_by_name["reuse"], compare)
+        self.addAction(compare)  # C works over the image, not only on the toolbar
+        self.actions_by_name["compare"] = compare
         splitter = QSplitter()
         splitter.addWidget(self.view)
         splitter.addWidget(self.details)
@@ -163,8 +175,23 @@ class Viewer(QWidget):
             return
         pixmap = QPixmap(str(entry.path))
         self.view.set_pixmap(pixmap)
+        self._show_compare()
         made_from, children = self.lineage(entry) if self.lineage else ([], [])
         self.details.setPlainText(describe(entry, pixmap.isNull(), made_from, children))
+
+    def _show_compare(self) -> None:
+        """The original over the result while Compare is on (kept on from image to image,
+        for flipping through variants); the action only for images made from a picture."""
+        if self.compare_item is not None:
+            self.view.scene().removeItem(self.compare_item)
+            self.compare_item = None
+        entry, action = self.entry, self.actions_by_name["compare"]
+        original = self.original(entry) if entry is not None and self.original else None
+        action.setEnabled(original is not None)
+        if original is None or not action.isChecked() or self.view.item.pixmap().isNull():
+            return
+        self.compare_item = CompareItem(original, self.view.item.boundingRect())
+        self.view.scene().addItem(self.compare_item)
 
     def copy_image(self) -> None:
         # The pixels only: a QMimeData handed to the clipboard from Python (PySide6 6.11)
