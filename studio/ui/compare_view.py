@@ -22,6 +22,7 @@ from studio.core.inputs import InputError, InputStore
 
 DIVIDER_PEN = 2  # cosmetic pixels: the same on screen at any zoom
 HANDLE_RADIUS = 7
+MAX_ORIGINAL_SIDE = 2048
 
 
 def original_of(inputs: InputStore, entry: HistoryEntry) -> QImage | None:
@@ -44,14 +45,16 @@ class CompareItem(QGraphicsItem):
     def __init__(self, original: QImage, rect: QRectF) -> None:
         super().__init__()
         self.rect = QRectF(rect)
-        size = rect.size().toSize()
-        self.original = QPixmap.fromImage(
-            original.scaled(
-                size,
-                Qt.AspectRatioMode.IgnoreAspectRatio,  # the result's aspect: pixels line up
+        if max(original.width(), original.height()) > MAX_ORIGINAL_SIDE:  # paints stay quick
+            original = original.scaled(
+                MAX_ORIGINAL_SIDE,
+                MAX_ORIGINAL_SIDE,
+                Qt.AspectRatioMode.KeepAspectRatio,
                 Qt.TransformationMode.SmoothTransformation,
             )
-        )
+        # Kept at its own resolution (a small result enlarged still shows the photo's
+        # detail), stretched onto the result's rectangle when drawn: the pixels line up.
+        self.original = QPixmap.fromImage(original)
         self.fraction = 0.5  # where the divider is, across the image
         self.setZValue(1)
         self.setCursor(Qt.CursorShape.SplitHCursor)
@@ -73,11 +76,11 @@ class CompareItem(QGraphicsItem):
     ) -> None:
         x = self.divider_x()
         shown = QRectF(self.rect.left(), self.rect.top(), x - self.rect.left(), self.rect.height())
-        # Shrunk: smooth; enlarged: sharp pixels, as the viewer shows the result.
-        painter.setRenderHint(
-            QPainter.RenderHint.SmoothPixmapTransform, painter.worldTransform().m11() < 1.0
-        )
-        painter.drawPixmap(shown, self.original, shown.translated(-self.rect.topLeft()))
+        sx = self.original.width() / max(1.0, self.rect.width())
+        sy = self.original.height() / max(1.0, self.rect.height())
+        source = QRectF(0, 0, shown.width() * sx, self.rect.height() * sy)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)  # a photo
+        painter.drawPixmap(shown, self.original, source)
         pen = QPen(QColor(255, 255, 255), DIVIDER_PEN)
         pen.setCosmetic(True)
         painter.setPen(pen)
