@@ -1,6 +1,6 @@
 """Aspect presets: a result size of a chosen shape, at about the model's native area.
 
-A model draws best at the number of pixels it was trained at (SD 1.x: 512 x 512); other
+A model draws best at the number of pixels it was trained at (512 x 512, say); other
 shapes keep that area rather than a side, and every side is a multiple the backend takes.
 """
 
