@@ -34,7 +34,7 @@ class ModelInfo:
     hash: str = ""  # first 10 hex digits of the file's SHA-256, as other tools show it
     description: str = ""
     kind: str = "model"  # or an add-on a request names beside its model: "lora", "controlnet"
-    native_size: int = 0  # the side it was trained at (512: SD 1.x); 0: not known
+    native_size: int = 0  # the side it was trained at, squared (512 for many); 0: not known
 
 
 @dataclass(frozen=True)
