@@ -15,6 +15,7 @@ from studio.ui.gallery_model import image_mime_data
 class CandidateTile(QLabel):
     opened = Signal(object)  # HistoryEntry
     use_as_input = Signal(object)  # HistoryEntry
+    vary = Signal(object)  # HistoryEntry: same prompt, this image as input, new seeds
 
     def __init__(self, side: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -28,6 +29,8 @@ class CandidateTile(QLabel):
         self.setStyleSheet("background: palette(base); border: 1px solid palette(mid);")
         self.use_input_action = QAction("Use as input", self)
         self.use_input_action.triggered.connect(lambda: self._emit(self.use_as_input))
+        self.vary_action = QAction("Vary", self)
+        self.vary_action.triggered.connect(lambda: self._emit(self.vary))
         self.open_action = QAction("Open in viewer", self)
         self.open_action.triggered.connect(lambda: self._emit(self.opened))
 
@@ -60,7 +63,12 @@ class CandidateTile(QLabel):
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         if self.entry is not None:
-            QMenu.exec([self.use_input_action, self.open_action], event.globalPos(), None, self)
+            QMenu.exec(
+                [self.use_input_action, self.vary_action, self.open_action],
+                event.globalPos(),
+                None,
+                self,
+            )
 
     def _emit(self, signal) -> None:
         if self.entry is not None:

@@ -34,6 +34,7 @@ VISIBLE_DELAY_MS = 30  # thumbnails for what is on screen once scrolling pauses
 class GalleryPanel(QWidget):
     entry_activated = Signal(object)  # HistoryEntry: double-click or Enter
     use_as_input = Signal(object)  # HistoryEntry: its context menu's "Use as input"
+    vary = Signal(object)  # HistoryEntry: its context menu's "Vary"
 
     def __init__(self, core: Core, parent: QWidget | None = None, icon_side: int = 128) -> None:
         super().__init__(parent)
@@ -100,6 +101,9 @@ class GalleryPanel(QWidget):
         self.model.modelReset.connect(self._visible_timer.start)
 
         self.use_input_action = self._action("Use as input", "Ctrl+I", self._use_as_input)
+        self.vary_action = self._action(
+            "Vary", "Ctrl+Shift+V", lambda: self._emit_current(self.vary)
+        )
         self.favourite_action = self._action("Favourite", "F", self.toggle_favourite)
         self.delete_action = self._action(
             "Delete", QKeySequence.StandardKey.Delete, lambda: self.delete_selected()
@@ -134,12 +138,16 @@ class GalleryPanel(QWidget):
         return [self.model.entry(row) for row in rows]
 
     def _use_as_input(self) -> None:
-        current = self.view.currentIndex()  # the one clicked, when several are selected
+        self._emit_current(self.use_as_input)
+
+    def _emit_current(self, signal) -> None:
+        """`signal` with the entry clicked (when several are selected), else the first."""
+        current = self.view.currentIndex()
         entries = self.selected_entries()
         if current.isValid():
-            self.use_as_input.emit(self.model.entry(current.row()))
+            signal.emit(self.model.entry(current.row()))
         elif entries:
-            self.use_as_input.emit(entries[0])
+            signal.emit(entries[0])
 
     def toggle_favourite(self) -> None:
         entries = self.selected_entries()

@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.core = core
         self.job_id: int | None = None
+        self.closed = False
         self.bridge = EngineBridge(core.engine, self)
         self.setWindowTitle("Studio")
         self.resize(1280, 760)
@@ -162,10 +163,12 @@ class MainWindow(QMainWindow):
         for tile in self.tiles:
             tile.opened.connect(self.open_in_viewer)
             tile.use_as_input.connect(self.use_as_input)
+            tile.vary.connect(self.vary)
         self.viewer.export.connect(lambda entry: ExportDialog(self.core, [entry], self).open())
         self.gallery = GalleryPanel(core)
         self.gallery.entry_activated.connect(self.open_in_viewer)
         self.gallery.use_as_input.connect(self.use_as_input)
+        self.gallery.vary.connect(self.vary)
         history = QDockWidget("History", self)
         history.setObjectName("history")
         history.setWidget(self.gallery)
@@ -361,6 +364,7 @@ class MainWindow(QMainWindow):
             self.restoreState(QByteArray.fromBase64(s.window_state.encode("ascii")))
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.closed = True  # results already queued to this window go nowhere now
         self.gallery.pending.commit()  # deletes waiting for an undo happen now
         s = self.core.settings
         s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
@@ -468,7 +472,7 @@ class MainWindow(QMainWindow):
             tile.setVisible(column < max(1, count))
 
     def _on_results(self, job_id: int, entries: tuple) -> None:
-        if job_id != self.job_id:
+        if job_id != self.job_id or self.closed:  # the history may be closed after the window
             return
         self._show_tiles(len(entries))
         for tile, entry in zip(self.tiles, entries, strict=False):

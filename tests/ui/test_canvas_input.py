@@ -208,3 +208,23 @@ def test_a_text_only_backend_hides_the_picture_controls(qtbot, install_plugins, 
     finally:
         window.close()
         core.close()
+
+
+def test_vary_is_one_action_on_any_image_the_gallery_or_a_tile(qtbot, window) -> None:
+    window.prompt.setPlainText("two blue squares")
+    generated(qtbot, window)
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 4)
+    entry = window.gallery.model.entry(2)
+    window.gallery.view.setCurrentIndex(window.gallery.model.index(2))
+    assert window.gallery.vary_action in window.gallery.view.actions()  # context menu
+    window.gallery.vary_action.trigger()
+    qtbot.waitUntil(lambda: window.core.history.count() == 8, timeout=10_000)
+    varied = window.core.engine.job(window.job_id).request
+    assert varied.image is not None and varied.image.digest == entry.digest
+    assert varied.prompt == entry.request.prompt and varied.seed != entry.request.seed
+    tile = window.tiles[0]
+    qtbot.waitUntil(lambda: tile.entry is not None)
+    source = tile.entry
+    tile.vary_action.trigger()
+    qtbot.waitUntil(lambda: window.core.history.count() == 12, timeout=10_000)
+    assert window.core.engine.job(window.job_id).request.image.digest == source.digest
