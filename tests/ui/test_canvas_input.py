@@ -17,6 +17,7 @@ from studio.core.backend import Capabilities
 from studio.ui.canvas import Tool
 from studio.ui.generation_settings import picture_size
 from studio.ui.main_window import MainWindow
+from studio.ui.picture_source import picture_in
 from studio.ui.strength import meaning
 
 LEFT, NONE = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
@@ -105,6 +106,21 @@ def test_ctrl_v_pastes_a_picture(qtbot, window) -> None:
     window.input_panel.clear_picture()
     window.paste_picture()
     assert "no picture" in window.message.text() and window.input_panel.picture is None
+
+
+def test_pasted_png_bytes_are_decoded_off_the_gui_thread(qtbot, window, tmp_path) -> None:
+    # Another program's pixels come as encoded PNG: taken as bytes, not decoded here.
+    data = QMimeData()
+    data.setData("image/png", picture_file(tmp_path, (50, 20)).read_bytes())
+    assert isinstance(picture_in(data), bytes)
+    assert window.input_panel.take_mime(data)
+    loaded(qtbot, window)
+    panel = window.input_panel
+    assert "50 \u00d7 20" in panel.title.text() and panel.canvas.mask.size().width() == 50
+    data.setData("image/png", b"not a png")
+    assert window.input_panel.take_mime(data)
+    refused = lambda: "Cannot use the pasted picture" in window.message.text()  # noqa: E731
+    qtbot.waitUntil(refused, timeout=10_000)
 
 
 def test_use_as_input_from_the_gallery_the_viewer_and_a_tile(qtbot, window) -> None:
