@@ -73,6 +73,7 @@ def _child(argv: list[str]) -> None:
                         at = canvas.mapToGlobal(QtCore.QPoint(0, 0))
                         status["canvas"] = [at.x(), at.y(), canvas.width(), canvas.height()]
                         status["enabled"] = canvas.isEnabled()
+                        status["brush"] = canvas.brush_size
                         mask = canvas.mask
                         status["mask_version"] = mask.version if mask is not None else 0
         tmp = status_out + ".tmp"
@@ -196,7 +197,9 @@ def window_stats(ticks: dict, start: float, end: float) -> dict[str, float]:
     return {"ticks": len(gaps), "p50": pick(0.5), "p99": pick(0.99), "max": ordered[-1]}
 
 
-def one_run(photo: Path, paste: str, paint_s: float, every_ms: float, work: Path) -> dict:
+def one_run(
+    photo: Path, paste: str, paint_s: float, every_ms: float, grow: int, work: Path
+) -> dict:
     data = Path(tempfile.mkdtemp(prefix="data-", dir=work))
     hb, ticks, status = work / "hb.json", work / "ticks.json", work / "status.json"
     for p in (hb, ticks, status):
@@ -249,13 +252,18 @@ def one_run(photo: Path, paste: str, paint_s: float, every_ms: float, work: Path
             raise RuntimeError("the canvas is disabled: the backend takes no mask")
         x, y, w, h = loaded["canvas"]
         xdo("mousemove", str(x + w // 5), str(y + h // 4))
+        if grow:  # a bigger brush: "]" grows it 1.25 times a press, once a click focused it
+            xdo("click", "1")
+            time.sleep(0.2)
+            xdo("key", "--delay", "20", *["bracketright"] * grow)
         time.sleep(0.3)
         moves = stroke_moves(loaded["canvas"], paint_s, every_ms)
         t_paint = time.perf_counter()
         xdo("mousedown", "1", *moves, "mouseup", "1")
         t_painted = time.perf_counter()
         time.sleep(0.5)
-        version = read_json(status).get("mask_version", 0)
+        after = read_json(status)
+        version, brush = after.get("mask_version", 0), after.get("brush")
     finally:
         app.send_signal(signal.SIGTERM)
         app.wait(30)
@@ -271,6 +279,7 @@ def one_run(photo: Path, paste: str, paint_s: float, every_ms: float, work: Path
         "paint": window_stats(tick_data, t_paint, t_painted + 0.05),
         "paint_s": t_painted - t_paint,
         "mask_changes": version,
+        "brush": brush,
         "stalls": probe.get("stalls", []),
     }
 
@@ -284,6 +293,7 @@ def main() -> None:
     parser.add_argument("--paste", choices=("uri", "png", "both"), default="both")
     parser.add_argument("--paint-s", type=float, default=5.0)
     parser.add_argument("--every-ms", type=float, default=8.0)
+    parser.add_argument("--grow", type=int, default=0, help='"]" presses: 10 = a 370 px brush')
     args = parser.parse_args()
     ensure_xvfb()
     work = Path(tempfile.mkdtemp(prefix="bench-canvas-"))
@@ -296,14 +306,14 @@ def main() -> None:
     rows = []
     for kind in kinds:
         for i in range(args.runs):
-            r = one_run(photo, kind, args.paint_s, args.every_ms, work)
+            r = one_run(photo, kind, args.paint_s, args.every_ms, args.grow, work)
             rows.append((kind, r))
             print(
                 f"{kind} run {i + 1}: paste max {r['paste']['max']:.1f} ms "
                 f"(shown after {r['paste_s']:.2f} s) | painting {r['paint_s']:.1f} s, "
                 f"{r['paint']['ticks']} ticks: p50 {r['paint']['p50']:.1f} "
                 f"p99 {r['paint']['p99']:.1f} max {r['paint']['max']:.1f} ms, "
-                f"mask changes {r['mask_changes']} | whole run (probe): "
+                f"mask changes {r['mask_changes']}, brush {r['brush']} px | whole run (probe): "
                 f"p99 {r['probe']['p99_ms']:.1f} max {r['probe']['max_ms']:.1f} ms",
                 flush=True,
             )
