@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from studio.core.app import Core
 from studio.ui.canvas import Tool
@@ -160,3 +162,91 @@ def test_brackets_change_the_brush_size(qtbot, window, tmp_path) -> None:
     for _ in range(60):
         QTest.keyClick(canvas, "[")
     assert canvas.brush_size == 2  # the smallest, not less
+
+
+def wheel(canvas, point: QPoint, steps: int, modifiers=Qt.KeyboardModifier.ControlModifier):
+    """`steps` notches of the wheel over `point` (up: positive)."""
+    event = QWheelEvent(
+        QPointF(point),
+        QPointF(canvas.mapToGlobal(point)),
+        QPoint(),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        modifiers,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(canvas, event)
+
+
+def test_painting_zoomed_in_lands_on_the_picture_pixels_under_the_pointer(
+    qtbot, window, tmp_path
+) -> None:
+    canvas = load(qtbot, window, photo(tmp_path))
+    canvas.hardness = 1.0
+    fitted = canvas.target()
+    pointer = at(canvas, 0.45, 0.4)  # off centre; far enough from the edges to stay put
+    under = canvas.to_picture(QPointF(pointer))
+    wheel(canvas, pointer, 6)  # Ctrl+wheel: about the pointer
+    assert canvas.target().width() > 3 * fitted.width()
+    x, y = canvas.to_picture(QPointF(pointer))
+    assert abs(x - under[0]) <= 2 and abs(y - under[1]) <= 2  # the same pixel stays under it
+
+    # A 20 px stroke on screen, zoomed in: a short, thin line in the picture, where it was
+    canvas.set_brush_size(20)
+    start, end = pointer, pointer + QPoint(40, 0)
+    drag(canvas, [start, pointer + QPoint(20, 0), end])
+    mask = full(canvas)
+    box = mask.getbbox()
+    assert box is not None
+    zoom = canvas.current_zoom()
+    (x0, y0), (x1, _) = canvas.to_picture(QPointF(start)), canvas.to_picture(QPointF(end))
+    assert abs(box[0] - (x0 - 10 / zoom)) < 4 and abs(box[2] - (x1 + 10 / zoom)) < 4
+    assert abs((box[1] + box[3]) / 2 - y0) < 4 and box[3] - box[1] < 20 / zoom + 6
+    assert mask.getpixel(under) == 255
+    # Expected independently of the canvas's own mapping: a fraction of the fitted view
+    fx = (pointer.x() - fitted.x()) / fitted.width()
+    fy = (pointer.y() - fitted.y()) / fitted.height()
+    assert abs(box[0] - fx * PHOTO[0]) < 20 / zoom + 6
+    assert abs((box[1] + box[3]) / 2 - fy * PHOTO[1]) < 6
+
+
+def test_zoom_keys_fit_and_actual_size(qtbot, window, tmp_path) -> None:
+    canvas = load(qtbot, window, photo(tmp_path))
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    fitted = canvas.target()
+    QTest.keyClick(canvas, Qt.Key.Key_1, ctrl)  # 100 %: the picture's own pixels
+    assert canvas.target().width() == PHOTO[0] and canvas.current_zoom() == 1.0
+    QTest.keyClick(canvas, Qt.Key.Key_Minus, ctrl)
+    assert abs(canvas.current_zoom() - 1 / 1.25) < 1e-9
+    QTest.keyClick(canvas, Qt.Key.Key_Equal, ctrl)
+    QTest.keyClick(canvas, Qt.Key.Key_Plus, ctrl)
+    assert abs(canvas.current_zoom() - 1.25) < 1e-9
+    QTest.keyClick(canvas, Qt.Key.Key_0, ctrl)  # fit again, and it follows the widget
+    assert canvas.zoom is None and canvas.target() == fitted
+    wheel(canvas, at(canvas, 0.5, 0.5), -20)
+    assert canvas.target().width() < fitted.width()  # out, but not to nothing
+    assert canvas.target().width() >= fitted.width() / 4 - 1
+
+
+def test_middle_button_and_space_drag_pan_without_painting(qtbot, window, tmp_path) -> None:
+    canvas = load(qtbot, window, photo(tmp_path))
+    middle = Qt.MouseButton.MiddleButton
+    centre = QPoint(canvas.width() // 2, canvas.height() // 2)
+    drag(canvas, [centre, centre + QPoint(50, 30)], button=middle)
+    assert canvas.zoom is None  # fitted, the whole picture shows: nothing to pan
+    canvas.set_zoom(1.0, QPointF(centre))
+    before = canvas.target().topLeft()
+    drag(canvas, [centre, centre + QPoint(30, 0), centre + QPoint(60, 40)], button=middle)
+    assert canvas.target().topLeft() - before == QPointF(60, 40)
+    QTest.keyPress(canvas, Qt.Key.Key_Space)
+    drag(canvas, [centre, centre - QPoint(60, 40)])  # Space + left button: pans too
+    QTest.keyRelease(canvas, Qt.Key.Key_Space)
+    assert canvas.target().topLeft() == before
+    assert canvas.mask.is_empty() and not canvas.mask.can_undo()
+    drag(canvas, [centre, centre + QPoint(10, 0)])  # Space up: the left button paints
+    assert not canvas.mask.is_empty()
+    drag(canvas, [centre, centre + QPoint(-100_000, 0)], button=middle)
+    assert canvas.target().right() == canvas.width()  # stops at the picture's edge
+    wheel(canvas, centre, 1, NONE)  # the plain wheel scrolls, zoomed in
+    assert canvas.target().top() == before.y() + 60 and canvas.current_zoom() == 1.0
