@@ -76,6 +76,20 @@ TILE = 192
 SMALL_TILE = 144  # beside an input picture, two by two
 WORD_CHECK_DELAY_MS = 300  # after a pause in typing
 COLUMNS = 4
+PROMPT_LINES = 8  # beside a picture the prompt grows with its text up to this, then scrolls
+
+
+class StatusLine(QLabel):
+    """A wrapped line of status that takes no height while it is empty."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWordWrap(True)
+        self.hide()
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setVisible(bool(text))
 
 
 class MainWindow(QMainWindow):
@@ -97,31 +111,34 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.unknown_label = QLabel()
-        self.unknown_label.setWordWrap(True)
+        self.message = StatusLine()
+        self.unknown_label = StatusLine()
         self.tiles = [CandidateTile(TILE) for _ in range(COLUMNS)]
 
-        buttons = QVBoxLayout()
-        buttons.addWidget(self.generate_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
+        self.buttons = QBoxLayout(QBoxLayout.Direction.TopToBottom)
+        self.buttons.addWidget(self.generate_button)
+        self.buttons.addWidget(self.cancel_button)
+        self.buttons.addStretch(1)
         self.settings_panel = GenerationSettings(core)
-        self.prompt.setMinimumHeight(72)
-        self.prompt.setMaximumHeight(16_777_215)
         top = QHBoxLayout()
         self.lora_picker = LoraPicker(self.prompt)
-        prompt_column = QVBoxLayout()
-        prompt_column.addWidget(self.prompt, 1)
-        prompt_column.addWidget(self.lora_picker)
+        self.prompt_column = QVBoxLayout()
+        self.prompt_column.addWidget(self.prompt, 1)
+        self.prompt_column.addWidget(self.lora_picker)
         self.style_picker = StylePicker(StyleLibrary.in_folder(core.paths.data))
         self.style_picker.follow(self.prompt, self.settings_panel.negative)
-        prompt_column.addWidget(self.style_picker)  # its styles and the final prompt
-        top.addLayout(prompt_column, 1)
-        top.addWidget(self.settings_panel)
-        top.addLayout(buttons)
-        self.tile_grid = QGridLayout()
+        self.prompt_column.addWidget(self.style_picker)  # its styles and the final prompt
+        self.settings_row = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.settings_row.addWidget(self.settings_panel)
+        self.settings_row.addLayout(self.buttons)
+        self.side = QVBoxLayout()
+        self.side.addLayout(self.settings_row)
+        self.side.addStretch(1)
+        top.addLayout(self.prompt_column, 1)
+        top.addLayout(self.side)
+        self.tile_box = QWidget()
+        self.tile_grid = QGridLayout(self.tile_box)
+        self.tile_grid.setContentsMargins(0, 0, 0, 0)
         self.tile_grid.setRowStretch(2, 1)  # beside a picture: the tiles stay at its top
         self.input_panel = InputPanel(core)
         self.prompt.take_picture = self.input_panel.take_mime  # pasted pixels
@@ -131,11 +148,10 @@ class MainWindow(QMainWindow):
             self.input_panel, self.structure, self.settings_panel, self.style_picker
         )
         self.input_panel.editor.layout().insertWidget(1, self.redesign)  # under its title
-        # Without a picture: its drop zone above a row of tiles; with one: the picture
-        # large, beside the tiles two by two.
-        self.work = QBoxLayout(QBoxLayout.Direction.TopToBottom)
+        # Without a picture: its drop zone above a row of tiles (see _arrange_canvas).
+        self.work = QVBoxLayout()
         self.work.addWidget(self.input_panel)
-        self.work.addLayout(self.tile_grid)
+        self.work.addWidget(self.tile_box)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.addLayout(top)
@@ -145,6 +161,7 @@ class MainWindow(QMainWindow):
         layout.addLayout(self.work)
         layout.addStretch(1)
         self.body_layout = layout
+        self.prompt.document().documentLayout().documentSizeChanged.connect(self._fit_prompt)
         self._arrange_canvas()
         self.viewer = Viewer()
         self.tabs = QTabWidget()
@@ -522,19 +539,51 @@ class MainWindow(QMainWindow):
         self.structure.set_context(context)
 
     def _arrange_canvas(self) -> None:
+        """Without a picture: the prompt as tall as the settings beside it, the drop zone
+        and a row of tiles below. With one, the picture takes the room (at 1280 x 760 it
+        was drawn 188 x 141 under the top row): it goes under a prompt of a few lines, the
+        settings, buttons and tiles (two by two) make a column beside it."""
         has_picture = self.input_panel.picture is not None
         columns = 2 if has_picture else COLUMNS
         for index, tile in enumerate(self.tiles):
             self.tile_grid.removeWidget(tile)
             self.tile_grid.addWidget(tile, index // columns, index % columns)
             tile.set_side(SMALL_TILE if has_picture else TILE)
-        self.work.setDirection(
+        moved = (self.progress, self.unknown_label, self.message, self.input_panel)
+        if has_picture:  # addWidget takes a widget out of the layout it was in
+            for widget in moved:
+                self.prompt_column.addWidget(widget)
+            self.side.insertWidget(1, self.tile_box)
+        else:
+            for index, widget in enumerate(moved[:3]):
+                self.body_layout.insertWidget(1 + index, widget)
+            self.work.insertWidget(0, self.input_panel)
+            self.work.addWidget(self.tile_box)
+        self.prompt_column.setStretch(0, 0 if has_picture else 1)
+        self.prompt_column.setStretch(self.prompt_column.indexOf(self.input_panel), 1)
+        self.settings_row.setDirection(
+            QBoxLayout.Direction.TopToBottom if has_picture else QBoxLayout.Direction.LeftToRight
+        )
+        self.buttons.setDirection(
             QBoxLayout.Direction.LeftToRight if has_picture else QBoxLayout.Direction.TopToBottom
         )
-        self.work.setStretch(0, 1 if has_picture else 0)
-        work_index = self.body_layout.indexOf(self.work)
-        self.body_layout.setStretch(work_index, 1 if has_picture else 0)
-        self.body_layout.setStretch(work_index + 1, 0 if has_picture else 1)
+        self.body_layout.setStretch(0, 1 if has_picture else 0)
+        self.body_layout.setStretch(self.body_layout.count() - 1, 0 if has_picture else 1)
+        self._fit_prompt()
+
+    def _fit_prompt(self) -> None:
+        """Beside a picture the prompt is as tall as its text, from 3 to 8 lines (then it
+        scrolls); without one it stretches to the settings' height."""
+        if self.input_panel.picture is None:
+            self.prompt.setMinimumHeight(72)
+            self.prompt.setMaximumHeight(16_777_215)
+            return
+        lines = max(3, min(PROMPT_LINES, round(self.prompt.document().size().height())))
+        margins = self.prompt.contentsMargins()
+        frame = margins.top() + margins.bottom() + 2 * self.prompt.document().documentMargin()
+        height = round(lines * self.prompt.fontMetrics().lineSpacing() + frame)
+        self.prompt.setMinimumHeight(height)
+        self.prompt.setMaximumHeight(height)
 
     def open_in_viewer(self, entry: HistoryEntry) -> None:
         self.viewer.show_entry(entry)

@@ -250,3 +250,13 @@ def test_middle_button_and_space_drag_pan_without_painting(qtbot, window, tmp_pa
     assert canvas.target().right() == canvas.width()  # stops at the picture's edge
     wheel(canvas, centre, 1, NONE)  # the plain wheel scrolls, zoomed in
     assert canvas.target().top() == before.y() + 60 and canvas.current_zoom() == 1.0
+
+
+def test_a_picture_gets_the_room_at_the_default_window_size(qtbot, window, tmp_path) -> None:
+    canvas = load(qtbot, window, photo(tmp_path))  # the window is 1280 x 760 here
+    qtbot.waitUntil(lambda: canvas.target().width() >= 400)  # was 188 px wide
+    assert window.prompt.height() < window.settings_panel.height() / 2  # a few lines
+    assert all(tile.isVisible() for tile in window.tiles) and window.generate_button.isVisible()
+    assert not window.message.isVisible()  # an empty status line takes no room
+    window.input_panel.clear_picture()
+    qtbot.waitUntil(lambda: window.prompt.height() > window.settings_panel.height() / 2)
