@@ -81,10 +81,15 @@ class CompareItem(QGraphicsItem):
         source = QRectF(0, 0, shown.width() * sx, self.rect.height() * sy)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)  # a photo
         painter.drawPixmap(shown, self.original, source)
-        pen = QPen(QColor(255, 255, 255), DIVIDER_PEN)
-        pen.setCosmetic(True)
-        painter.setPen(pen)
-        painter.drawLine(QPointF(x, self.rect.top()), QPointF(x, self.rect.bottom()))
+        top, bottom = QPointF(x, self.rect.top()), QPointF(x, self.rect.bottom())
+        for colour, width in (
+            (QColor(40, 40, 40), DIVIDER_PEN + 2),
+            (QColor(255, 255, 255), DIVIDER_PEN),
+        ):
+            pen = QPen(colour, width)  # white on a dark edge: seen on light walls and dark
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.drawLine(top, bottom)
         # A round handle mid-height, the same size on screen at any zoom.
         scale = painter.worldTransform().m11() or 1.0
         radius = HANDLE_RADIUS / scale
