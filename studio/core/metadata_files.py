@@ -168,7 +168,7 @@ def _decode_utf16(body: bytes, byte_order: str | None) -> str:
 
 def _png_texts(fp: BinaryIO, name: str) -> dict[str, str]:
     """Text chunks (and an eXIf chunk's text) of a PNG, walked past the pixel data."""
-    _check_pixels(*_png_size(fp, name), name)
+    png_header(fp, name)
     texts: dict[str, str] = {}
     from_exif: dict[str, str] = {}  # text chunks win over the same keys found in eXIf
     budget = MAX_TOTAL_TEXT  # counts bytes read and text decompressed
@@ -189,8 +189,9 @@ def _png_texts(fp: BinaryIO, name: str) -> dict[str, str]:
     return {**from_exif, **texts}
 
 
-def _png_size(fp: BinaryIO, name: str) -> tuple[int, int]:
-    """Width and height from the IHDR chunk, which must come first and be intact."""
+def png_header(fp: BinaryIO, name: str) -> tuple[int, int, int]:
+    """Width, height and colour type from the IHDR chunk, which must come first and be
+    intact, of a size that can be opened safely; MetadataError saying what is wrong."""
     header = fp.read(25)  # length, type, 13 bytes of data, CRC
     if (
         len(header) < 25
@@ -199,7 +200,8 @@ def _png_size(fp: BinaryIO, name: str) -> tuple[int, int]:
     ):
         raise MetadataError(f"{name} is not a readable PNG image (damaged header)")
     width, height = struct.unpack(">II", header[8:16])
-    return width, height
+    _check_pixels(width, height, name)
+    return width, height, header[17]
 
 
 def _chunk_texts(kind: bytes, data: bytes) -> dict[str, str]:

@@ -15,13 +15,13 @@ import zlib
 from typing import BinaryIO
 
 from studio.core.metadata import MetadataError
+from studio.core.metadata_files import png_header
 from studio.interop import exif
 from studio.interop.entries import MAX_TEXT_BYTES, MAX_TOTAL_TEXT, Entries
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
 MAX_CHUNKS = 100_000  # walked per file (pixel data in 8 KiB chunks: ~800 MiB)
-MAX_PIXELS = 2 * 89_478_485  # Pillow's decompression-bomb error
 
 
 def read(fp: BinaryIO, entries: Entries) -> tuple[int, int, int]:
@@ -30,7 +30,7 @@ def read(fp: BinaryIO, entries: Entries) -> tuple[int, int, int]:
     `fp` is just past the signature. Raises `MetadataError` for a damaged header, a
     decompression bomb, or a file cut short.
     """
-    width, height, color_type = _header(fp, entries.name)
+    width, height, color_type = png_header(fp, entries.name)
     here = fp.tell()
     size = fp.seek(0, 2)
     fp.seek(here)
@@ -63,26 +63,6 @@ def read(fp: BinaryIO, entries: Entries) -> tuple[int, int, int]:
         entries.add(key, text, cut=True)
     entries.has_studio = entries.has_studio or from_exif.has_studio or "studio" in entries.texts
     return width, height, color_type
-
-
-def _header(fp: BinaryIO, name: str) -> tuple[int, int, int]:
-    """Width, height and colour type from IHDR, which must come first and be intact."""
-    header = fp.read(25)  # length, type, 13 bytes of data, CRC
-    if (
-        len(header) < 25
-        or header[:8] != b"\0\0\0\x0dIHDR"
-        or zlib.crc32(header[4:21]) != int.from_bytes(header[21:25], "big")
-    ):
-        raise MetadataError(f"{name} is not a readable PNG image (damaged header)")
-    width, height = struct.unpack(">II", header[8:16])
-    if not width or not height:
-        raise MetadataError(f"{name} is not a readable PNG image (zero size)")
-    if width * height > MAX_PIXELS:
-        raise MetadataError(
-            f"{name} declares {width}x{height} pixels, more than the {MAX_PIXELS:,} that can "
-            "be opened safely (a decompression bomb?)"
-        )
-    return width, height, header[17]
 
 
 def _add_text(kind: bytes, data: bytes, cut: bool, entries: Entries) -> int:
