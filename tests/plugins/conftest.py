@@ -14,3 +14,22 @@ def micro_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     run = tmp_path_factory.mktemp("micro-run")
     return train(get_config("micro"), run, None, RunLog(run / "log.txt"))
+
+
+@pytest.fixture
+def outputs(monkeypatch) -> list:
+    """The model's outputs (numpy arrays) as either SD backend hands them to
+    `pictures.put_back`."""
+    import numpy as np
+
+    from sd_backends import pictures
+
+    seen: list = []
+    original = pictures.put_back
+
+    def spy(picture, made, *args, **kwargs):
+        seen.append(np.array(made))
+        return original(picture, made, *args, **kwargs)
+
+    monkeypatch.setattr(pictures, "put_back", spy)
+    return seen

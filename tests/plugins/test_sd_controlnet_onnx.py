@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 import torch
 from contexts import Context
+from support.backend_pair import torch_and_onnx
 from support.pictures import box_mask, photo
 from support.random_controlnets import build_random_controlnet, save_controlnet_folder
 from support.random_loras import write_kohya
 from support.random_sd import build_random_sd, build_random_sdxl
 
-from sd_backends import export_onnx, pictures
+from sd_backends import export_onnx
 from sd_backends.architecture import CONTROLNET, SDXL, kind
 from sd_backends.backend import DiffusionBackend, load_diffusers_folder
 from sd_backends.export_onnx import export, export_controlnet
@@ -58,17 +59,9 @@ def store(tmp_path_factory) -> InputStore:
     return InputStore(tmp_path_factory.mktemp("inputs"))
 
 
-def pair(root: Path, name: str) -> tuple[DiffusionBackend, DiffusionOnnxBackend]:
-    torch_backend, onnx_backend = DiffusionBackend(), DiffusionOnnxBackend(threads=1)
-    for backend, model in ((torch_backend, name), (onnx_backend, f"{name}-onnx")):
-        backend.model_library = lambda: ModelLibrary([root], [], root / "hashes.json")
-        backend.load(model)
-    return torch_backend, onnx_backend
-
-
 @pytest.fixture(scope="module")
 def sd(root) -> tuple[DiffusionBackend, DiffusionOnnxBackend]:
-    return pair(root, "sd")
+    return torch_and_onnx(root, "sd")
 
 
 def control(store: InputStore, model: str, seed: int = 7, **fields) -> Control:
@@ -155,24 +148,10 @@ def test_weight_zero_and_no_controlnet_give_the_plain_image_exactly(sd, store) -
 
 
 def test_sdxl_with_a_controlnet_makes_the_pytorch_backends_images(root, store) -> None:
-    backends = pair(root, "xl")
+    backends = torch_and_onnx(root, "xl")
     c = control(store, "xl-cn1", weight=0.8)
     r = request((c,), options={"sampler": "DDIM"}, negative_prompt="blurry")
     assert_same(backends[1].generate(onnx_twin(r), Context()), backends[0].generate(r, Context()))
-
-
-@pytest.fixture
-def outputs(monkeypatch) -> list[np.ndarray]:
-    """The model's outputs as either backend hands them to `pictures.put_back`."""
-    seen: list[np.ndarray] = []
-    original = pictures.put_back
-
-    def spy(picture, made, *args, **kwargs):
-        seen.append(np.array(made))
-        return original(picture, made, *args, **kwargs)
-
-    monkeypatch.setattr(pictures, "put_back", spy)
-    return seen
 
 
 @pytest.mark.parametrize("area", ["img2img", "masked"])
@@ -199,7 +178,7 @@ def test_an_inpainting_model_with_a_controlnet_makes_the_pytorch_backends_images
     model's ControlNet sees the latents alone."""
     build_random_sd(root / "inpaint", inpainting=True)
     export(load_diffusers_folder(root / "inpaint", torch.float32), root / "inpaint-onnx")
-    backends = pair(root, "inpaint")
+    backends = torch_and_onnx(root, "inpaint")
     picture = store.add(photo(*SIZE, seed=4))
     mask = store.add(box_mask(SIZE, (20, 10, 60, 50)), mask=True)
     c = control(store, "sd-cn1", weight=0.8)

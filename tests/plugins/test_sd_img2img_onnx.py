@@ -19,7 +19,6 @@ from contexts import Context
 from support.random_sd import build_random_sd, build_random_sdxl
 from test_sd_img2img import box_mask, photo, request
 
-from sd_backends import pictures
 from sd_backends.backend import DiffusionBackend, load_diffusers_folder
 from sd_backends.export_onnx import export
 from sd_backends.onnx_backend import DiffusionOnnxBackend
@@ -59,20 +58,6 @@ def pair(request, models) -> tuple[DiffusionBackend, DiffusionOnnxBackend]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> InputStore:
     return InputStore(tmp_path_factory.mktemp("inputs"))
-
-
-@pytest.fixture
-def outputs(monkeypatch) -> list[np.ndarray]:
-    """The model's outputs as either backend hands them to `pictures.put_back`."""
-    seen: list[np.ndarray] = []
-    original = pictures.put_back
-
-    def spy(picture, made, *args, **kwargs):
-        seen.append(np.array(made))
-        return original(picture, made, *args, **kwargs)
-
-    monkeypatch.setattr(pictures, "put_back", spy)
-    return seen
 
 
 def both(pair, r, outputs) -> tuple[list, list, list, list]:

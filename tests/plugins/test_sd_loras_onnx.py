@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from contexts import Context
+from support.backend_pair import torch_and_onnx
 from support.random_loras import write_kohya
 from support.random_sd import build_random_sd, build_random_sdxl
 
@@ -40,17 +41,9 @@ def root(tmp_path_factory) -> Path:
     return root
 
 
-def pair(root: Path, name: str) -> tuple[DiffusionBackend, DiffusionOnnxBackend]:
-    torch_backend, onnx_backend = DiffusionBackend(), DiffusionOnnxBackend(threads=1)
-    for backend, model in ((torch_backend, name), (onnx_backend, f"{name}-onnx")):
-        backend.model_library = lambda: ModelLibrary([root], [], root / "hashes.json")
-        backend.load(model)
-    return torch_backend, onnx_backend
-
-
 @pytest.fixture(scope="module")
 def sd(root) -> tuple[DiffusionBackend, DiffusionOnnxBackend]:
-    return pair(root, "sd")
+    return torch_and_onnx(root, "sd")
 
 
 def request(prompt: str = "a red cat", **fields) -> GenerationRequest:
@@ -98,7 +91,7 @@ def test_sd_with_loras_makes_the_pytorch_backends_images(root, sd, loras) -> Non
 
 
 def test_sdxl_with_a_lora_makes_the_pytorch_backends_images(root) -> None:
-    backends = pair(root, "xl")
+    backends = torch_and_onnx(root, "xl")
     r = request(negative_prompt="blurry")
     ours, theirs = with_loras(backends, r, [("xl-style", 1.0)])
     assert_same(ours, theirs)
