@@ -24,6 +24,10 @@ from studio.api.commands import (
 )
 from studio.core.addons import Control, Lora, split_loras
 from studio.core.backend import (
+    DECODING,
+    LOADING,
+    SAVING,
+    STEPS,
     Backend,
     Cancelled,
     Candidate,
@@ -47,11 +51,15 @@ from studio.core.models import ModelLibrary
 from studio.core.request import GenerationRequest, RequestError
 
 __all__ = [
+    "DECODING",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
     "EXIT_USAGE",
+    "LOADING",
+    "SAVING",
+    "STEPS",
     "Backend",
     "Cancelled",
     "Candidate",

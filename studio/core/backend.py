@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     ImageLike = Image.Image | np.ndarray
 
 
+# The phases a job's progress goes through, as `GenerationContext.progress` names them.
+# LOADING counts bytes of weights read; STEPS the denoising steps of the whole request;
+# DECODING latents turned into pixels (0 of 1 when it starts; tiles when tiled); SAVING
+# images written to the history.
+LOADING, STEPS, DECODING, SAVING = "loading", "steps", "decoding", "saving"
+
+
 class Cancelled(Exception):
     """Raised by `GenerationContext.check_cancelled` to stop a job at a safe point."""
 
@@ -153,8 +160,9 @@ class Candidate:
 class GenerationContext(Protocol):
     """How a backend talks back while it works."""
 
-    def progress(self, step: int, total: int) -> None:
-        """Report progress; also raises `Cancelled` if the job was cancelled."""
+    def progress(self, step: int, total: int, phase: str = STEPS) -> None:
+        """Report progress in `phase` (STEPS, DECODING: see the phases above); also
+        raises `Cancelled` if the job was cancelled."""
 
     def preview(self, image: ImageLike) -> None:
         """Offer a cheap preview; the engine throttles and downsizes it."""
@@ -182,6 +190,8 @@ class Backend(ABC):
     #: The user's model library (their model folders and added models), set by Studio
     #: when it makes the backend; a callable, as the library follows the settings.
     model_library: Callable[[], ModelLibrary] | None = None
+    #: Set by Studio's executor while `load` runs; see `report_loading`.
+    loading_progress: Callable[[int, int], None] | None = None
 
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
@@ -203,6 +213,12 @@ class Backend(ABC):
 
     def device(self) -> str:
         return "cpu"
+
+    def report_loading(self, done: int, total: int) -> None:
+        """Call while `load` reads weights: `done` of `total` bytes (the app and the CLI
+        show it). Does nothing when nobody listens."""
+        if self.loading_progress is not None:
+            self.loading_progress(done, total)
 
     def sampler_name(self, request: GenerationRequest) -> str:
         """The sampler recorded in image metadata."""
