@@ -10,6 +10,7 @@ import numpy as np
 from studio.core.backend import Cancelled, GenerationContext
 from studio.core.executors import describe_error
 from studio.core.images import to_pil
+from studio.core.load_progress import LoadingReport
 from studio.core.registry import PluginRegistry
 from studio.core.request import GenerationRequest
 
@@ -19,12 +20,19 @@ class HostedBackend:
         self.registry = PluginRegistry()
         self.backend: Any = None
 
-    def load(self, backend_id: str, model: str, library: Any) -> tuple[Any, ...]:
-        """("loaded", device) or ("load_failed", type, message, traceback)."""
+    def load(
+        self, backend_id: str, model: str, library: Any, loading: LoadingReport | None = None
+    ) -> tuple[Any, ...]:
+        """("loaded", device) or ("load_failed", type, message, traceback); the backend's
+        bytes-read reports go to `loading` meanwhile."""
         self.registry.model_library = (lambda: library) if library is not None else None
         try:
             self.backend = self.registry.get(backend_id)
-            self.backend.load(model)
+            self.backend.loading_progress = loading
+            try:
+                self.backend.load(model)
+            finally:
+                self.backend.loading_progress = None
             return ("loaded", self.backend.device())
         except BaseException as error:
             self.backend = None

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from studio.core.backend import STEPS
 from studio.core.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -73,8 +74,12 @@ class StateChanged(JobEvent):
 
 @dataclass(frozen=True)
 class Progress(JobEvent):
+    """`step` of `total` in `phase` (LOADING: bytes; STEPS; DECODING: 0 of 1, or tiles;
+    SAVING: images written)."""
+
     step: int
     total: int
+    phase: str = STEPS
 
 
 @dataclass(frozen=True)

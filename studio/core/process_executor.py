@@ -4,9 +4,10 @@ window's process.
 One long-lived worker per loaded backend and model, started (with `spawn`: never fork
 after Qt or torch threads) when a job needs it, kept warm between jobs, ended when the
 model is unloaded, so that its memory goes back to the system. A worker that died is
-started again by the next job. Requests go in over a pipe; progress, small previews,
-results (raw RGB arrays) and errors come back. Cancel is a shared event the worker's
-context checks at every step. A worker whose parent dies ends itself.
+started again by the next job. Requests go in over a pipe; bytes read while loading,
+progress in each phase, small previews, results (raw RGB arrays) and errors come back.
+Cancel is a shared event the worker's context checks at every step. A worker whose parent
+dies ends itself.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from studio.core.backend import Cancelled, Candidate, GenerationContext
+from studio.core.backend import STEPS, Cancelled, Candidate, GenerationContext
 from studio.core.executors import (
     Executor,
     LoadFailed,
@@ -31,6 +32,7 @@ from studio.core.executors import (
     RemoteError,
     WorkerDied,
 )
+from studio.core.load_progress import LoadingReport, ThrottledLoading
 from studio.core.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -71,7 +73,7 @@ class ProcessExecutor(Executor):
         alive = self._process is not None and self._process.is_alive()
         return alive and self.loaded == (backend_id, model)
 
-    def load(self, backend_id: str, model: str) -> None:
+    def load(self, backend_id: str, model: str, progress: LoadingReport | None = None) -> None:
         if self.is_loaded(backend_id, model):
             return
         self.unload()
@@ -79,6 +81,10 @@ class ProcessExecutor(Executor):
         library = self.library() if self.library is not None else None
         self._send(("load", backend_id, model, library))
         reply = self._receive(None)
+        while reply[0] == "loading":  # bytes read so far, already thinned out by the worker
+            if progress is not None:
+                progress(*reply[1:])
+            reply = self._receive(None)
         if reply[0] == "load_failed":
             self.unload()
             raise LoadFailed(RemoteError(*reply[1:]))
@@ -195,9 +201,9 @@ class _WorkerContext:
         if self._cancel.is_set():
             raise Cancelled
 
-    def progress(self, step: int, total: int) -> None:
+    def progress(self, step: int, total: int, phase: str = STEPS) -> None:
         self.check_cancelled()
-        self._conn.send(("progress", step, total))
+        self._conn.send(("progress", step, total, phase))
 
     def preview(self, image: Any) -> None:
         from studio.core.images import preview_of
@@ -226,7 +232,8 @@ def worker_main(
         if kind == "stop":
             break
         if kind == "load":
-            conn.send(hosted.load(*message[1:]))
+            loading = ThrottledLoading(lambda done, total: conn.send(("loading", done, total)))
+            conn.send(hosted.load(*message[1:], loading))
         elif kind == "generate":
             ctx = _WorkerContext(conn, cancel, preview_interval, hosted.device())
             conn.send(hosted.generate(message[1], ctx))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from studio.core.backend import Cancelled, Candidate, GenerationContext
+from studio.core.backend import DECODING, STEPS, Cancelled, Candidate, GenerationContext
 from studio.core.executors import (
     Executor,
     ExecutorError,
@@ -29,6 +29,7 @@ from studio.core.executors import (
     RemoteError,
     WorkerDied,
 )
+from studio.core.load_progress import LoadingReport
 from studio.core.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -50,20 +51,21 @@ class GenerationActor:
 
         self.hosted = HostedBackend()
         self.cancel_flag = threading.Event()
-        self.done, self.total, self.latest = 0, 0, None
+        self.done, self.total, self.phase, self.latest = 0, 0, STEPS, None
 
     def load(self, backend_id: str, model: str, library: Any) -> tuple[Any, ...]:
         return self.hosted.load(backend_id, model, library)
 
     def generate(self, request: GenerationRequest) -> tuple[Any, ...]:
         self.cancel_flag.clear()
-        self.done, self.total, self.latest = 0, 0, None
+        self.done, self.total, self.phase, self.latest = 0, 0, STEPS, None
         return self.hosted.generate(request, _ActorContext(self))
 
-    def status(self) -> tuple[int, int, Any]:
-        """(steps done, steps in all, the newest preview or None); runs beside `generate`."""
+    def status(self) -> tuple[int, int, str, Any]:
+        """(done, in all, in which phase, the newest preview or None); runs beside
+        `generate`."""
         latest, self.latest = self.latest, None
-        return self.done, self.total, latest
+        return self.done, self.total, self.phase, latest
 
     def cancel(self) -> None:
         self.cancel_flag.set()
@@ -91,8 +93,8 @@ class _ActorContext:
         if self.cancelled:
             raise Cancelled
 
-    def progress(self, step: int, total: int) -> None:
-        self._actor.done, self._actor.total = step, total
+    def progress(self, step: int, total: int, phase: str = STEPS) -> None:
+        self._actor.done, self._actor.total, self._actor.phase = step, total, phase
         self.check_cancelled()
 
     def preview(self, image: Any) -> None:
@@ -132,7 +134,9 @@ class RayExecutor(Executor):
     def is_loaded(self, backend_id: str, model: str) -> bool:
         return bool(self.actors) and self.loaded == (backend_id, model)
 
-    def load(self, backend_id: str, model: str) -> None:
+    def load(self, backend_id: str, model: str, progress: LoadingReport | None = None) -> None:
+        """Loads on every actor at once; bytes read there are not reported (the driver
+        waits for all of them in one call)."""
         if self.is_loaded(backend_id, model):
             return
         self.unload()
@@ -258,13 +262,17 @@ class RayExecutor(Executor):
             statuses = ray.get([actor.status.remote() for _, actor in pairs], timeout=5)
         except ray.exceptions.RayError:
             return  # a lost worker shows up as its chunk's error
-        preview = None
-        for (chunk, _), (done, total, latest) in zip(pairs, statuses, strict=True):
-            chunk.steps = (done, total)
+        preview, decoding = None, False
+        for (chunk, _), (done, total, phase, latest) in zip(pairs, statuses, strict=True):
+            # past its steps (decoding), a chunk has run them all
+            chunk.steps = (done, total) if phase == STEPS else (chunk.steps[1],) * 2
+            decoding |= phase == DECODING
             preview = latest if latest is not None else preview
-        total = sum(c.steps[1] for c in chunks)
-        if total:
-            ctx.progress(sum(c.steps[0] for c in chunks), total)  # raises Cancelled
+        done, total = sum(c.steps[0] for c in chunks), sum(c.steps[1] for c in chunks)
+        if decoding and done == total:  # the last chunks decode: tiles are theirs alone
+            ctx.progress(0, 1, DECODING)  # raises Cancelled
+        elif total:
+            ctx.progress(done, total)
         if preview is not None:
             ctx.preview(preview)
 

@@ -93,8 +93,9 @@ def test_a_job_runs_through_its_states_and_saves_before_announcing(engine) -> No
         JobState.RUNNING,
         JobState.DONE,
     ]
-    steps = [(e.step, e.total) for e in events.of(job.id, Progress)]
-    assert steps == [(1, 3), (2, 3), (3, 3)]
+    phases = [(e.phase, e.step, e.total) for e in events.of(job.id, Progress)]
+    steps = [("steps", 1, 3), ("steps", 2, 3), ("steps", 3, 3)]
+    assert phases == [*steps, ("saving", 0, 2), ("saving", 2, 2)]  # no model bytes: no loading
     assert len(events.of(job.id, Preview)) == 3
     (results,) = events.of(job.id, Results)
     assert [e.id for e in results.entries] == [e.id for e in job.results]

@@ -3,10 +3,13 @@
 Behaviour comes from the request's options (so it works in a subprocess too):
 `fail_at` (raise at that step), `oom_at` (MemoryError at that step), `fail_load`,
 `nan` (return NaN images), `too_few`, `step_s` (sleep this long each step), `crash_at`
-(the process dies at that step: "abort" by os.abort, "segfault" by reading address 0);
-the model `huge` runs out of memory loading. With an input picture, each image is the
-picture (scaled to the request's size) with the masked part, or without a mask a share
-`strength` of its rows, filled with the candidate's colour. `FakeTextOnly` takes no picture.
+(the process dies at that step: "abort" by os.abort, "segfault" by reading address 0),
+`decode_tiles` (after the steps, reports decoding: 0 for one piece, else that many tiles);
+the model `huge` runs out of memory loading; `big` reports reading BIG_BYTES while it
+loads, and waits halfway for LOAD_GATE when a test sets it. With an input picture, each
+image is the picture (scaled to the request's size) with the masked part, or without a mask
+a share `strength` of its rows, filled with the candidate's colour. `FakeTextOnly` takes
+no picture.
 Its model knows every word but those made of z, y and x, and reads the first 50 words.
 Tests in the same process may also set `GATE` to pause each step until released.
 """
@@ -23,6 +26,7 @@ from dataclasses import replace
 import numpy as np
 
 from studio.api import (
+    DECODING,
     Backend,
     Candidate,
     Capabilities,
@@ -36,6 +40,7 @@ GATE: threading.Event | None = None  # when set by a test, each step waits for i
 STEP_STARTED = threading.Event()  # set when a step begins (for tests that cancel mid-step)
 LOAD_GATE: threading.Event | None = None  # when set by a test, loading waits for it
 LOADING = threading.Event()  # set when a load begins
+BIG_BYTES = 4_265_000_000  # what loading the model `big` says it reads, in 10 parts
 CALLS: list[str] = []
 WORDS_READ = 50  # the fake model's text limit: words split at white space
 
@@ -96,11 +101,16 @@ class FakeBackend(Backend):
     def load(self, model: str) -> None:
         CALLS.append(f"load {model}")
         LOADING.set()
-        if LOAD_GATE is not None:
+        if model == "big":
+            for part in range(11):
+                self.report_loading(BIG_BYTES * part // 10, BIG_BYTES)
+                if part == 5 and LOAD_GATE is not None:
+                    LOAD_GATE.wait(10)
+        elif LOAD_GATE is not None:
             LOAD_GATE.wait(10)
         if model == "huge":
             raise MemoryError("out of memory loading 'huge' (simulated)")
-        if model not in ("", "tiny"):
+        if model not in ("", "tiny", "big"):
             raise FileNotFoundError(f"no model named {model!r}")
         self.loaded = model or "tiny"
 
@@ -127,6 +137,10 @@ class FakeBackend(Backend):
             time.sleep(float(options.get("step_s", 0)))
             ctx.preview(solid_image(request.seed + step, request.width, request.height))
             ctx.progress(step + 1, steps)
+        if "decode_tiles" in options:
+            tiles = int(options["decode_tiles"]) or 1
+            for tile in range(tiles + 1):
+                ctx.progress(tile, tiles, DECODING)
         if options.get("nan"):
             image = np.full((request.height, request.width, 3), np.nan, dtype=np.float32)
             return [Candidate(image)] * request.count
