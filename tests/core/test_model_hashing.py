@@ -1,0 +1,210 @@
+"""Model files are hashed only where a hash is needed, once, and in the background while
+a job loads its model; the hash cache is shared safely by threads and processes."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from studio.core import models as models_module
+from studio.core.app import Core
+from studio.core.jobs import JobState
+from studio.core.model_files import ModelFileError
+from studio.core.models import HashCache, ModelLibrary
+
+WAIT = 10  # seconds; only reached when something is broken
+
+
+def weights(path: Path, seed: int) -> Path:
+    """A small safetensors file of its own content."""
+    save_file({"layer.weight": np.random.default_rng(seed).random((16, 16))}, str(path))
+    return path
+
+
+def lora(path: Path) -> Path:
+    down, up = "lora_unet_x.lora_down.weight", "lora_unet_x.lora_up.weight"
+    save_file({down: np.ones((4, 8)), up: np.ones((8, 4))}, str(path))
+    return path
+
+
+def library_files(folder: Path) -> dict[str, Path]:
+    """Several models: two files, a diffusers folder, a LoRA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pipeline = folder / "pipeline"
+    (pipeline / "unet").mkdir(parents=True)
+    (pipeline / "model_index.json").write_text("{}")
+    weights(pipeline / "unet" / "diffusion_pytorch_model.safetensors", 3)
+    return {
+        "dream": weights(folder / "dream.safetensors", 1),
+        "other": weights(folder / "other.safetensors", 2),
+        "pipeline": pipeline,
+        "ink": lora(folder / "ink.safetensors"),
+    }
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files read to be hashed ("#body" for a LoRA's AutoV3), in order."""
+    real = models_module.file_sha256
+    seen: list[str] = []
+
+    def counting(file: Path, body_only: bool = False, progress=None) -> str:
+        seen.append(file.name + ("#body" if body_only else ""))
+        return real(file, body_only, progress)
+
+    monkeypatch.setattr(models_module, "file_sha256", counting)
+    return seen
+
+
+def short(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+# -- lookups --------------------------------------------------------------------------
+
+
+def test_finding_a_model_by_name_or_path_hashes_nothing(tmp_path, hashed) -> None:
+    files = library_files(tmp_path / "models")
+    library = ModelLibrary([tmp_path / "models"], [], tmp_path / "hashes.json")
+    assert library.find("dream").path == files["dream"]
+    assert library.find(str(files["other"])).path == files["other"]
+    assert library.find("pipeline").path == files["pipeline"]
+    assert library.find("ink").path == files["ink"]
+    with pytest.raises(ModelFileError, match="no model named"):
+        library.find("a-misspelt-name")  # not a short hash: nothing is hashed to say so
+    assert hashed == [] and not (tmp_path / "hashes.json").exists()
+
+
+def test_a_short_hash_is_looked_up_only_when_no_name_matches_each_file_hashed_once(
+    tmp_path, hashed
+) -> None:
+    files = library_files(tmp_path / "models")
+    library = ModelLibrary([tmp_path / "models"], [], tmp_path / "hashes.json")
+    assert library.find(short(files["other"])).path == files["other"]
+    in_folder = ["diffusion_pytorch_model.safetensors", "model_index.json"]
+    assert sorted(hashed) == sorted(
+        ["dream.safetensors", "other.safetensors", "ink.safetensors", *in_folder]
+    )
+    hashed.clear()
+    again = ModelLibrary([tmp_path / "models"], [], tmp_path / "hashes.json")
+    assert again.find(short(files["dream"]).upper()).path == files["dream"]
+    assert hashed == []  # cached by path, size and mtime
+    weights(files["dream"], 9)  # changed: hashed anew, alone
+    again.find(short(files["dream"]))
+    assert hashed == ["dream.safetensors"]
+
+
+def test_a_cached_hash_is_shown_without_hashing(tmp_path, hashed) -> None:
+    files = library_files(tmp_path / "models")
+    library = ModelLibrary([tmp_path / "models"], [], tmp_path / "hashes.json")
+    dream, pipeline = library.find("dream"), library.find("pipeline")
+    assert library.cached_short_hash(dream) is None and library.cached_short_hash(pipeline) is None
+    assert hashed == []
+    assert library.short_hash(dream) == short(files["dream"])
+    folder_hash = library.short_hash(pipeline)
+    hashed.clear()
+    assert library.cached_short_hash(dream) == short(files["dream"])
+    assert library.cached_short_hash(pipeline) == folder_hash
+    assert hashed == []
+
+
+def test_a_folder_reports_its_progress_in_bytes_of_all_its_files(tmp_path) -> None:
+    files = library_files(tmp_path / "models")
+    library = ModelLibrary([tmp_path / "models"], [], tmp_path / "hashes.json")
+    seen: list[tuple[int, int]] = []
+    library.short_hash(library.find("pipeline"), lambda done, total: seen.append((done, total)))
+    total = sum(f.stat().st_size for f in files["pipeline"].rglob("*") if f.is_file())
+    assert seen[-1] == (total, total) and all(t == total for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+# -- the cache, shared ----------------------------------------------------------------
+
+
+def test_threads_asking_for_one_file_hash_it_once(tmp_path, hashed) -> None:
+    file = weights(tmp_path / "big.safetensors", 4)
+    cache = tmp_path / "hashes.json"
+    answers: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(HashCache(cache).sha256(file)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert answers == [hashlib.sha256(file.read_bytes()).hexdigest()] * 4
+    assert hashed == ["big.safetensors"]
+
+
+def test_processes_sharing_the_cache_keep_each_others_hashes(tmp_path, hashed) -> None:
+    first, second = weights(tmp_path / "a.safetensors", 5), weights(tmp_path / "b.safetensors", 6)
+    cache_file = tmp_path / "hashes.json"
+    mine = HashCache(cache_file)  # read before the other process writes
+    script = (
+        "import sys; from pathlib import Path; from studio.core.models import HashCache; "
+        "HashCache(Path(sys.argv[1])).sha256(Path(sys.argv[2]))"
+    )
+    subprocess.run([sys.executable, "-c", script, cache_file, first], check=True, timeout=60)
+    assert mine.cached(first) == hashlib.sha256(first.read_bytes()).hexdigest()
+    mine.sha256(second)  # written over the other process's entry, which stays
+    assert hashed == ["b.safetensors"]
+    fresh = HashCache(cache_file)
+    assert fresh.cached(first) is not None and fresh.cached(second) is not None
+
+
+# -- the engine: the job's model and add-ons only, while it loads -----------------------
+
+
+@pytest.fixture
+def opened(install_plugins, tmp_path) -> Iterator[tuple[Core, dict[str, Path]]]:
+    install_plugins({"library": "library_backend:FakeLibraryBackend"})
+    import library_backend
+
+    with Core.open(tmp_path / "data") as core:
+        yield core, library_files(core.paths.models)
+        if library_backend.LOAD_GATE is not None:
+            library_backend.LOAD_GATE.set()
+    library_backend.LOAD_GATE = None
+
+
+def test_generating_hashes_only_the_model_and_loras_used(opened, hashed) -> None:
+    core, files = opened
+    request = core.request("a <lora:ink:0.5>", backend="library", model="dream", width=16)
+    job = core.engine.submit(request.replace(height=16, count=1))
+    assert job.wait(WAIT) and job.state is JobState.DONE, job.error
+    assert sorted(hashed) == ["dream.safetensors", "ink.safetensors#body"]
+    (entry,) = job.results
+    assert entry.metadata.model_hash == short(files["dream"])
+    assert entry.metadata.addons["ink"][0] == "ink" and len(entry.metadata.addons["ink"][1]) == 12
+
+
+def test_the_model_is_hashed_while_it_loads(opened, hashed) -> None:
+    import library_backend
+
+    core, files = opened
+    library_backend.LOAD_GATE = threading.Event()
+    request = core.request("a", backend="library", model="", width=16, height=16, count=1)
+    job = core.engine.submit(request)  # no model named: the backend's default, "dream"
+    wait_until(lambda: HashCache(core.paths.model_hashes).cached(files["dream"]) is not None)
+    assert job.state is JobState.LOADING
+    library_backend.LOAD_GATE.set()
+    assert job.wait(WAIT) and job.state is JobState.DONE, job.error
+    assert hashed == ["dream.safetensors"]  # once: the backend's model_info found it cached
+    assert job.results[0].metadata.model_hash == short(files["dream"])
