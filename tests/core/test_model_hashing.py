@@ -11,11 +11,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from safetensors.numpy import save_file
+from support.model_library import count_hashing, library_files, short, weights
 
-from studio.core import models as models_module
 from studio.core.app import Core
 from studio.core.jobs import JobState
 from studio.core.model_files import ModelFileError
@@ -24,49 +22,9 @@ from studio.core.models import HashCache, ModelLibrary
 WAIT = 10  # seconds; only reached when something is broken
 
 
-def weights(path: Path, seed: int) -> Path:
-    """A small safetensors file of its own content."""
-    save_file({"layer.weight": np.random.default_rng(seed).random((16, 16))}, str(path))
-    return path
-
-
-def lora(path: Path) -> Path:
-    down, up = "lora_unet_x.lora_down.weight", "lora_unet_x.lora_up.weight"
-    save_file({down: np.ones((4, 8)), up: np.ones((8, 4))}, str(path))
-    return path
-
-
-def library_files(folder: Path) -> dict[str, Path]:
-    """Several models: two files, a diffusers folder, a LoRA."""
-    folder.mkdir(parents=True, exist_ok=True)
-    pipeline = folder / "pipeline"
-    (pipeline / "unet").mkdir(parents=True)
-    (pipeline / "model_index.json").write_text("{}")
-    weights(pipeline / "unet" / "diffusion_pytorch_model.safetensors", 3)
-    return {
-        "dream": weights(folder / "dream.safetensors", 1),
-        "other": weights(folder / "other.safetensors", 2),
-        "pipeline": pipeline,
-        "ink": lora(folder / "ink.safetensors"),
-    }
-
-
 @pytest.fixture
 def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the files read to be hashed ("#body" for a LoRA's AutoV3), in order."""
-    real = models_module.file_sha256
-    seen: list[str] = []
-
-    def counting(file: Path, body_only: bool = False, progress=None) -> str:
-        seen.append(file.name + ("#body" if body_only else ""))
-        return real(file, body_only, progress)
-
-    monkeypatch.setattr(models_module, "file_sha256", counting)
-    return seen
-
-
-def short(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return count_hashing(monkeypatch)
 
 
 def wait_until(condition: Callable[[], bool]) -> None:
