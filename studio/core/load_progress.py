@@ -31,3 +31,14 @@ class ThrottledLoading:
                 return
         self._last, self._at = (done, total), now
         self._report(done, total)
+
+
+def bytes_read(done: int, total: int, digits: int = 2) -> str:
+    """Bytes read as "1.23 / 4.27 GB" (`digits` decimals in GB, none in smaller units),
+    both in the total's unit, decimal (1 GB = 10^9 bytes) as file managers count."""
+    factor, unit = next(
+        ((f, u) for f, u in ((10**9, "GB"), (10**6, "MB"), (10**3, "kB")) if total >= f),
+        (1, "bytes"),
+    )
+    shown = digits if factor == 10**9 else 0
+    return f"{done / factor:.{shown}f} / {total / factor:.{shown}f} {unit}"

@@ -40,7 +40,7 @@ GATE: threading.Event | None = None  # when set by a test, each step waits for i
 STEP_STARTED = threading.Event()  # set when a step begins (for tests that cancel mid-step)
 LOAD_GATE: threading.Event | None = None  # when set by a test, loading waits for it
 LOADING = threading.Event()  # set when a load begins
-BIG_BYTES = 4_265_000_000  # what loading the model `big` says it reads, in 10 parts
+BIG_BYTES = 4_270_000_000  # what loading the model `big` says it reads, in 10 parts
 CALLS: list[str] = []
 WORDS_READ = 50  # the fake model's text limit: words split at white space
 
