@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from studio.api.commands import EXIT_OK, EXIT_USAGE, CliError, emit, open_core
 
-log = logging.getLogger(__name__)
 KIND_LABELS = {"lora": "LoRA", "controlnet": "ControlNet"}
 
 
@@ -31,31 +28,21 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
+    from studio.core.model_backends import loaders
+
     with open_core(args) as core:
         library = core.models()
-        entries = library.entries()
-        loaders = _loaders(core)
-        formats = {e.info.format for e in entries if e.info is not None}
-        architectures = _architectures(core, {i for f in formats for i in loaders.get(f, [])})
+        formats = loaders(core.registry)
         rows, lines = [], []
-        for entry in entries:
+        for entry in library.entries():
             row = entry.to_json()
             if entry.info is not None:
-                architecture, kind = architectures.get(str(entry.info.path), ("", "model"))
-                row["architecture"], row["kind"] = architecture, kind
-                row["backends"] = loaders.get(entry.info.format, [])
-                row["hash"] = library.short_hash(entry.info)
-                shown = (
-                    row["name"],
-                    " ".join(filter(None, (KIND_LABELS.get(kind, ""), architecture))),
-                    row["format"],
-                    _size(row["size"]),
-                    f"[{row['hash']}]",
-                    row["path"],
-                )
-                lines.append("  ".join(field for field in shown if field))
-            else:
+                row |= _described(core, entry.info, formats)
+            if row.get("error"):  # a pickle, a broken file, or one no backend can use
                 lines.append(f"refused: {row['path']}\n    {row['error']}")
+            else:
+                row["hash"] = library.short_hash(entry.info)
+                lines.append(_line(row))
             rows.append(row)
         folders = "\n".join(f"  {f}" for f in library.folders)
         emit(args, rows, "\n".join(lines or ["no models found"]) + f"\nfolders:\n{folders}")
@@ -63,6 +50,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_add(args: argparse.Namespace) -> int:
+    from studio.core.model_backends import loaders
     from studio.core.model_files import ModelFileError
 
     with open_core(args) as core:
@@ -72,19 +60,20 @@ def cmd_models_add(args: argparse.Namespace) -> int:
             raise CliError(str(error), EXIT_USAGE) from None
         if found is None:
             folder = args.path.expanduser().resolve()
+            formats = loaders(core.registry)
             inside = [e for e in core.models().entries() if e.path.parent == folder]
-            count = sum(1 for e in inside if e.info is not None)
+            count = sum(
+                1
+                for e in inside
+                if e.info is not None and not _described(core, e.info, formats).get("error")
+            )
             refused = len(inside) - count
             text = f"added the folder {folder} ({_plural(count, 'model')} in it"
             text += f"; {refused} refused: see `studio models list`)" if refused else ")"
             emit(args, {"folder": str(folder), "models": count, "refused": refused}, text)
         else:
-            backends = _loaders(core).get(found.format, [])
-            architecture, kind = _architectures(core, backends).get(str(found.path), ("", "model"))
-            row = {**found.to_json(), "architecture": architecture, "kind": kind}
-            row["backends"] = backends
-            label = " ".join(filter(None, (KIND_LABELS.get(kind, ""), architecture)))
-            what = ", ".join(filter(None, (label, found.format)))
+            row = found.to_json() | _described(core, found, loaders(core.registry))
+            what = ", ".join(filter(None, (_label(row), found.format)))
             emit(args, row, f"added {found.name}: {what}")
         return EXIT_OK
 
@@ -101,37 +90,42 @@ def cmd_models_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _loaders(core: Any) -> dict[str, list[str]]:
-    """The ids of the backends that load each format, as their manifests say (no backend
-    is imported)."""
-    loaders: dict[str, list[str]] = {}
-    for record in core.registry.records():
-        for format_ in record.formats:
-            loaders.setdefault(format_, []).append(record.id)
-    return loaders
+def _described(core: Any, found: Any, formats: dict[str, list[str]]) -> dict[str, Any]:
+    """What the backends that load its format make of it (that is theirs to know, not the
+    core's): architecture, variant, kind, those backends, and `error` if they refuse it."""
+    from studio.core.model_backends import examine
+
+    backends = formats.get(found.format, [])
+    verdict = examine(core.registry, found, backends)
+    info = verdict[1] if verdict is not None else None
+    row: dict[str, Any] = {
+        "architecture": info.architecture if info else "",
+        "variant": info.variant if info else "",
+        "kind": info.kind if info else "model",
+        "backends": backends,
+    }
+    return row | ({"error": info.refused} if info and info.refused else {})
 
 
-def _architectures(core: Any, backend_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """Model path -> (architecture, kind), as these backends list the library's models
-    and add-ons (that is theirs to know, not the core's); a backend that fails is
-    skipped."""
-    found: dict[str, tuple[str, str]] = {}
-    for backend_id in sorted(backend_ids):
-        try:
-            backend = core.registry.get(backend_id)
-            models = backend.models() + backend.addons()
-        except Exception as error:  # not installed properly, a listing that fails
-            log.warning("backend %r: cannot list its models: %s", backend_id, error)
-            continue
-        for info in models:
-            if info.architecture or info.kind != "model":
-                found.setdefault(info.ref, (info.architecture, info.kind))
-    return found
+def _label(row: dict[str, Any]) -> str:
+    """Its kind (an add-on's), architecture and variant, as the listing shows them."""
+    parts = (KIND_LABELS.get(row["kind"], ""), row["architecture"], row["variant"])
+    return " ".join(part for part in parts if part)
+
+
+def _line(row: dict[str, Any]) -> str:
+    from studio.core.sizes import readable_size
+
+    shown = (
+        row["name"],
+        _label(row),
+        row["format"],
+        readable_size(row["size"]),
+        f"[{row['hash']}]",
+        row["path"],
+    )
+    return "  ".join(field for field in shown if field)
 
 
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"

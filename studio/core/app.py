@@ -17,6 +17,7 @@ from studio.core.executors import PROCESS, RAY, THREAD, Executor, InThreadExecut
 from studio.core.history import HistoryStore, ReconcileReport
 from studio.core.history_recovery import Recovery, open_history
 from studio.core.inputs import InputPicture
+from studio.core.model_backends import examine
 from studio.core.model_files import ModelFile, ModelFileError, identify
 from studio.core.models import ModelLibrary
 from studio.core.paths import StudioPaths
@@ -89,7 +90,7 @@ class Core:
     def add_model(self, path: Path) -> ModelFile | None:
         """Add a model (a file or a model folder), or a folder of models (returns None),
         to the library, and save the settings. Raises ModelFileError saying why not
-        (a pickle, a broken file)."""
+        (a pickle, a broken file, a model every backend of its format refuses)."""
         path = path.expanduser().resolve()
         if not path.exists():
             raise ModelFileError(f"no such file or folder: {path}")
@@ -99,21 +100,42 @@ class Core:
             if not path.is_dir() or (path / "model_index.json").exists():
                 raise
             found = None  # a folder of models
+        verdict = examine(self.registry, found) if found is not None else None
+        if verdict is not None and verdict[1].refused:
+            raise ModelFileError(verdict[1].refused)
         listed = self.settings.model_paths if found else self.settings.model_folders
         if str(path) not in listed:
             listed.append(str(path))
             self.settings.save(self.paths.settings_file)
         return found
 
-    def backend_for_model(self, model: str) -> str:
-        """The first installed backend that loads `model`'s format (a path or a library
-        name), by the formats backends declare in their manifests; raises ModelFileError
-        saying why there is none."""
+    def backend_for_model(self, model: str, backend_id: str = "") -> str:
+        """The backend to run `model` (a path or a library name) with: `backend_id` if
+        given, else the first installed one whose manifest declares its format and that
+        can use it (`Backend.examine`). Raises ModelFileError saying why none can, before
+        anything loads. A backend whose manifest declares no format has models of its
+        own: `model` is its to find."""
+        records = {r.id: r for r in self.registry.records()}  # manifests: no import yet
+        if backend_id and not (backend_id in records and records[backend_id].formats):
+            return backend_id  # unknown (said later), or a backend of its own models
         found = self.models().find(model)
-        for record in self.registry.records():  # reads manifests: imports no backend
-            if found.format in record.formats and record.status is not BackendStatus.FAILED:
-                return record.id
-        raise ModelFileError(f"no installed backend runs {found.format} models ({found.name})")
+        ids = (
+            [backend_id]
+            if backend_id
+            else [
+                r.id
+                for r in records.values()
+                if found.format in r.formats and r.status is not BackendStatus.FAILED
+            ]
+        )
+        if not ids:
+            raise ModelFileError(f"no installed backend runs {found.format} models ({found.name})")
+        verdict = examine(self.registry, found, ids)
+        if verdict is None:
+            return ids[0]  # none could say (logged): loading it will
+        if verdict[1].refused:
+            raise ModelFileError(verdict[1].refused)
+        return verdict[0]
 
     def default_backend(self) -> str:
         """The backend from the settings if installed, else the first installed one."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from studio.core.model_files import ModelFile
 from studio.core.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -42,6 +43,15 @@ class ModelInfo:
     description: str = ""
     kind: str = "model"  # or an add-on a request names beside its model: "lora", "controlnet"
     native_size: int = 0  # the side it was trained at, squared (512 for many); 0: not known
+    variant: str = ""  # of its architecture, as the backend names it ("inpainting"); "": plain
+    # Why the backend cannot use it, for the user ("" when it can): only `examine` says
+    # so; `models` and `addons` list only what it can use.
+    refused: str = ""
+
+    @property
+    def label(self) -> str:
+        """Its architecture and variant, as shown: "<architecture> inpainting", say."""
+        return " ".join(part for part in (self.architecture, self.variant) if part)
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,17 @@ class Backend(ABC):
         """The add-on models it applies beside a model (LoRAs, ControlNets: `kind` says
         which; `architecture` the family they were made for), cheap as `models`."""
         return []
+
+    def examine(self, found: ModelFile) -> ModelInfo:
+        """What this backend makes of a model file of a format it declares, listed or not
+        yet (`studio models add` asks before saving): cheap as `models`, headers and
+        configurations only. `refused` says why it cannot use it (a variant it does not
+        run, say), in a sentence for the user. By default, as `models` or `addons` list
+        it, else only what the core knows."""
+        listed = next((m for m in self.models() + self.addons() if m.ref == str(found.path)), None)
+        return listed or ModelInfo(
+            ref=str(found.path), name=found.name, format=found.format, size_bytes=found.size
+        )
 
     def model_info(self, model: str) -> ModelInfo | None:
         """Details of a model ('' = the default: the first listed), for metadata."""

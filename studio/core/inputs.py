@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from studio.core.errors import UserFacingError
 from studio.core.files import atomic_open
 
 if TYPE_CHECKING:  # Pillow and numpy load when a picture does: requests are made often
@@ -33,7 +34,7 @@ MAX_INPUT_SIDE = 32_768
 IMAGE, MASK = "RGB", "L"
 
 
-class InputError(ValueError):
+class InputError(ValueError, UserFacingError):
     """A picture that cannot be used as input; the message says why."""
 
 

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.core.errors import UserFacingError
+
 DIFFUSERS, SAFETENSORS, ONNX = "diffusers", "safetensors", "onnx"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(ValueError, UserFacingError):
     """A model that cannot be used, with a message for the user."""
 
 
@@ -164,7 +166,8 @@ def read_json_object(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         where = f"{path.parent.name}/{path.name}"
-        raise ModelFileError(f"cannot read {where}: {error.__class__.__name__}") from error
+        why = error.strerror if isinstance(error, OSError) else "it is not valid JSON"
+        raise ModelFileError(f"cannot read {where}: {why}") from error
     if not isinstance(data, dict):
         raise ModelFileError(f"{path.parent.name}/{path.name} is not a JSON object")
     return data

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.core.backend import Backend
+from studio.core.errors import UserFacingError, first_line
 from studio.core.executors import RemoteError
 
 GROUP = "studio.backends"
@@ -40,7 +41,7 @@ class BackendStatus(enum.Enum):
     FAILED = "failed"  # import, instantiation or a model load failed
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(RuntimeError, UserFacingError):
     """A backend that is unknown or failed; the message says which and why."""
 
 
@@ -136,7 +137,7 @@ class PluginRegistry:
         """Record a failure found after import (e.g. a model that won't load)."""
         with self._lock:
             record = self.record(backend_id)
-            record.error = _one_line(error)
+            record.error = first_line(error)
             remote = error.details if isinstance(error, RemoteError) else ""
             record.traceback = remote or "".join(traceback.format_exception(error))
 
@@ -150,16 +151,10 @@ class PluginRegistry:
                 instance.model_library = self.model_library
         except (Exception, SystemExit) as error:  # a plugin's sys.exit must not end the app
             record.status = BackendStatus.FAILED
-            record.error = _one_line(error)
+            exited = isinstance(error, SystemExit)
+            record.error = f"it exited (code {error.code})" if exited else first_line(error)
             record.traceback = "".join(traceback.format_exception(error))
             log.error("backend %r failed to load:\n%s", record.id, record.traceback)
             raise BackendUnavailable(f"backend {record.id!r} failed: {record.error}") from error
         record.status = BackendStatus.READY
         return instance
-
-
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, RemoteError):
-        return error.one_line()
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

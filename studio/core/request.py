@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from studio.core.addons import Control, Lora, control_problems, lora_problems, split_loras
+from studio.core.errors import UserFacingError
 from studio.core.inputs import InputPicture
 
 MAX_PROMPT_CHARS = 20_000
@@ -22,7 +23,7 @@ MAX_GUIDANCE = 100.0
 SEED_RANGE = 2**32
 
 
-class RequestError(ValueError):
+class RequestError(ValueError, UserFacingError):
     """A request that cannot be run; the message says what to change."""
 
     def __init__(self, problems: list[str]) -> None:

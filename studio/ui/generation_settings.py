@@ -210,7 +210,7 @@ class GenerationSettings(QWidget):
         self.model.clear()
         for model in models:
             self.model.addItem(model.name or model.ref, model.ref)
-            parts = (model.architecture, model.format, model.hash, model.description)
+            parts = (model.label, model.format, model.hash, model.description)
             details = ", ".join(x for x in parts if x)
             self.model.setItemData(self.model.count() - 1, details, Qt.ItemDataRole.ToolTipRole)
             self.model.setItemData(self.model.count() - 1, model.description, HINT_ROLE)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.app import Core
 from studio.core.backend import Capabilities
-from studio.core.inputs import InputError
+from studio.core.errors import first_line
 from studio.ui.canvas import MAX_BRUSH, MIN_BRUSH, PictureCanvas, Tool
 from studio.ui.picture_source import (
     PICTURE_SUFFIXES,
@@ -181,9 +181,7 @@ class InputPanel(QWidget):
 
     def _failed(self, ticket: int, name: str, error: Exception) -> None:
         if ticket == self._loading:
-            why = (
-                str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
-            )
+            why = first_line(error)  # an InputError's says why; others their message
             self.message.emit(f"Cannot use {name} as the input picture: {why}")
 
     def clear_picture(self) -> None:

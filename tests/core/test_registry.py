@@ -34,9 +34,9 @@ def test_backend_is_imported_on_first_use(install_plugins) -> None:
 @pytest.mark.parametrize(
     ("backend_id", "error"),
     [
-        ("broken", "ImportError: this plugin needs a library"),
-        ("exits", "SystemExit: 3"),
-        ("notabackend", "TypeError: not_a_backend:NotABackend is not a studio Backend"),
+        ("broken", "this plugin needs a library"),
+        ("exits", "it exited (code 3)"),
+        ("notabackend", "not_a_backend:NotABackend is not a studio Backend"),
     ],
 )
 def test_failing_plugin_is_reported_and_others_work(install_plugins, backend_id, error) -> None:
@@ -180,9 +180,9 @@ def test_the_core_picks_the_backend_for_a_model_by_manifest(
     with Core.open(tmp_path / "data") as core:
         ours = [p for p in entry_points(group=GROUP) if p.name in ("graphs", "tensors")]
         core.registry = PluginRegistry(ours)  # these two only, whatever else is installed
+        # only the backend that loads the format is imported, to ask whether it can use
+        # the file (`Backend.examine`): the CLI runs it next anyway
         assert core.backend_for_model(str(model)) == "tensors"
-        assert not {"studio_test_graphs.backend", "studio_test_tensors.backend"} & set(sys.modules)
-        core.registry.get("tensors")
         assert "studio_test_tensors.backend" in sys.modules
         assert "studio_test_graphs.backend" not in sys.modules
         with pytest.raises(ModelFileError, match="no installed backend runs diffusers models"):

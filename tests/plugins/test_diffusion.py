@@ -293,12 +293,12 @@ def test_sd2_single_files_read_openclip_and_their_prediction_type(
 def test_sd2_prediction_type_from_the_weights(tmp_path) -> None:
     from safetensors.torch import save_file
 
-    from sd_backends.single_file import _V_PREDICTION_PROBE, sd2_prediction_type
+    from sd_backends.architecture import V_PREDICTION_PROBE, sd2_prediction_type
 
     for spread, expected in ((0.2, "v_prediction"), (0.02, "epsilon")):
         path = tmp_path / f"{spread}.safetensors"
         bias = torch.randn(640, generator=torch.Generator().manual_seed(0))
-        save_file({_V_PREDICTION_PROBE: bias * spread / bias.std(unbiased=False)}, str(path))
+        save_file({V_PREDICTION_PROBE: bias * spread / bias.std(unbiased=False)}, str(path))
         assert sd2_prediction_type(path, "no probe") == expected
     save_file({"other": torch.zeros(1)}, str(tmp_path / "none.safetensors"))
     assert sd2_prediction_type(tmp_path / "none.safetensors", "no probe") == "no probe"

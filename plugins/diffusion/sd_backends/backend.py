@@ -31,13 +31,13 @@ from sd_backends import library, pictures
 from sd_backends.architecture import (
     CONTROLNET,
     INPAINTING,
-    INSTRUCT_PIX2PIX,
     LORA,
     SDXL,
     architecture,
     variant,
 )
 from sd_backends.controlnets import LoadedControlNets
+from sd_backends.load_errors import load_failure
 from sd_backends.noise import initial_noise
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from sd_backends.schedulers import SAMPLERS, make_scheduler
@@ -143,15 +143,14 @@ class DiffusionBackend(library.LibraryBackend):
         return [Candidate(image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
 
     def _check_variant(self, request: GenerationRequest) -> None:
-        """An inpainting model draws only into a picture; InstructPix2Pix is not run yet."""
+        """An inpainting model draws only into a picture (the variants no backend runs are
+        refused before loading: `library.refusal`)."""
         kind = variant(self._model) if self._model is not None else ""
         name = self._model.name if self._model is not None else "this model"
         if kind == INPAINTING and request.image is None:
             raise RequestError(
                 [f"{name} is an inpainting model: give it a picture (and a mask) to repaint"]
             )
-        if kind == INSTRUCT_PIX2PIX:
-            raise RequestError([f"{name} is an InstructPix2Pix model, which Studio cannot run yet"])
 
     def _apply_loras(self, request: GenerationRequest) -> GenerationRequest:
         """Fuse the request's LoRAs (its prompt's `<lora:…>` tags and `loras`) into the
@@ -326,8 +325,7 @@ def load_diffusers_folder(folder: Path, dtype: Any) -> Any:
     except MemoryError:
         raise
     except Exception as error:  # missing parts, wrong shapes, broken safetensors: say which
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelFileError(f"cannot load {folder.name}: {reason}") from error
+        raise load_failure(folder.name, "", error) from error
 
 
 def _check_finite(pipeline: Any, name: str) -> None:

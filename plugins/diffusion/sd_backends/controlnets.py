@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sd_backends.load_errors import load_failure
 from studio.api import ModelFile, ModelFileError, PickleRefused, safetensors_shapes, sniff
 
 Shapes = Mapping[str, Sequence[int]]
@@ -180,7 +181,7 @@ def _load_folder(folder: Path, unet: Any, dtype: Any) -> Any:
     except MemoryError:
         raise
     except Exception as error:  # missing weights, wrong shapes, a damaged file: say which
-        raise ModelFileError(f"cannot load {folder.name}: {_first_line(error)}") from error
+        raise load_failure(folder.name, "", error) from error
 
 
 def _variant(weights: list[Path]) -> str | None:
@@ -208,7 +209,7 @@ def _load_file(path: Path, unet: Any, dtype: Any) -> Any:
     try:
         net.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:  # names or shapes beside the UNet's: say which
-        raise ModelFileError(f"cannot load {path.name}: {_first_line(error)}") from error
+        raise load_failure(path.name, "", error) from error
     return net
 
 
@@ -274,11 +275,6 @@ def _check_finite(net: Any, name: str) -> None:
     for weight, tensor in net.named_parameters():
         if not torch.isfinite(tensor).all():
             raise ModelFileError(f"{name}: weight {weight} holds NaN or infinite values")
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # -- the loaded ones -------------------------------------------------------------

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 
-from sd_backends.architecture import CONTROLNET, LORA, MODEL, UNKNOWN, architecture, kind
+from sd_backends.architecture import (
+    CONTROLNET,
+    INSTRUCT_PIX2PIX,
+    LORA,
+    MODEL,
+    REFINER,
+    UNKNOWN,
+    architecture,
+    kind,
+    variant,
+)
 from studio.api import (
     Backend,
     Capabilities,
@@ -37,6 +48,7 @@ def listed(
         and e.info.format in formats
         and listed_kind(e.info) in kinds
         and loads(e.info)
+        and not refusal(e.info, formats)
     ]
 
 
@@ -46,6 +58,44 @@ def listed_kind(found: ModelFile) -> str:
         return kind(found)
     except ModelFileError:
         return ""
+
+
+def listed_variant(found: ModelFile) -> str:
+    """Its variant, or '' where its configuration can't be read."""
+    try:
+        return variant(found)
+    except ModelFileError:
+        return ""
+
+
+# The variants no backend of this plugin runs, and why, for the user
+_NOT_RUN = {
+    INSTRUCT_PIX2PIX: "an InstructPix2Pix model: it edits a picture as a sentence says, "
+    "which Studio does not run; add an ordinary or an inpainting model instead",
+    REFINER: "an SDXL refiner: it refines another model's images, which Studio does not "
+    "run; add the base model instead",
+}
+FORMAT_NAMES = {
+    "onnx": "an ONNX export",
+    "diffusers": "a diffusers folder",
+    "safetensors": "a safetensors file",
+}
+EXPORT = "export it with `studio sd-export-onnx {name} OUT`, then use OUT"
+
+
+def refusal(found: ModelFile, formats: tuple[str, ...]) -> str:
+    """Why a backend of these formats cannot use `found` ('' when it can): another format
+    (for the ONNX backend: how to export it), or a variant nothing here runs."""
+    name = found.path.name
+    if listed_kind(found) != MODEL:
+        return ""  # an add-on: `find_addon` says where it fits
+    if found.format not in formats:
+        onnx = formats == ("onnx",) and found.format in ("safetensors", "diffusers")
+        fix = EXPORT.format(name=found.name) if onnx else "run it with another backend"
+        what = FORMAT_NAMES.get(found.format, found.format)
+        return f"{name} is {what}, and this backend runs {' and '.join(formats)} models: {fix}"
+    why = _NOT_RUN.get(listed_variant(found))
+    return f"{name} is {why}" if why else ""
 
 
 ADDON_NAMES = {LORA: "a LoRA", CONTROLNET: "a ControlNet"}
@@ -86,17 +136,18 @@ def find(library: Library, model: str, formats: tuple[str, ...]) -> ModelFile:
         usable = [
             e.info
             for e in models.entries()
-            if e.info and e.info.format in formats and listed_kind(e.info) == MODEL
+            if e.info
+            and e.info.format in formats
+            and listed_kind(e.info) == MODEL
+            and not refusal(e.info, formats)
         ]
         if not usable:
             folders = ", ".join(str(f) for f in models.folders)
             raise ModelFileError(f"no {' or '.join(formats)} model found in {folders}")
         found = usable[0]
-    if found.format not in formats:
-        raise ModelFileError(
-            f"{found.name} is a {found.format} model; this backend loads "
-            f"{' or '.join(formats)} models"
-        )
+    why = refusal(found, formats)
+    if why:
+        raise ModelFileError(why)
     return found
 
 
@@ -113,6 +164,7 @@ def describe(found: ModelFile, library: Library = None) -> ModelInfo:
         description=hints(found),
         kind=listed_kind(found) or MODEL,
         native_size=NATIVE_SIZES.get(listed_architecture(found), 0),
+        variant=listed_variant(found),
     )
 
 
@@ -206,6 +258,10 @@ class LibraryBackend(Backend):
         return listed(self.model_library, self.lora_formats, kinds=(LORA,)) + listed(
             self.model_library, self.control_formats, kinds=(CONTROLNET,)
         )
+
+    def examine(self, found: ModelFile) -> ModelInfo:
+        """As `models` would list it, with the reason it is refused, if it is."""
+        return replace(describe(found), refused=refusal(found, self.formats))
 
     def loads(self, found: ModelFile) -> bool:
         """Whether this backend can load a model of its formats (some architectures of a

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from sd_backends.architecture import INPAINTING, SD1, SD2, SDXL, variant_of
+from sd_backends.architecture import (
+    INPAINTING,
+    SD1,
+    SD2,
+    SDXL,
+    sd2_prediction_type,
+    variant_of,
+)
+from sd_backends.load_errors import load_failure
 from studio.api import ModelFileError, safetensors_shapes
 
 RESOURCES = Path(str(files("sd_backends") / "configs"))  # package data
@@ -41,11 +48,6 @@ _PIPELINES = {
     (True, INPAINTING): "StableDiffusionXLInpaintPipeline",
 }
 CLIP_TOKENIZER = RESOURCES / "clip-tokenizer"
-# SD 2.x files come as v-prediction (2.0-v, 2.1-768) or epsilon (the 512 "base" models,
-# SD-Turbo) and nothing in the file's layout says which. This bias's spread tells them apart
-# in the released weights, as ComfyUI measured: well above 0.09 for v-prediction.
-_V_PREDICTION_PROBE = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"
-_V_PREDICTION_SPREAD = 0.09
 
 
 def load_single_file(path: Path, architecture: str, dtype: Any, variant: str | None = None) -> Any:
@@ -83,8 +85,7 @@ def load_single_file(path: Path, architecture: str, dtype: Any, variant: str | N
     except MemoryError:
         raise
     except Exception as error:  # shapes that don't fit the architecture, a damaged file
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelFileError(f"cannot load {path.name} as {kind}: {reason}") from error
+        raise load_failure(path.name, kind, error) from error
     if architecture == SD2:
         scheduler = pipeline.scheduler
         default = scheduler.config.prediction_type
@@ -112,28 +113,6 @@ def _tokenizers(config: Path, architecture: str) -> dict[str, Any]:
             pad = {"pad_token": "!"} if open_clip[name] else {}
             tokenizers[name] = CLIPTokenizer.from_pretrained(CLIP_TOKENIZER, **pad)
     return tokenizers
-
-
-def sd2_prediction_type(path: Path, default: str, probe: bool = True) -> str:
-    """ "v_prediction" or "epsilon" for an SD 2.x single file: as a config YAML beside it
-    says (`parameterization: "v"`, the convention other tools follow), else (with `probe`)
-    as its weights show (`_V_PREDICTION_PROBE`), else `default`."""
-    sidecar = next(
-        (p for p in (path.with_suffix(".yaml"), path.with_suffix(".yml")) if p.is_file()), None
-    )
-    if sidecar is not None:
-        text = sidecar.read_text(encoding="utf-8", errors="replace")
-        v = re.search(r"^\s*parameterization:\s*[\"']?v[\"']?\s*$", text, re.MULTILINE)
-        return "v_prediction" if v else "epsilon"
-    if not probe:
-        return default
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        if _V_PREDICTION_PROBE not in handle.keys():  # noqa: SIM118
-            return default
-        spread = float(handle.get_tensor(_V_PREDICTION_PROBE).float().std(unbiased=False))
-    return "v_prediction" if spread > _V_PREDICTION_SPREAD else "epsilon"
 
 
 @contextlib.contextmanager
