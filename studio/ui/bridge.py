@@ -25,7 +25,8 @@ def to_qimage(image: Image.Image) -> QImage:
 
 class EngineBridge(QObject):
     state_changed = Signal(int, str)  # job id, JobState value
-    progress = Signal(int, int, int)  # job id, step, total
+    # job id, step, total (objects: bytes loaded pass 2**31), phase (core.backend's)
+    progress = Signal(int, object, object, str)
     preview = Signal(int, QImage)
     results = Signal(int, object)  # job id, tuple of HistoryEntry (best first)
     failed = Signal(int, str, str)  # job id, message, details
@@ -42,8 +43,8 @@ class EngineBridge(QObject):
         match event:
             case StateChanged(job_id, state):
                 self.state_changed.emit(job_id, state.value)
-            case Progress(job_id, step, total):
-                self.progress.emit(job_id, step, total)
+            case Progress(job_id, step, total, phase):
+                self.progress.emit(job_id, step, total, phase)
             case Preview(job_id, image):
                 self.preview.emit(job_id, to_qimage(image))
             case Results(job_id, entries):

@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QTabWidget,
     QVBoxLayout,
@@ -60,6 +59,7 @@ from studio.ui.drops import dropped_file
 from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery import GalleryPanel
 from studio.ui.generation_settings import GenerationSettings
+from studio.ui.job_progress import JobProgress
 from studio.ui.lora_picker import LoraPicker
 from studio.ui.model_context import ModelContext, ModelContextWatcher
 from studio.ui.picture_controls import InputPanel
@@ -109,8 +109,7 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Esc")
         self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(False)
+        self.progress = JobProgress()
         self.message = StatusLine()
         self.unknown_label = StatusLine()
         self.tiles = [CandidateTile(TILE) for _ in range(COLUMNS)]
@@ -408,7 +407,7 @@ class MainWindow(QMainWindow):
             self.message.setText("No generation backend is installed.")
             return
         self.message.setText("")
-        self.progress.setValue(0)
+        self.progress.clear()
         job = self.core.engine.submit(request)
         self.prompt.remember(self.prompt.toPlainText())  # as typed, before its styles
         shown = self.core.engine.job(self.job_id) if self.job_id is not None else None
@@ -456,23 +455,19 @@ class MainWindow(QMainWindow):
     def _on_state(self, job_id: int, state: str) -> None:
         if state in ("loading", "running") and job_id != self.job_id:
             self.job_id = job_id  # a queued job's turn: the canvas follows it
-            self.progress.setValue(0)
+            self.progress.clear()
             self.cancel_button.setEnabled(True)
         if job_id != self.job_id:
             return
+        self.progress.show_state(state)
         if state in ("done", "cancelled", "failed"):
             self.cancel_button.setEnabled(False)
             if state == "cancelled":
                 self.message.setText("Cancelled.")
-        elif state == "loading":
-            self.message.setText("Loading the model…")
-        elif state == "running":
-            self.message.setText("")
 
-    def _on_progress(self, job_id: int, step: int, total: int) -> None:
+    def _on_progress(self, job_id: int, step: int, total: int, phase: str) -> None:
         if job_id == self.job_id:
-            self.progress.setMaximum(total)
-            self.progress.setValue(step)
+            self.progress.show_progress(phase, step, total)
 
     def _on_preview(self, job_id: int, image: QImage) -> None:
         if job_id != self.job_id:

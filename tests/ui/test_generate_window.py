@@ -39,7 +39,7 @@ def test_ctrl_enter_generates_and_shows_the_results(qtbot, window) -> None:
     qtbot.waitUntil(
         lambda: all(t.pixmap() and not t.pixmap().isNull() for t in window.tiles), timeout=10_000
     )
-    assert window.progress.value() == window.progress.maximum()
+    assert window.progress.bar.value() == window.progress.bar.maximum()
     assert window.core.history.count() == 4
     assert "seed" in window.tiles[0].toolTip()
 
