@@ -4,6 +4,8 @@ a job loads its model; the hash cache is shared safely by threads and processes.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import subprocess
 import sys
 import threading
@@ -166,3 +168,51 @@ def test_the_model_is_hashed_while_it_loads(opened, hashed) -> None:
     assert job.wait(WAIT) and job.state is JobState.DONE, job.error
     assert hashed == ["dream.safetensors"]  # once: the backend's model_info found it cached
     assert job.results[0].metadata.model_hash == short(files["dream"])
+
+
+# -- studio models list ---------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stream", [io.StringIO(), Terminal()], ids=["piped", "terminal"])
+def test_the_listing_shows_cached_hashes_and_hashes_the_others_saying_so(
+    tmp_path, hashed, stream
+) -> None:
+    from studio.cli_hashing import CLEAR_LINE, ListedHashes
+    from studio.core.load_progress import bytes_read
+
+    files = library_files(tmp_path / "models")
+    library = ModelLibrary([tmp_path / "models"], [], tmp_path / "hashes.json")
+    dream, other = library.find("dream"), library.find("other")
+    library.short_hash(other)
+    hashed.clear()
+    assert ListedHashes(library, compute=False, quiet=False, stream=stream).of(dream) is None
+    listed = ListedHashes(library, compute=True, quiet=False, stream=stream)
+    assert listed.of(other) == short(files["other"]) and hashed == [] and not stream.getvalue()
+    assert listed.of(dream) == short(files["dream"]) and hashed == ["dream.safetensors"]
+    if isinstance(stream, Terminal):
+        size = files["dream"].stat().st_size
+        assert f"\rhashing dream {bytes_read(size, size, 1)}" in stream.getvalue()
+        assert stream.getvalue().endswith(CLEAR_LINE)
+    else:
+        assert stream.getvalue() == "hashing dream\n"
+
+
+def test_models_list_no_hash_computes_none(tmp_path, hashed, capsys) -> None:
+    from studio.cli import main
+
+    library_files(tmp_path / "models")
+    assert main(["models", "add", str(tmp_path / "models")]) == 0
+    capsys.readouterr()
+    assert main(["models", "list", "--no-hash", "--json"]) == 0
+    rows = [row for row in json.loads(capsys.readouterr().out) if "hash" in row]
+    assert rows and all(row["hash"] is None for row in rows) and hashed == []
+    assert main(["models", "list", "--no-hash"]) == 0
+    assert "[not hashed]" in capsys.readouterr().out
+    assert main(["models", "list", "--json"]) == 0
+    rows = [row for row in json.loads(capsys.readouterr().out) if "hash" in row]
+    assert all(len(row["hash"]) == 10 for row in rows) and hashed

@@ -93,3 +93,44 @@ def test_a_refused_pickle_is_offered_for_conversion(qtbot, opened, tmp_path):
     dialog.convert.click()
     qtbot.waitUntil(lambda: "Not converted" in dialog.details.toPlainText(), timeout=10_000)
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "hostile.safetensors").exists()
+
+
+def test_model_hashes_are_computed_off_the_gui_thread_and_shown_when_ready(
+    qtbot, install_plugins, tmp_path, monkeypatch
+) -> None:
+    import threading
+
+    from support.model_library import library_files, short
+
+    from studio.core import models
+    from studio.ui.backends_panel import HASH_COLUMN, PENDING
+
+    install_plugins({"library": "library_backend:FakeLibraryBackend"})
+    gate, threads = threading.Event(), []
+    real = models.file_sha256
+
+    def gated(file, body_only=False, progress=None):  # a big file, as slow as it likes
+        threads.append(threading.current_thread())
+        gate.wait(10)
+        return real(file, body_only, progress)
+
+    with Core.open(tmp_path / "home") as core:
+        files = library_files(core.paths.models)
+        core.models().short_hash(core.models().find("other"))  # hashed before: shown at once
+        monkeypatch.setattr(models, "file_sha256", gated)
+        dialog = BackendsDialog(core)
+        qtbot.addWidget(dialog)
+        qtbot.waitUntil(lambda: bool(dialog.reports) and bool(threads), timeout=10_000)
+        (row,) = [i for i, r in enumerate(dialog.reports) if r.id == "library"]
+        backend = dialog.tree.topLevelItem(row)
+        shown = {backend.child(i).text(0): backend.child(i).text(HASH_COLUMN) for i in range(4)}
+        assert shown["dream"] == PENDING and shown["other"] == short(files["other"])
+        gate.set()
+        qtbot.waitUntil(lambda: backend.child(0).text(HASH_COLUMN) != PENDING, timeout=10_000)
+        assert backend.child(0).text(HASH_COLUMN) == short(files["dream"])
+        qtbot.waitUntil(
+            lambda: PENDING not in [backend.child(i).text(HASH_COLUMN) for i in range(4)],
+            timeout=10_000,
+        )
+        assert dialog.reports[row].models[0].hash == short(files["dream"])
+        assert threading.main_thread() not in threads
