@@ -15,6 +15,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     models = commands.add_parser("models", help="the model library: list, add, convert")
     verbs = models.add_subparsers(dest="verb", required=True, metavar="VERB")
     listing = verbs.add_parser("list", parents=[common], help="models, formats, hashes")
+    listing.add_argument(
+        "--no-hash",
+        action="store_true",
+        help="compute no hash (each reads its whole file); show those computed before",
+    )
     listing.set_defaults(run=cmd_models_list)
     add = verbs.add_parser("add", parents=[common], help="add a model, or a folder of models")
     add.add_argument("path", type=Path)
@@ -28,10 +33,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
+    from studio.cli_hashing import ListedHashes
     from studio.core.model_backends import loaders
 
     with open_core(args) as core:
         library = core.models()
+        hashes = ListedHashes(library, compute=not args.no_hash, quiet=args.json)
         formats = loaders(core.registry)
         rows, lines = [], []
         for entry in library.entries():
@@ -41,7 +48,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             if row.get("error"):  # a pickle, a broken file, or one no backend can use
                 lines.append(f"refused: {row['path']}\n    {row['error']}")
             else:
-                row["hash"] = library.short_hash(entry.info)
+                row["hash"] = hashes.of(entry.info)
                 lines.append(_line(row))
             rows.append(row)
         folders = "\n".join(f"  {f}" for f in library.folders)
@@ -121,7 +128,7 @@ def _line(row: dict[str, Any]) -> str:
         _label(row),
         row["format"],
         readable_size(row["size"]),
-        f"[{row['hash']}]",
+        f"[{row['hash'] or 'not hashed'}]",
         row["path"],
     )
     return "  ".join(field for field in shown if field)
