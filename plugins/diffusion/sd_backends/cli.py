@@ -4,6 +4,7 @@ ONNX folder."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,16 @@ def _exportable(core: Any, name: str) -> ModelFile:
     return found
 
 
+def _say(line: str) -> None:
+    """Progress on stderr, a line at a time: it reads the same on a terminal and in a log
+    (each part takes seconds to minutes, a line each is not too many)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _quiet(_line: str) -> None:
+    """--json: stderr stays quiet, as `studio generate --json` keeps it."""
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from sd_backends.backend import load_diffusers_folder, quiet_offline_libraries
 
@@ -57,6 +68,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 raise ModelFileError(f"{args.out} exists: not overwritten")
         except ModelFileError as error:
             raise CliError(str(error), EXIT_USAGE) from None
+        say = _quiet if args.json else _say
+        say(f"loading {base.name}…")
         quiet_offline_libraries()
         import torch
 
@@ -74,8 +87,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 net = load_controlnet(found, pipeline.unet, torch.float32)
             except ModelFileError as error:
                 raise CliError(str(error), EXIT_USAGE) from None
-            out = export_controlnet(net, args.out, architecture(found))
+            out = export_controlnet(net, args.out, architecture(found), say)
         else:
-            out = export(pipeline, args.out, architecture(found))
+            out = export(pipeline, args.out, architecture(found), say)
         emit(args, {"written": str(out)}, f"wrote {out}")
         return EXIT_OK

@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ from sd_backends.onnx_controls import residual_name
 from sd_backends.onnx_weight_map import lora_weights, weight_map
 
 OPSET = 17
+Say = Callable[[str], None]  # a line of progress for the user
 LORA_MAP = "lora_map.json"
 PIPELINES = (
     "StableDiffusionPipeline",
@@ -51,9 +55,9 @@ PIPELINES = (
 )
 
 
-def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
+def export(pipeline: Any, out: Path, architecture: str = "unknown", say: Say | None = None) -> Path:
     """Write the ONNX folder for a diffusers pipeline of `PIPELINES` (text-to-image or
-    inpainting, SD or SDXL) loaded in fp32 on the CPU."""
+    inpainting, SD or SDXL) loaded in fp32 on the CPU; `say` hears of each part."""
     kind = type(pipeline).__name__
     if kind not in PIPELINES:
         raise ValueError(f"only SD 1.x, 2.x and SDXL pipelines export to ONNX, not {kind}")
@@ -71,9 +75,11 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
     encoders = {"text_encoder": pipeline.text_encoder}
     if xl:
         encoders["text_encoder_2"] = pipeline.text_encoder_2
+    parts = _Parts(say, len(encoders) + 3)  # the encoders, the UNet, the VAE's two halves
     with torch.no_grad():
         if xl:  # SDXL reads both encoders' next-to-last layer, and the second's projection
-            _export(
+            parts.export(
+                "the text encoder",
                 _TextEncoder(pipeline.text_encoder, penultimate=True),
                 ids,
                 staging / "text_encoder",
@@ -81,7 +87,8 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
                 ["hidden_states"],
                 text_axes,
             )
-            _export(
+            parts.export(
+                "the second text encoder",
                 _TextEncoder(pipeline.text_encoder_2, penultimate=True, pooled=True),
                 ids,
                 staging / "text_encoder_2",
@@ -90,7 +97,8 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
                 pooled_axes,
             )
         else:
-            _export(
+            parts.export(
+                "the text encoder",
                 _TextEncoder(pipeline.text_encoder),
                 ids,
                 staging / "text_encoder",
@@ -127,7 +135,8 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
             unet_inputs.append(torch.zeros(2, depth, 8 // factor, 8 // factor))
             names.append(residual_name(i, len(residuals)))
             axes[names[-1]] = {0: "batch", 2: f"height_{factor}", 3: f"width_{factor}"}
-        _export(
+        parts.export(
+            "the UNet",
             _UNet(pipeline.unet, extra),
             tuple(unet_inputs),
             staging / "unet",
@@ -136,7 +145,8 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
             axes,
         )
         image_axes = {0: "batch", 2: "height", 3: "width"}
-        _export(
+        parts.export(
+            "the VAE decoder",
             _VaeDecoder(pipeline.vae),
             (torch.randn(1, latent_channels, 8, 8),),
             staging / "vae_decoder",
@@ -145,7 +155,8 @@ def export(pipeline: Any, out: Path, architecture: str = "unknown") -> Path:
             {"latent_sample": image_axes, "sample": image_axes},
         )
         side = 8 * pipeline.vae_scale_factor
-        _export(
+        parts.export(
+            "the VAE encoder",
             _VaeEncoder(pipeline.vae),
             (torch.rand(1, 3, side, side) * 2 - 1,),
             staging / "vae_encoder",
@@ -208,10 +219,12 @@ class _TextEncoder(torch.nn.Module):
         return (hidden, out.text_embeds) if self.pooled else hidden
 
 
-def export_controlnet(controlnet: Any, out: Path, architecture: str = "unknown") -> Path:
+def export_controlnet(
+    controlnet: Any, out: Path, architecture: str = "unknown", say: Say | None = None
+) -> Path:
     """Write the ONNX folder of a diffusers `ControlNetModel` loaded in fp32 on the CPU:
     `controlnet/model.onnx` and an index saying what it fits (the UNet's residuals, the
-    cross-attention width, SDXL's added inputs) and what it takes."""
+    cross-attention width, SDXL's added inputs) and what it takes; `say` hears of it."""
     kind = type(controlnet).__name__
     if kind != "ControlNetModel":
         raise ValueError(f"only ControlNetModel exports to ONNX, not {kind}")
@@ -251,8 +264,10 @@ def export_controlnet(controlnet: Any, out: Path, architecture: str = "unknown")
     outputs = [residual_name(i, len(residuals)) for i in range(len(residuals))]
     for name, (_, scale) in zip(outputs, residuals, strict=True):
         axes[name] = {0: "batch", 2: f"height_{scale}", 3: f"width_{scale}"}
+    parts = _Parts(say, 1)
     with torch.no_grad():
-        _export(
+        parts.export(
+            "the ControlNet",
             _ControlNet(controlnet, names[5:]),
             tuple(inputs),
             staging / "controlnet",
@@ -375,16 +390,22 @@ def _export(
 
     folder.mkdir(parents=True, exist_ok=True)
     graph = folder / "model.onnx"
-    torch.onnx.export(
-        module.eval(),
-        inputs,
-        str(graph),
-        input_names=input_names,
-        output_names=output_names,
-        dynamic_axes=axes,
-        opset_version=OPSET,
-        dynamo=False,
-    )
+    # The tracer warns of every Python branch on a tensor (dozens of lines about code that
+    # is right for these models) and the exporter of folds it skips: noise to a user.
+    # Errors still raise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(),
+            inputs,
+            str(graph),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+            verbose=False,
+        )
     model = onnx.load(str(graph))  # re-saved with every weight in one external file
     for stray in folder.iterdir():
         stray.unlink()
@@ -396,3 +417,26 @@ def _export(
         location="model.onnx.data",
         size_threshold=0,
     )
+
+
+class _Parts:
+    """Exports the parts one by one, saying which (of how many), then its size and time."""
+
+    def __init__(self, say: Say | None, count: int) -> None:
+        self.say = say or (lambda _line: None)
+        self.count = count
+        self.done = 0
+
+    def export(self, label: str, module: Any, inputs: tuple, folder: Path, *names: Any) -> None:
+        self.done += 1
+        which = f"{label} ({self.done} of {self.count})"
+        self.say(f"exporting {which}…")
+        start = time.monotonic()
+        _export(module, inputs, folder, *names)
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        self.say(f"exported {which}: {_size(size)} in {time.monotonic() - start:.1f} s")
+
+
+def _size(n: int) -> str:
+    """Decimal units, as file managers show them."""
+    return f"{n / 1e9:.2f} GB" if n >= 10**9 else f"{n / 1e6:.1f} MB"
