@@ -39,7 +39,7 @@ class Ctx:
     cancelled = False
     device = "cpu"
     def check_cancelled(self): pass
-    def progress(self, step, total): pass
+    def progress(self, step, total, phase="steps"): pass
     def preview(self, image): pass
 if mode == "direct":
     import torch

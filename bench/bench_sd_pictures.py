@@ -61,7 +61,7 @@ class Ctx:
     cancelled = False
     device = "cpu"
     def check_cancelled(self): pass
-    def progress(self, step, total): pass
+    def progress(self, step, total, phase="steps"): pass
     def preview(self, image): pass
 fields = dict(seed=1, count=1, steps=20, guidance=7.0, width=width, height=height)
 store = InputStore(Path(folder).parent / f"inputs-{runtime}-{task}")

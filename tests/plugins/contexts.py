@@ -9,14 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from studio.api import Cancelled
+from studio.api import STEPS, Cancelled
 
 
 class Context:
     """A GenerationContext that records what the backend reports."""
 
     def __init__(self, cancel_at: int | None = None) -> None:
-        self.steps: list[tuple[int, int]] = []
+        self.steps: list[tuple[int, int]] = []  # the STEPS phase's
+        self.phases: list[tuple[str, int, int]] = []  # every report, with its phase
         self.previews: list[np.ndarray] = []
         self.cancel_at = cancel_at
         self._cancelled = threading.Event()
@@ -33,7 +34,11 @@ class Context:
         if self.cancelled:
             raise Cancelled
 
-    def progress(self, step: int, total: int) -> None:
+    def progress(self, step: int, total: int, phase: str = STEPS) -> None:
+        self.phases.append((phase, step, total))
+        if phase != STEPS:
+            self.check_cancelled()
+            return
         self.steps.append((step, total))
         if self.cancel_at is not None and step >= self.cancel_at:
             self._cancelled.set()

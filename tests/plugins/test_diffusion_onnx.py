@@ -146,7 +146,7 @@ class Ctx:
     cancelled = False
     device = "cpu"
     def check_cancelled(self): pass
-    def progress(self, step, total): pass
+    def progress(self, step, total, phase="steps"): pass
     def preview(self, image): pass
 request = GenerationRequest("a red cat", backend="diffusion-onnx", seed=1, count=1,
                             candidates=1, steps=2, guidance=3.0)

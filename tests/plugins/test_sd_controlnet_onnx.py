@@ -235,7 +235,7 @@ class Ctx:
     cancelled = False
     device = "cpu"
     def check_cancelled(self): pass
-    def progress(self, step, total): pass
+    def progress(self, step, total, phase="steps"): pass
     def preview(self, image): pass
 control = Control("sd-cn1-onnx", picture, map=picture)
 request = GenerationRequest("a red cat <lora:style:0.8>", seed=1, count=1, steps=2,

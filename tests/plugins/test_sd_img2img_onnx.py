@@ -164,7 +164,7 @@ class Ctx:
     cancelled = False
     device = "cpu"
     def check_cancelled(self): pass
-    def progress(self, step, total): pass
+    def progress(self, step, total, phase="steps"): pass
     def preview(self, image): pass
 request = GenerationRequest("a red cat", seed=1, count=1, steps=2, guidance=3.0, width=48,
     height=40, image=store.add(Image.new("RGB", (48, 40), "red")),

@@ -37,6 +37,7 @@ from sd_backends.architecture import (
     variant,
 )
 from sd_backends.controlnets import LoadedControlNets
+from sd_backends.decode_progress import reporting_decode
 from sd_backends.load_errors import load_failure
 from sd_backends.noise import initial_noise
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
@@ -205,7 +206,7 @@ class DiffusionBackend(library.LibraryBackend):
         generators = [torch.Generator().manual_seed(s) for s in seeds]  # ancestral samplers'
         on_step = self._reporter(ctx, len(seeds), done, total, steps)
         ctx.check_cancelled()
-        out = pipe(
+        out = reporting_decode(pipe, ctx, *shape[1:])(
             request.prompt,
             negative_prompt=request.negative_prompt or None,
             height=request.height,
@@ -279,7 +280,7 @@ class DiffusionBackend(library.LibraryBackend):
         on_step = self._reporter(ctx, len(seeds), done, total, runs)
         extra = picture_arguments([c for c, _ in controls], job.canvas) if controls else {}
         ctx.check_cancelled()
-        out = pipe(
+        out = reporting_decode(pipe, ctx, height // scale, width // scale)(
             request.prompt,
             negative_prompt=request.negative_prompt or None,
             image=Image.fromarray((image * 255 + 0.5).astype(np.uint8)),

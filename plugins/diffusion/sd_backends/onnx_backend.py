@@ -46,6 +46,7 @@ from sd_backends.onnx_loras import AGAIN, changed_initializers, read_weight_map
 from sd_backends.pictures import PictureJob
 from sd_backends.preview import SD_FACTORS, SDXL_FACTORS, latents_to_rgb
 from studio.api import (
+    DECODING,
     Candidate,
     Control,
     GenerationContext,
@@ -290,8 +291,9 @@ class DiffusionOnnxBackend(library.LibraryBackend):
             latents = sample(
                 job, sampler, noise, runtime.encode_image, denoise, rng, on_step, in_channels
             )
-        ctx.check_cancelled()
+        ctx.progress(0, 1, DECODING)  # in one piece; raises Cancelled as check_cancelled
         images = runtime.decode(latents)
+        ctx.progress(1, 1, DECODING)
         made = list(images) if job is None else job.put_back(images)
         return [Candidate(image, seed=seed) for image, seed in zip(made, seeds, strict=True)]
 
