@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 the work failed, 2 bad usage or input, 3 not found,
 from __future__ import annotations
 
 import argparse
+import logging
 import queue
 import re
 import sys
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from studio.core.prompt_reading import PromptReading
 
 COMMANDS_GROUP = "studio.commands"
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -320,18 +322,20 @@ def _add_addon_flags(gen: argparse.ArgumentParser) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from studio.cli_progress import ProgressLine
     from studio.cli_sources import generate_request
+    from studio.core.errors import user_message
     from studio.core.export import export_images
     from studio.core.jobs import Failed, JobState, Progress, StateChanged
     from studio.core.prompt_reading import read_prompt
     from studio.core.registry import BackendUnavailable
 
     with open_core(args, executor=f"ray:{args.ray}" if args.ray else "thread") as core:
-        if args.model and not args.backend:  # the backend that fits the model's format
+        if args.model:  # the backend that fits the model, or the one named if it can use it
             from studio.core.model_files import ModelFileError
 
             try:
-                args.backend = core.backend_for_model(args.model)
+                args.backend = core.backend_for_model(args.model, args.backend or "")
             except ModelFileError as error:
                 raise CliError(str(error), EXIT_USAGE) from None
         request = generate_request(core, args)
@@ -348,8 +352,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         except BackendUnavailable as error:
             raise CliError(str(error)) from None
         except Exception as error:  # plugin code: a message, not a traceback
-            name = type(error).__name__
-            raise CliError(f"backend {request.backend!r} failed: {name}: {error}") from None
+            log.error("backend %r failed", request.backend, exc_info=error)
+            raise CliError(user_message(error, f"backend {request.backend!r}")) from None
         if problems:
             raise CliError(f"invalid request: {'; '.join(problems)}", EXIT_USAGE)
         _check_reading(reading)
@@ -357,16 +361,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         core.engine.subscribe(events.put)
         job = core.engine.submit(request)
-        progress = _ProgressLine(quiet=args.json)
+        progress = ProgressLine(quiet=args.json)
         try:
             while not job.state.finished or not events.empty():
                 event = events.get()
                 if getattr(event, "job_id", None) != job.id:
                     continue
                 if isinstance(event, Progress):
-                    progress.show(f"step {event.step}/{event.total}", event.step / event.total)
+                    progress.progress(event)
                 elif isinstance(event, StateChanged):
-                    progress.show(event.state.value, None)
+                    progress.state(event.state.value)
                 elif isinstance(event, Failed):
                     progress.done()
                     raise CliError(f"generation failed: {event.message}")
@@ -431,29 +435,6 @@ def _not_exported(out: Path, error: OSError, results: Sequence[Any]) -> str:
         f"could not write the images to {out}: {why}; they are kept in the history "
         f"({ids}) in {', '.join(where)}"
     )
-
-
-class _ProgressLine:
-    """One self-overwriting status line on a terminal's stderr; plain lines otherwise."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.tty = sys.stderr.isatty()
-        self.quiet = quiet
-        self.last = ""
-
-    def show(self, text: str, fraction: float | None) -> None:
-        if self.quiet or text == self.last:
-            return
-        self.last = text
-        if self.tty:
-            bar = "" if fraction is None else "#" * int(fraction * 30)
-            print(f"\r{bar:<30} {text:<24}", end="", file=sys.stderr, flush=True)
-        elif fraction is None:
-            print(text, file=sys.stderr)
-
-    def done(self) -> None:
-        if self.tty and self.last and not self.quiet:
-            print(file=sys.stderr)
 
 
 # -- history ------------------------------------------------------------------

@@ -12,11 +12,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from studio.core.addons import addon_names
-from studio.core.backend import Cancelled
+from studio.core.backend import LOADING, SAVING, STEPS, Cancelled
+from studio.core.errors import user_message
 from studio.core.executors import (
     Executor,
-    ExecutorError,
     InThreadExecutor,
     LoadFailed,
     Ran,
@@ -24,7 +23,7 @@ from studio.core.executors import (
 )
 from studio.core.history import HistoryEntry, HistoryStore
 from studio.core.images import preview_of, to_pil
-from studio.core.inputs import InputError
+from studio.core.job_hashes import AddonNames, hash_ahead
 from studio.core.jobs import (
     Event,
     Failed,
@@ -36,8 +35,9 @@ from studio.core.jobs import (
     Results,
     StateChanged,
 )
+from studio.core.load_progress import ThrottledLoading
 from studio.core.metadata import ImageMetadata
-from studio.core.registry import BackendUnavailable, PluginRegistry
+from studio.core.registry import PluginRegistry
 from studio.core.request import GenerationRequest, RequestError
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,9 @@ class _JobContext:
         if self._job.cancel_requested:
             raise Cancelled
 
-    def progress(self, step: int, total: int) -> None:
+    def progress(self, step: int, total: int, phase: str = STEPS) -> None:
         self.check_cancelled()
-        self._engine._emit(Progress(self._job.id, step, total))
+        self._engine._emit(Progress(self._job.id, step, total, phase))
 
     def preview(self, image: Any) -> None:
         now = time.monotonic()
@@ -245,6 +245,7 @@ class Engine:
             if problems:
                 raise RequestError(problems)
             request = capabilities.with_defaults(request)
+            hashes = self._hash_ahead(request)
             self._ensure_loaded(job, request)
             if job.cancel_requested:
                 raise Cancelled
@@ -257,7 +258,9 @@ class Engine:
                     f"the backend returned {len(ran.candidates)} images, "
                     f"{request.count} were asked for"
                 )
-            job.results = self._save(ran, request)
+            self._emit(Progress(job.id, 0, request.count, SAVING))
+            job.results = self._save(ran, request, hashes)
+            self._emit(Progress(job.id, request.count, request.count, SAVING))
         except Cancelled:
             self._finish(job, JobState.CANCELLED)
             return
@@ -284,13 +287,15 @@ class Engine:
             return request
         return request.replace(image=image, mask=mask, controls=controls)
 
-    def _save(self, ran: Ran, request: GenerationRequest) -> list[HistoryEntry]:
+    def _save(
+        self, ran: Ran, request: GenerationRequest, hashes: Future[AddonNames]
+    ) -> list[HistoryEntry]:
         """Write the first `count` images, best first, with the metadata of what ran."""
         candidates = ran.candidates[: request.count]
         info = ran.model_info
         model = info.ref if info else request.model  # the model really used, not ''
         created = time.time()  # one time per job keeps its images together, best first
-        addons = addon_names(self.registry.model_library, request)
+        addons = hashes.result()  # waits only while a big file is still being hashed
         items = []
         for rank, candidate in enumerate(candidates):
             seed = request.seed if candidate.seed is None else candidate.seed
@@ -307,12 +312,35 @@ class Engine:
             items.append((to_pil(candidate.image), meta))
         return self.history.save(items, job_key=uuid.uuid4().hex)
 
+    def _hash_ahead(self, request: GenerationRequest) -> Future[AddonNames]:
+        """Hash the job's model and add-ons on the background pool while the model loads
+        and runs, so that saving its images need not wait for seconds of hashing."""
+
+        def default_model() -> str:
+            try:
+                info = self.registry.get(request.backend).model_info("")
+            except Exception:  # the backend's own fault: loading it will say
+                log.exception("backend %r: no default model to hash", request.backend)
+                return ""
+            return info.ref if info is not None else ""
+
+        def stop_when_closing(_done: int, _total: int) -> None:
+            if self._stopping:
+                raise Cancelled
+
+        library = self.registry.model_library
+        return self._pool.submit(hash_ahead, library, request, default_model, stop_when_closing)
+
     def _ensure_loaded(self, job: Job, request: GenerationRequest) -> None:
         if self.executor.is_loaded(request.backend, request.model):
             return
         self._set_state(job, JobState.LOADING)
+
+        def loading(done: int, total: int) -> None:
+            self._emit(Progress(job.id, done, total, LOADING))
+
         try:
-            self.executor.load(request.backend, request.model)
+            self.executor.load(request.backend, request.model, ThrottledLoading(loading))
         except LoadFailed as failure:
             if not _is_memory_error(failure.error):  # the backend is fine, the machine is full
                 self.registry.mark_failed(request.backend, failure.error)
@@ -370,9 +398,4 @@ def _is_memory_error(error: BaseException) -> bool:
 def _message(error: BaseException) -> str:
     if _is_memory_error(error):
         return "Out of memory. Try fewer candidates or a smaller size."
-    if isinstance(error, (RequestError, BackendUnavailable, ExecutorError, InputError)):
-        return str(error)
-    if isinstance(error, RemoteError):
-        return error.one_line()
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return user_message(error)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from studio.core.backend import Backend, Cancelled, Candidate, GenerationContext, ModelInfo
+from studio.core.errors import UserFacingError
+from studio.core.load_progress import LoadingReport
 from studio.core.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -36,24 +38,24 @@ class LoadFailed(Exception):
 
 
 class RemoteError(Exception):
-    """An exception raised in another process, as its type name, message and traceback."""
+    """An exception raised in another process, as its type name, message and traceback,
+    and whether its message is for the user (`errors.UserFacingError`)."""
 
-    def __init__(self, type_name: str, message: str, details: str) -> None:
+    def __init__(self, type_name: str, message: str, details: str, for_user: bool = False) -> None:
         super().__init__(message)
         self.type_name = type_name
         self.details = details
-
-    def one_line(self) -> str:
-        first = str(self).strip().splitlines()
-        return f"{self.type_name}: {first[0]}" if first else self.type_name
+        self.for_user = for_user
 
 
-def describe_error(error: BaseException) -> tuple[str, str, str]:
-    """(type name, message, traceback): an exception as it crosses to another process."""
-    return type(error).__name__, str(error), "".join(traceback.format_exception(error))
+def describe_error(error: BaseException) -> tuple[str, str, str, bool]:
+    """(type name, message, traceback, for the user): an exception as it crosses to
+    another process (`RemoteError` takes them back)."""
+    trace = "".join(traceback.format_exception(error))
+    return type(error).__name__, str(error), trace, isinstance(error, UserFacingError)
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(RuntimeError, UserFacingError):
     """Where backends run failed (a worker, a cluster), not the backend: the message says."""
 
 
@@ -85,9 +87,10 @@ class Executor(ABC):
         return self.loaded == (backend_id, model)
 
     @abstractmethod
-    def load(self, backend_id: str, model: str) -> None:
-        """Load `model` with the backend (unloading whatever else was loaded); raises
-        LoadFailed when the backend cannot, Cancelled never."""
+    def load(self, backend_id: str, model: str, progress: LoadingReport | None = None) -> None:
+        """Load `model` with the backend (unloading whatever else was loaded), passing on
+        the backend's bytes-read reports to `progress`; raises LoadFailed when the backend
+        cannot, Cancelled never."""
 
     @abstractmethod
     def generate(self, request: GenerationRequest, ctx: GenerationContext) -> Ran:
@@ -108,11 +111,12 @@ class InThreadExecutor(Executor):
         self.registry = registry
         self._backend: Backend | None = None
 
-    def load(self, backend_id: str, model: str) -> None:
+    def load(self, backend_id: str, model: str, progress: LoadingReport | None = None) -> None:
         if self.is_loaded(backend_id, model):
             return
         self.unload()
         backend = self.registry.get(backend_id)
+        backend.loading_progress = progress
         try:
             backend.load(model)
         except (Cancelled, KeyboardInterrupt):
@@ -120,6 +124,8 @@ class InThreadExecutor(Executor):
         except BaseException as error:
             _try_unload(backend)
             raise LoadFailed(error) from error
+        finally:
+            backend.loading_progress = None
         self._backend, self.loaded, self.device = backend, (backend_id, model), backend.device()
         # A model and its libraries stay until unloaded: spare the cycle collector from
         # walking their objects again at every full collection (each walk stalls the GUI).

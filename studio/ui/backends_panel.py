@@ -1,11 +1,13 @@
 """The backends panel: each installed backend, its status (not loaded yet, ready, failed
 with its error), its device and its models, and where model folders are looked for;
 models and model folders are added here. Reading a backend imports its code and adding a
-model reads its file, so both happen off the GUI thread."""
+model reads its file, so both happen off the GUI thread; so does hashing a model file
+(seconds for a big one): its hash shows "…" until it is ready."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,12 @@ from PySide6.QtWidgets import (
 from studio.core.app import Core
 from studio.core.backend import ModelInfo
 from studio.core.model_files import ModelFile, PickleRefused
+from studio.core.sizes import readable_size
 from studio.ui.tasks import run_in_background
+
+log = logging.getLogger(__name__)
+PENDING = "…"  # a library model's hash while it is being computed
+HASH_COLUMN = 6
 
 
 @dataclass
@@ -40,12 +47,16 @@ class BackendReport:
 
 
 def read_backends(core: Core) -> list[BackendReport]:
-    """What every backend says of itself, with the short hash of each library model, and
-    the files of the model folders that cannot be used, with why (imports each plugin and
-    hashes new model files: call off the GUI thread)."""
+    """What every backend says of itself, with the short hash of each library model
+    (PENDING where not hashed yet: `hash_model` computes it), and the files of the model
+    folders that cannot be used, with why (imports each plugin: call off the GUI thread)."""
     library = core.models()
     entries = library.entries()  # read once: each entry's files are opened to identify it
-    hashes = {str(e.info.path): library.short_hash(e.info) for e in entries if e.info is not None}
+    hashes = {
+        str(e.info.path): library.cached_short_hash(e.info) or PENDING
+        for e in entries
+        if e.info is not None
+    }
     reports = []
     for record in core.registry.records():
         report = BackendReport(record.id)
@@ -76,6 +87,12 @@ def read_backends(core: Core) -> list[BackendReport]:
             )
         )
     return reports
+
+
+def hash_model(core: Core, ref: str) -> str:
+    """The short hash of a library model (reads the whole file unless cached)."""
+    library = core.models()
+    return library.short_hash(library.find(ref))
 
 
 class BackendsDialog(QDialog):
@@ -124,6 +141,7 @@ class BackendsDialog(QDialog):
         self.convert.clicked.connect(self._convert_refused)
         self.tree.currentItemChanged.connect(self._show_details)
         self.reports: list[BackendReport] = []
+        self._listing = 0  # counts refreshes: hashing for an older listing stops
         self.refresh()
 
     def _pick(self, folder: bool) -> None:
@@ -195,6 +213,7 @@ class BackendsDialog(QDialog):
         self.folders.setText("Model folders: " + ";  ".join(folders))
         self.tree.clear()
         self.tree.addTopLevelItem(QTreeWidgetItem(["Reading the installed backends…"]))
+        self._listing += 1
         run_in_background(self.core.engine, self, lambda: read_backends(self.core), self._show)
 
     def _show(self, reports: list[BackendReport]) -> None:
@@ -206,14 +225,14 @@ class BackendsDialog(QDialog):
             item = QTreeWidgetItem([label, status, report.device])
             item.setToolTip(1, report.error)
             for model in report.models:
-                size = f"{model.size_bytes / 1e6:,.1f} MB" if model.size_bytes else ""
+                size = readable_size(model.size_bytes) if model.size_bytes else ""
                 item.addChild(
                     QTreeWidgetItem(
                         [
                             model.name or model.ref,
                             "",
                             "",
-                            model.architecture,
+                            model.label,
                             model.format,
                             size,
                             model.hash,
@@ -224,6 +243,35 @@ class BackendsDialog(QDialog):
             item.setExpanded(True)
         for column in range(self.tree.columnCount()):
             self.tree.resizeColumnToContents(column)
+        pending = [m.ref for r in reports for m in r.models if m.hash == PENDING]
+        self._hash_next(list(dict.fromkeys(pending)), self._listing)
+
+    def _hash_next(self, refs: list[str], listing: int) -> None:
+        """Hash the models one at a time on the background pool (one worker: thumbnails
+        keep the other), each shown as it is ready."""
+        if not refs:
+            return
+
+        def hash_first() -> str:
+            return hash_model(self.core, refs[0])
+
+        def shown(digest: str) -> None:
+            if listing == self._listing:  # else the tree shows another listing now
+                self._show_hash(refs[0], digest)
+                self._hash_next(refs[1:], listing)
+
+        def failed(error: Exception) -> None:
+            log.warning("cannot hash %s: %s", refs[0], error)
+            shown("")
+
+        run_in_background(self.core.engine, self, hash_first, shown, failed)
+
+    def _show_hash(self, ref: str, digest: str) -> None:
+        for row, report in enumerate(self.reports):
+            for index, model in enumerate(report.models):
+                if model.ref == ref:
+                    report.models[index] = dataclasses.replace(model, hash=digest)
+                    self.tree.topLevelItem(row).child(index).setText(HASH_COLUMN, digest)
 
     def _show_details(self, item: QTreeWidgetItem | None, _previous: object = None) -> None:
         index = self.tree.indexOfTopLevelItem(item) if item is not None else -1

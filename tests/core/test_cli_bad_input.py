@@ -93,7 +93,8 @@ def test_a_backend_that_fails_reading_the_prompt_is_a_message(env, capsys, monke
 
     monkeypatch.setattr(fake_backend.FakeBackend, "unknown_words", broken)
     err = failing(capsys, ["generate", "a circle", *FAKE], EXIT_FAILED)
-    assert "backend 'fake' failed: KeyError: 'vocabulary'" in err
+    assert "backend 'fake' failed unexpectedly: 'vocabulary' (details in the log)" in err
+    assert "KeyError" not in err  # a class name says nothing to a user
 
 
 def test_unknown_words_beside_known_ones_are_a_note(env, capsys) -> None:

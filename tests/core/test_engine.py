@@ -161,12 +161,12 @@ def test_cancel_a_running_job_stops_at_the_next_step_and_saves_nothing(engine, f
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"options": {"fail_at": 1}}, "RuntimeError: boom at step 1"),
+        ({"options": {"fail_at": 1}}, "the backend failed unexpectedly: boom at step 1 (details"),
         ({"options": {"nan": True}}, "NaN"),
         ({"options": {"too_few": True}, "count": 2}, "returned 1 images, 2 were asked for"),
-        ({"model": "missing"}, "FileNotFoundError: no model named 'missing'"),
+        ({"model": "missing"}, "failed unexpectedly: no model named 'missing'"),
         ({"width": 12}, "width 12 must be a multiple of 8"),
-        ({"backend": "broken"}, "backend 'broken' failed: ImportError"),
+        ({"backend": "broken"}, "backend 'broken' failed: this plugin needs a library"),
         ({"backend": "nope"}, "unknown backend 'nope'"),
     ],
 )

@@ -127,8 +127,11 @@ def test_a_crashing_backend_fails_its_job_not_the_app(engine, how) -> None:
 def test_a_load_failure_in_the_worker_marks_the_backend_with_the_real_error(engine) -> None:
     job = run(engine, request(model="missing"))
     assert job.state is JobState.FAILED
-    assert job.error == "FileNotFoundError: no model named 'missing'"
-    assert engine.registry.record("fake").error == job.error
+    assert (
+        job.error
+        == "the backend failed unexpectedly: no model named 'missing' (details in the log)"
+    )
+    assert engine.registry.record("fake").error == "no model named 'missing'"
     assert "Traceback" in engine.registry.record("fake").traceback
 
 
