@@ -105,6 +105,11 @@ class DiffusionBackend(library.LibraryBackend):
             else:
                 pipeline = load_diffusers_folder(found.path, dtype)
         _check_finite(pipeline, found.name)
+        if self._device == "cpu":
+            # oneDNN's convolutions convert other layouts to and from channels-last: at
+            # 512 x 512 the VAE's decoder held 1.26 GB for it, 0.8 GB without (and ran
+            # faster); its pixels move by 1e-4 at most
+            pipeline.vae.to(memory_format=torch.channels_last)
         self._pipeline = pipeline.to(self._device)
         self._scheduler_config = pipeline.scheduler.config  # the model's own, never drifted
         self._pipeline.set_progress_bar_config(disable=True)
