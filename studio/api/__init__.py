@@ -49,6 +49,7 @@ from studio.core.model_files import (
 )
 from studio.core.models import ModelLibrary
 from studio.core.request import GenerationRequest, RequestError
+from studio.core.sizes import readable_size
 
 __all__ = [
     "DECODING",
@@ -83,6 +84,7 @@ __all__ = [
     "emit",
     "open_core",
     "read_json_object",
+    "readable_size",
     "safetensors_shapes",
     "sniff",
     "split_loras",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,8 +52,13 @@ def test_export_says_each_part_and_no_warnings(exported) -> None:
     assert [line for line in lines if line.startswith("exporting")] == starts
     ends = [line for line in lines if line.startswith("exported")]
     assert [line.split(":")[0] for line in ends] == [f"exported {s[10:-1]}" for s in starts]
-    assert all(line.endswith(" s") and " MB in " in line for line in ends)
-    assert len(lines) == 1 + 2 * len(parts)  # nothing else: no tracer or exporter warnings
+    assert all(re.search(r": [\d.]+ (kB|MB) in [\d.]+ s$", line) for line in ends)
+    loading = [line for line in lines if line.startswith("loading tiny: ")]
+    done, total = loading[-1].removeprefix("loading tiny: ").split(" of ")
+    assert done == total  # the last says all of it was read
+    assert 1 <= len(loading) <= 4 and all(line.endswith(" MB") for line in loading)
+    # nothing else: no tracer or exporter warnings
+    assert len(lines) == 1 + len(loading) + 2 * len(parts)
     assert "Warning" not in exported.stderr
 
 

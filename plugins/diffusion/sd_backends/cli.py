@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sd_backends.architecture import CONTROLNET, LORA, architecture, kind
-from studio.api import EXIT_OK, EXIT_USAGE, CliError, ModelFile, ModelFileError, emit, open_core
+from studio.api import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    ModelFile,
+    ModelFileError,
+    emit,
+    open_core,
+    readable_size,
+)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -47,6 +57,19 @@ def _quiet(_line: str) -> None:
     """--json: stderr stays quiet, as `studio generate --json` keeps it."""
 
 
+def _quarters(say: Callable[[str], None], name: str) -> Callable[[int, int], None]:
+    """Bytes read while loading, said at each quarter (a big model takes a while)."""
+    said = [0]
+
+    def report(done: int, total: int) -> None:
+        quarter = 4 * done // max(total, 1)
+        if quarter > said[0]:
+            said[0] = quarter
+            say(f"loading {name}: {readable_size(done)} of {readable_size(total)}")
+
+    return report
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from sd_backends.backend import load_diffusers_folder, quiet_offline_libraries
 
@@ -75,11 +98,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         from sd_backends.export_onnx import export, export_controlnet
         from sd_backends.single_file import load_single_file
+        from sd_backends.weights import WeightReader, weight_files
 
-        if base.format == "diffusers":
-            pipeline = load_diffusers_folder(base.path, torch.float32)
-        else:
-            pipeline = load_single_file(base.path, architecture(base), torch.float32)
+        total = sum(f.stat().st_size for f in weight_files(base))
+        with WeightReader(torch.float32, total, _quarters(say, base.name)).installed():
+            if base.format == "diffusers":
+                pipeline = load_diffusers_folder(base.path, torch.float32)
+            else:
+                pipeline = load_single_file(base.path, architecture(base), torch.float32)
         if what == CONTROLNET:
             from sd_backends.controlnets import load_controlnet
 

@@ -43,6 +43,7 @@ import torch
 from sd_backends.architecture import INPAINTING, variant_by_channels
 from sd_backends.onnx_controls import residual_name
 from sd_backends.onnx_weight_map import lora_weights, weight_map
+from studio.api import readable_size
 
 OPSET = 17
 Say = Callable[[str], None]  # a line of progress for the user
@@ -434,9 +435,4 @@ class _Parts:
         start = time.monotonic()
         _export(module, inputs, folder, *names)
         size = sum(f.stat().st_size for f in folder.iterdir())
-        self.say(f"exported {which}: {_size(size)} in {time.monotonic() - start:.1f} s")
-
-
-def _size(n: int) -> str:
-    """Decimal units, as file managers show them."""
-    return f"{n / 1e9:.2f} GB" if n >= 10**9 else f"{n / 1e6:.1f} MB"
+        self.say(f"exported {which}: {readable_size(size)} in {time.monotonic() - start:.1f} s")
