@@ -43,21 +43,22 @@ def random_pipeline(architecture: str, dtype):
     The weights are drawn small (normal, std 0.02) so that fp16 stays finite."""
     import torch
     from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
 
     from sd_backends.single_file import CLIP_TOKENIZER
-    from transformers import CLIPTokenizer
 
     torch.manual_seed(0)
+    torch.set_default_dtype(dtype)  # made in it: SDXL's UNet in fp32 first would take 10 GB
     folder = CONFIGS / architecture
     parts = {
-        "unet": UNet2DConditionModel.from_config(
-            UNet2DConditionModel.load_config(folder / "unet")
-        ),
+        "unet": UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
         "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
-        "text_encoder": CLIPTextModel(
-            CLIPTextConfig.from_pretrained(folder / "text_encoder")
-        ),
+        "text_encoder": CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")),
         "tokenizer": CLIPTokenizer.from_pretrained(CLIP_TOKENIZER),
     }
     if (folder / "text_encoder_2").is_dir():
@@ -66,12 +67,13 @@ def random_pipeline(architecture: str, dtype):
         )
         parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(CLIP_TOKENIZER, pad_token="!")
     with torch.no_grad():
-        for name, part in parts.items():
+        for part in parts.values():
             if isinstance(part, torch.nn.Module):
                 for tensor in part.parameters():
                     if tensor.ndim > 1:
                         tensor.normal_(0, 0.02)
                 part.to(dtype)
+    torch.set_default_dtype(torch.float32)
     from diffusers import EulerDiscreteScheduler
 
     scheduler = EulerDiscreteScheduler.from_config(
@@ -79,9 +81,11 @@ def random_pipeline(architecture: str, dtype):
     )
     index = DiffusionPipeline.load_config(folder)
     pipeline_class = getattr(__import__("diffusers"), index["_class_name"])
-    extra = {} if "text_encoder_2" in parts else {
-        "safety_checker": None, "feature_extractor": None, "requires_safety_checker": False
-    }
+    extra = (
+        {}
+        if "text_encoder_2" in parts
+        else {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    )
     return pipeline_class(scheduler=scheduler, **parts, **extra)
 
 
@@ -120,6 +124,32 @@ def single_file(folder: Path, half: bool):
     return make
 
 
+def write_safetensors(tensors: dict, path: Path) -> None:
+    """A safetensors file written tensor by tensor from (memory-mapped) tensors: the
+    safetensors library would first copy all of them into one buffer (7 GB for SDXL)."""
+    import json
+    import struct
+
+    import torch
+
+    names = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32", torch.int64: "I64"}
+    header, offset = {}, 0
+    for name, tensor in tensors.items():
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {
+            "dtype": names[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)  # the body starts 8-byte aligned, as the library writes
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(text)) + text)
+        for tensor in tensors.values():
+            handle.write(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().data)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
@@ -153,13 +183,13 @@ def main() -> None:
         def sdxl(out: Path) -> None:
             import tempfile
 
-            from tests.support.random_sd import save_single_file
+            from tests.support.random_sd import single_file_tensors
 
             with tempfile.TemporaryDirectory(dir=cache) as scratch:
                 random_pipeline("sdxl", torch.float16).save_pretrained(
                     scratch, safe_serialization=True
-                )
-                save_single_file(Path(scratch), out)
+                )  # the pipeline goes before the single file is written
+                write_safetensors(single_file_tensors(Path(scratch)), out)
 
         built(cache / "sdxl-fp16.safetensors", sdxl)
     log("all built")

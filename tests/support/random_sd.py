@@ -216,7 +216,16 @@ def save_single_file(folder: Path, path: Path, open_clip: bool = False) -> Path:
     SDXL's two under `conditioner.embedders.0.transformer.` and `.1.model.`. An inpainting
     UNet's first convolution keeps its shape, [width, 9, 3, 3], as
     `model.diffusion_model.input_blocks.0.0.weight`, as released inpainting files have it."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
+
+    tensors = single_file_tensors(folder, open_clip)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    return path
+
+
+def single_file_tensors(folder: Path, open_clip: bool = False) -> dict:
+    """The tensors `save_single_file` writes, by their original-layout names."""
+    from safetensors.torch import load_file
 
     unet_config = json.loads((folder / "unet" / "config.json").read_text())
     tensors = {}
@@ -238,8 +247,7 @@ def save_single_file(folder: Path, path: Path, open_clip: bool = False) -> Path:
         tensors |= _open_clip_names(text, "cond_stage_model.model.")
     else:
         tensors |= _clip_names(text, "cond_stage_model.transformer.")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
-    return path
+    return tensors
 
 
 def _clip_names(weights: dict, prefix: str) -> dict:
