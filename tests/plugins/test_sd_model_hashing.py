@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from support.model_library import count_hashing, library_files, short
+from support.model_library import SD_TENSOR, count_hashing, short
+from support.model_library import library_files as any_library_files
 
 from sd_backends import library
 from sd_backends.architecture import LORA
 from sd_backends.cli import _exportable
 from studio.core.app import Core
 from studio.core.models import ModelLibrary
+
+
+def library_files(folder: Path) -> dict[str, Path]:
+    """The shared small library, its files named as SD checkpoints (else refused)."""
+    return any_library_files(folder, SD_TENSOR)
 
 
 @pytest.fixture

@@ -11,10 +11,15 @@ from safetensors.numpy import save_file
 
 from studio.core import models
 
+# A tensor of a Stable-Diffusion checkpoint's UNet, by name: what the SD plugin's tests
+# give their files for the plugin to take them as models (it refuses files it does not
+# recognise); the core's tests keep a name of no model family
+SD_TENSOR = "model.diffusion_model.out.2.weight"
 
-def weights(path: Path, seed: int) -> Path:
+
+def weights(path: Path, seed: int, tensor: str = "layer.weight") -> Path:
     """A small safetensors file of its own content."""
-    save_file({"layer.weight": np.random.default_rng(seed).random((16, 16))}, str(path))
+    save_file({tensor: np.random.default_rng(seed).random((16, 16))}, str(path))
     return path
 
 
@@ -24,16 +29,16 @@ def lora(path: Path) -> Path:
     return path
 
 
-def library_files(folder: Path) -> dict[str, Path]:
-    """Several models: two files, a diffusers folder, a LoRA."""
+def library_files(folder: Path, tensor: str = "layer.weight") -> dict[str, Path]:
+    """Several models: two files (of one `tensor`), a diffusers folder, a LoRA."""
     folder.mkdir(parents=True, exist_ok=True)
     pipeline = folder / "pipeline"
     (pipeline / "unet").mkdir(parents=True)
     (pipeline / "model_index.json").write_text("{}")
     weights(pipeline / "unet" / "diffusion_pytorch_model.safetensors", 3)
     return {
-        "dream": weights(folder / "dream.safetensors", 1),
-        "other": weights(folder / "other.safetensors", 2),
+        "dream": weights(folder / "dream.safetensors", 1, tensor),
+        "other": weights(folder / "other.safetensors", 2, tensor),
         "pipeline": pipeline,
         "ink": lora(folder / "ink.safetensors"),
     }

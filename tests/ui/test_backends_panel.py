@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.model_library import SD_TENSOR
 
 from studio.core.app import Core
 from studio.core.settings import Settings
@@ -42,8 +43,8 @@ def test_models_and_folders_are_added_and_pickles_refused(qtbot, opened, tmp_pat
     from safetensors.numpy import save_file
 
     core, dialog = opened
-    checkpoint = tmp_path / "dream.safetensors"
-    save_file({"w": np.zeros(2, np.float32)}, str(checkpoint))
+    checkpoint = tmp_path / "dream.safetensors"  # named as a checkpoint: the SD plugin takes it
+    save_file({SD_TENSOR: np.zeros(2, np.float32)}, str(checkpoint))
     dialog.add(checkpoint)
     qtbot.waitUntil(lambda: "Added dream" in dialog.details.toPlainText(), timeout=5_000)
     pickled = tmp_path / "old.ckpt"
@@ -70,7 +71,7 @@ def test_a_refused_pickle_is_offered_for_conversion(qtbot, opened, tmp_path):
     core, dialog = opened
     assert dialog.convert.isHidden()
     checkpoint = tmp_path / "old.ckpt"
-    torch.save({"state_dict": {"w": torch.ones(3)}}, checkpoint)
+    torch.save({"state_dict": {SD_TENSOR: torch.ones(3)}}, checkpoint)
     dialog.add(checkpoint)
     qtbot.waitUntil(lambda: "Not added" in dialog.details.toPlainText(), timeout=5_000)
     assert not dialog.convert.isHidden() and "Convert to safetensors" in (

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sd_backends.architecture import CONTROLNET, LORA, architecture, kind
+from sd_backends.library import refusal
 from studio.api import (
     EXIT_OK,
     EXIT_USAGE,
@@ -38,12 +39,21 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     export.set_defaults(run=cmd_export)
 
 
+EXPORTED = ("diffusers", "safetensors")
+
+
 def _exportable(core: Any, name: str) -> ModelFile:
+    """The model (or ControlNet) `name` names, if it is one the backends would run: what
+    they refuse (an InstructPix2Pix model, a VAE alone, ...) is refused here before
+    anything loads, with their reason (`library.refusal`, as `Backend.examine` says it)."""
     found = core.models().find(name)
-    if found.format not in ("diffusers", "safetensors"):
+    if found.format not in EXPORTED:
         raise ModelFileError(
             f"{found.name} is {found.format}: a diffusers folder or a single file exports"
         )
+    why = refusal(found, EXPORTED)
+    if why:
+        raise ModelFileError(why)
     return found
 
 

@@ -18,6 +18,7 @@ from sd_backends.architecture import (
     kind,
     variant,
 )
+from sd_backends.other_files import not_a_model
 from studio.api import (
     Backend,
     Capabilities,
@@ -68,6 +69,15 @@ def listed_variant(found: ModelFile) -> str:
         return ""
 
 
+def listed_other(found: ModelFile) -> str:
+    """What a file that is no Stable-Diffusion model is (`other_files.not_a_model`), or ''
+    (as well where its header can't be read: loading it says what is wrong)."""
+    try:
+        return not_a_model(found)
+    except ModelFileError:
+        return ""
+
+
 # The variants no backend of this plugin runs, and why, for the user
 _NOT_RUN = {
     INSTRUCT_PIX2PIX: "an InstructPix2Pix model: it edits a picture as a sentence says, "
@@ -84,11 +94,15 @@ EXPORT = "export it with `studio sd-export-onnx {name} OUT`, then use OUT"
 
 
 def refusal(found: ModelFile, formats: tuple[str, ...]) -> str:
-    """Why a backend of these formats cannot use `found` ('' when it can): another format
+    """Why a backend of these formats cannot use `found` ('' when it can): a file that
+    is no Stable-Diffusion model (a VAE alone, a Flux model: what it is), another format
     (for the ONNX backend: how to export it), or a variant nothing here runs."""
     name = found.path.name
     if listed_kind(found) != MODEL:
         return ""  # an add-on: `find_addon` says where it fits
+    other = listed_other(found)
+    if other:
+        return other  # before the format: exporting it would not help
     if found.format not in formats:
         onnx = formats == ("onnx",) and found.format in ("safetensors", "diffusers")
         fix = EXPORT.format(name=found.name) if onnx else "run it with another backend"
