@@ -202,7 +202,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([history], [3 * 140 + 40], Qt.Orientation.Horizontal)  # 3 columns
         self.resizeDocks([history, queue], [560, 140], Qt.Orientation.Vertical)
 
-        self.generate_button.clicked.connect(self.generate)
+        # not connected directly: clicked(bool) would arrive as `image`
+        self.generate_button.clicked.connect(lambda: self.generate())
         self.cancel_button.clicked.connect(self.cancel)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel)

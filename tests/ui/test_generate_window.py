@@ -44,6 +44,14 @@ def test_ctrl_enter_generates_and_shows_the_results(qtbot, window) -> None:
     assert "seed" in window.tiles[0].toolTip()
 
 
+def test_a_click_on_generate_generates(qtbot, window) -> None:
+    """The button as a user clicks it: its clicked(bool) must not reach generate's `image`."""
+    window.prompt.setPlainText("two blue squares")
+    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.core.history.count() == 4, timeout=10_000)
+    assert "went wrong" not in window.message.text()
+
+
 def test_errors_are_shown_not_raised(qtbot, window) -> None:
     window.generate()  # empty prompt
     assert "prompt is empty" in window.message.text()
