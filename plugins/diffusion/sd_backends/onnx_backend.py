@@ -61,6 +61,7 @@ CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 PARTS = ("text_encoder", "unet", "vae_decoder")
 ENCODER = "vae_encoder"  # img2img and inpainting: folders exported before them lack it
 FORMATS = ("onnx",)
+ROW_BY_ROW = 64 * 64  # latent positions from which the UNet runs one row at a time
 
 
 class OnnxDiffusion:
@@ -85,6 +86,8 @@ class OnnxDiffusion:
         if CUDA in self._providers:  # a CUDA build on a machine without its libraries: quiet
             ort.set_default_logger_severity(4)
         self.folder, self._threads = folder, threads
+        self._shrink = ort.RunOptions()  # a run shrinks the CPU arena it grew (`Session`)
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.base = {part: self.session(folder / part / "model.onnx") for part in parts}
         self.sessions = dict(self.base)  # the parts of the LoRA set in use
         self.provider = self.sessions["unet"].get_providers()[0]  # what it really got
@@ -106,11 +109,22 @@ class OnnxDiffusion:
         # its threads stop spinning after each run: a ControlNet's and the UNet's sessions
         # run in turn, and one's spinning threads would take the other's cores
         options.add_session_config_entry("session.force_spinning_stop", "1")
+        # Memory (SD 1.5 at real size, 512², issue 24; `bench/bench_onnx_memory.py`): the
+        # CPU arena and memory patterns stay on (without the arena a UNet call peaks 1 GB
+        # higher: 7.7 GB), prepacking too (it replaces the weights it packs, no
+        # second copy: off, only the load-time RSS drops, 4.45 -> 3.08 GB, as the weights
+        # stay memory-mapped until touched; the peak does not). What costs is that each
+        # session's arena keeps what its biggest run grew it to: the UNet's 2.3 GB, then
+        # the VAE decoder's 1.1 GB beside it, more at the second step: 10.2 GB against
+        # PyTorch's 5.9. One arena shared by all sessions grows too (9.1 GB). So runs on
+        # large latents give their working memory back (`Session`): 6.9 GB (5.7 with the
+        # UNet row by row, `unet`), and 4.5 GB between requests.
         if initializers:
             values = [ort.OrtValue.ortvalue_from_numpy(v) for v in initializers.values()]
             options.add_external_initializers(list(initializers), values)
             self._lora_values.append(values)
-        return ort.InferenceSession(str(graph), options, providers=self._providers)
+        session = ort.InferenceSession(str(graph), options, providers=self._providers)
+        return Session(session, self._shrink)
 
     def use_loras(self, key: tuple, deltas: Callable[[], Iterable[tuple[str, np.ndarray]]]) -> None:
         """Run with the LoRA set `key` (() for none): the base sessions, or sessions of
@@ -153,7 +167,29 @@ class OnnxDiffusion:
         extra: dict[str, np.ndarray],
         residuals: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
-        """The UNet's prediction; `residuals` are the ControlNets' (zeros without)."""
+        """The UNet's prediction; `residuals` are the ControlNets' (zeros without). From
+        64 x 64 latents (SD 1.5 at 512²) one row at a time: its attention's score matrices
+        take 0.5 GB a row (8 heads x 4,096² floats, twice with their softmax), where
+        PyTorch's attention never holds them whole; the same speed and values, and the
+        peak of a guided 512² request 5.7 GB instead of 6.9 (PyTorch 5.9)."""
+        rows = len(sample)
+        if rows > 1 and sample.shape[-2] * sample.shape[-1] >= ROW_BY_ROW:
+
+            def row(value: np.ndarray, i: int) -> np.ndarray:
+                return value[i : i + 1] if len(value) == rows else value  # (1, ...) broadcast
+
+            return np.concatenate(
+                [
+                    self.unet(
+                        row(sample, i),
+                        timestep,
+                        row(context, i),
+                        {name: row(value, i) for name, value in extra.items()},
+                        None if residuals is None else [row(r, i) for r in residuals],
+                    )
+                    for i in range(rows)
+                ]
+            )
         t = np.full(len(sample), timestep, np.float32)
         inputs = {"sample": sample, "timestep": t, "encoder_hidden_states": context, **extra}
         height, width = sample.shape[-2:]
@@ -363,6 +399,26 @@ class DiffusionOnnxBackend(library.LibraryBackend):
         job = PictureJob.plan(request, native, multiple)
         job.first_step(request.steps)  # a strength that runs no step is refused up front
         return job
+
+
+class Session:
+    """An ONNX Runtime session whose runs on large latents (`ROW_BY_ROW` positions or
+    more; pictures for the VAE encoder) give their arena's growth back (`shrink`: run
+    options with memory.enable_memory_arena_shrinkage): gigabytes there, a few hundred
+    MB below, where giving it back at every step costs a small model's request 19 %
+    (4.99 vs 4.19 s, `bench_diffusion.py`'s model). Anything else is the session's."""
+
+    def __init__(self, session: Any, shrink: Any) -> None:
+        self.session, self._shrink = session, shrink
+
+    def run(self, output_names: Sequence[str] | None, inputs: Mapping[str, Any]) -> list[Any]:
+        sample = inputs.get("sample", inputs.get("latent_sample"))
+        shape = getattr(sample, "shape", ())
+        large = len(shape) == 4 and shape[-2] * shape[-1] >= ROW_BY_ROW
+        return self.session.run(output_names, inputs, self._shrink if large else None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
 
 
 def _tokenizer(folder: Path) -> Any:
