@@ -30,6 +30,9 @@ def load_failure(name: str, kind: str, error: BaseException) -> ModelFileError:
     a folder, as its configuration says), as a ModelFileError with a plain reason; the
     library's text goes to the log."""
     log.warning("cannot load %s as %s", name, kind or "configured", exc_info=error)
+    as_kind = f" as {kind}" if kind else ""
+    if isinstance(error, ModelFileError):  # Studio's own reader: already a plain reason
+        return ModelFileError(f"cannot load {name}{as_kind}: {error}")
     expected = kind or "its configuration"
     text = str(error)
     shapes = next((m for m in (p.search(text) for p in _SHAPES) if m), None)
@@ -44,7 +47,7 @@ def load_failure(name: str, kind: str, error: BaseException) -> ModelFileError:
         reason = f"it lacks weights {expected} needs ({missing['name']}): an incomplete file"
     else:
         reason = "its files do not load as a model: damaged or incomplete? (details in the log)"
-    return ModelFileError(f"cannot load {name}{f' as {kind}' if kind else ''}: {reason}")
+    return ModelFileError(f"cannot load {name}{as_kind}: {reason}")
 
 
 def _dims(text: str) -> str:

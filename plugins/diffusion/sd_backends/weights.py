@@ -39,6 +39,12 @@ def safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
+def _header_length(path: Path) -> int:
+    """Where a safetensors file's tensors start: after its 8-byte length and header."""
+    with path.open("rb") as handle:
+        return 8 + struct.unpack("<Q", handle.read(8))[0]
+
+
 def weight_files(found: ModelFile) -> list[Path]:
     """The safetensors files that hold a model's weights (itself, for a single file)."""
     if found.path.is_file():
@@ -100,7 +106,11 @@ def _torch_dtypes() -> dict[str, Any]:
 
 class WeightReader:
     """Reads safetensors files tensor by tensor into `dtype` (floating tensors only),
-    reporting bytes read of `total` to `report`."""
+    reporting bytes read of `total` to `report`. A tensor stored in `dtype` is mapped
+    from the file, not copied (its pages are the weights: no second copy, and nothing
+    to convert); one stored otherwise is read into a scratch buffer and converted. Each
+    is checked for NaN and infinities as it comes, which also reads a mapped tensor's
+    pages: the bytes reported have been read."""
 
     def __init__(self, dtype: Any, total: int, report: Report | None = None) -> None:
         self.dtype = dtype
@@ -110,24 +120,33 @@ class WeightReader:
 
     def read(self, path: Path) -> dict[str, Any]:
         import torch
+        from safetensors import safe_open
 
         dtypes = _torch_dtypes()
         header = safetensors_header(path)
-        with path.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            body = 8 + length
-            tensors = {}
+        start_of_body = _header_length(path)
+        body = max((entry["data_offsets"][1] for entry in header.values()), default=0)
+        if path.stat().st_size < start_of_body + body:
+            raise ModelFileError(f"{path.name} is cut short: its weights end early")
+        scratch = torch.empty(0, dtype=torch.uint8)
+        tensors = {}
+        with path.open("rb") as handle, safe_open(str(path), framework="pt") as mapped:
             for name, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"]):
                 stored = dtypes.get(entry["dtype"])
                 if stored is None:
                     raise ModelFileError(f"{path.name}: tensor {name} is {entry['dtype']}")
                 start, end = entry["data_offsets"]
-                raw = torch.empty(end - start, dtype=torch.uint8)
-                handle.seek(body + start)
-                _read_into(handle, memoryview(raw.numpy()), path)
-                tensor = raw.view(stored).reshape(entry["shape"])
-                if tensor.is_floating_point() and stored != self.dtype:
-                    tensor = tensor.to(self.dtype)  # the file's copy goes at once
+                if stored == self.dtype or not stored.is_floating_point:
+                    tensor = mapped.get_tensor(name)
+                else:
+                    if len(scratch) < end - start:
+                        scratch = torch.empty(end - start, dtype=torch.uint8)
+                    raw = scratch[: end - start]
+                    handle.seek(start_of_body + start)
+                    _read_into(handle, memoryview(raw.numpy()), path)
+                    tensor = raw.view(stored).reshape(entry["shape"]).to(self.dtype)
+                if tensor.is_floating_point():
+                    check_finite(tensor, f"{_part(path)}weight {name}")
                 tensors[name] = tensor
                 self.done += end - start
                 self._report(self.done, self.total)
@@ -156,6 +175,22 @@ class WeightReader:
             for module in modules:
                 module.load_state_dict = original
             self._report(self.total, self.total)
+
+
+def check_finite(tensor: Any, what: str) -> None:
+    """NaN or infinities would make black images: refuse the model (`what`: the weight,
+    as the message names it). A NaN or infinity makes the sum one too: one pass, no mask
+    as large as the tensor (a finite sum is never a false "finite"; an overflowing one is
+    checked element by element)."""
+    import torch
+
+    if not torch.isfinite(tensor.sum()) and not torch.isfinite(tensor).all():
+        raise ModelFileError(f"{what} holds NaN or infinite values (a damaged or broken model)")
+
+
+def _part(path: Path) -> str:
+    """ "unet " for a diffusers folder's part (its files say only what they are)."""
+    return f"{path.parent.name} " if path.name.startswith("diffusion_pytorch_model") else ""
 
 
 def _read_into(handle: Any, view: memoryview, path: Path) -> None:
