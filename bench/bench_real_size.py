@@ -104,6 +104,8 @@ else:
     torch.set_num_threads(job["threads"])
     import diffusers, transformers
     Pipeline = getattr(diffusers, pipeline_name)  # its modules, as loading imports them
+    if job["kind"] == "file":  # the single-file loader's own (scipy among them: 1-2 s)
+        import diffusers.loaders.single_file_utils
     if runtime == "ours":
         from sd_backends.backend import DiffusionBackend
         from studio.api import GenerationRequest, ModelLibrary
