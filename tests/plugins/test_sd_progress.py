@@ -73,12 +73,14 @@ def test_pytorch_decodes_after_each_images_steps(library) -> None:
     assert ctx.phases == [*first, *decoded, *second, *decoded]
 
     tiled = Context()
-    backend.generate(request(count=1, steps=1, options={"vae_tiling": True}), tiled)
     vae = backend._pipeline.vae
+    before = (dict(vae.decoder._forward_hooks), dict(vae.decoder._forward_pre_hooks))
+    backend.generate(request(count=1, steps=1, options={"vae_tiling": True}), tiled)
     runs = decoder_runs(vae, 32, 32)  # 64 x 64 pixels: 32 x 32 latents in 16-wide tiles
     assert runs == 9
     assert tiled.phases[1:] == [(DECODING, tile, runs) for tile in range(runs + 1)]
-    assert not vae.decoder._forward_hooks and not vae.decoder._forward_pre_hooks  # removed
+    hooks = (dict(vae.decoder._forward_hooks), dict(vae.decoder._forward_pre_hooks))
+    assert hooks == before  # the counting hooks removed, the backend's own kept
 
 
 def test_onnx_reports_decoding_after_the_steps(exported, library) -> None:
