@@ -118,6 +118,7 @@ if job["imports_only"]:
     sys.exit()
 
 path = job["path"]
+before_load = status()
 if runtime == "direct":
     dtype = getattr(torch, job["dtype"])
     extra = {} if architecture == "sdxl" else {"safety_checker": None,
@@ -156,7 +157,7 @@ loaded_at = time.perf_counter()
 loaded = status()
 result = {"imports_s": imported - started, "load_s": loaded_at - started, "dtype": dtype_name,
           "rss_loaded": loaded["VmRSS"], "anon_loaded": loaded["RssAnon"],
-          "peak_load": loaded["VmHWM"]}
+          "peak_load": loaded["VmHWM"], "rss_before_load": before_load["VmRSS"]}
 
 if job["generate"]:
     events = []  # (phase, step, total, time)
@@ -567,6 +568,18 @@ def targets(rows: list[dict[str, Any]], weights: dict[str, float]) -> dict[str, 
         name = RUNTIME_NAMES[row["runtime"]]
         print(f"  {row['format']:<15}{name:<10}{shown:>6}  {verdict(value, 1.25)}")
         out[f"peak_ratio {row['format']} {row['runtime']}"] = value
+    print(
+        "memory added by loading, cold (peak while loading - RSS before it) / the model's "
+        "bytes (target <= 1.10; diffusers maps the file and reads it later)"
+    )
+    for row in rows:
+        cold = row.get("cold") or {}
+        if "peak_load" not in cold or "rss_before_load" not in cold:
+            continue
+        value = (cold["peak_load"] - cold["rss_before_load"]) / row["bytes"]
+        name = RUNTIME_NAMES[row["runtime"]]
+        print(f"  {row['format']:<15}{name:<10}{value:>6.2f}  {verdict(value, 1.10)}")
+        out[f"load_memory {row['format']} {row['runtime']}"] = value
     onnx = next((r for r in rows if r["runtime"] == "onnx"), None)
     folder = next(
         (r for r in rows if r["format"] == "fp32-folder" and r["runtime"] == "ours"), None
