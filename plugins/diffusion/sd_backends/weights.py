@@ -1,11 +1,12 @@
-"""How a model's weights come off the disk: each tensor read once into memory of its own,
-already in the type the model computes in, with a count of the bytes read so far.
+"""How a model's weights come off the disk: each tensor once, already in the type the
+model computes in, checked, with a count of the bytes read so far.
 
 diffusers maps a safetensors file into memory and converts what it needs: an fp16 file
 loaded for an fp32 (or bf16) model then holds the file's pages and the converted copy at
-once, 1.5 to 2 times the weights, for the whole load. Reading tensor by tensor instead
-(`WeightReader`, installed under diffusers' own loader while a model loads) holds one
-tensor more than the weights at most, and says how far it is.
+once, 1.5 to 2 times the weights, for the whole load. `WeightReader`, installed under
+diffusers' own loader while a model loads, maps what needs no conversion and converts
+the rest tensor by tensor from one scratch buffer: the weights and one tensor at most,
+and it says how far it is.
 
 On a CPU, a model stored in a half type stays compact in bfloat16 where the CPU computes
 in it (`compute_dtype`): fp16 itself is slow there (no fp16 arithmetic on most CPUs), and
