@@ -33,3 +33,18 @@ def outputs(monkeypatch) -> list:
 
     monkeypatch.setattr(pictures, "put_back", spy)
     return seen
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Run `studio` in-process with this test's data folder: (exit code, stdout, stderr)."""
+    from studio.cli import main
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 from support.random_sd import build_random_sd, save_single_file
+from support.studio_cli import listed_models
 
 from sd_backends.architecture import (
     INPAINTING,
@@ -31,7 +32,6 @@ from sd_backends.architecture import (
 from sd_backends.backend import DiffusionBackend, load_diffusers_folder
 from sd_backends.export_onnx import export
 from studio.api import EXIT_OK, EXIT_USAGE, ModelLibrary
-from studio.cli import main
 from studio.core.model_files import identify
 
 torch.set_num_threads(1)
@@ -74,25 +74,6 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return found
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """Run `studio` with this test's data folder: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def _listed(cli) -> dict[str, dict]:
-    code, out, _ = cli("models", "list", "--json")
-    assert code == EXIT_OK
-    return {Path(row["path"]).name: row for row in json.loads(out)}
-
-
 def _plain(message: str) -> None:
     """What a user reads: no class name, no library advice, no double spaces."""
     for leak in ("Error:", "Error(", "low_cpu_mem_usage", "github.com", "http", "  "):
@@ -112,7 +93,7 @@ def test_inpainting_models_are_added_and_listed_as_inpainting(models, cli, form)
     path = models[f"inpainting/{form}"]
     code, out, _ = cli("models", "add", str(path), "--json")
     assert code == EXIT_OK and json.loads(out)["variant"] == INPAINTING
-    row = _listed(cli)[path.name]
+    row = listed_models(cli)[path.name]
     assert (row["variant"], row["kind"]) == (INPAINTING, "model") and "error" not in row
     code, out, _ = cli("models", "list")
     (line,) = [line for line in out.splitlines() if str(path) in line]
@@ -126,7 +107,7 @@ def test_instruct_pix2pix_models_are_refused_at_add_in_every_format(models, cli,
     assert code == EXIT_USAGE and out == ""
     assert "is an InstructPix2Pix model" in err and "which Studio does not run" in err
     _plain(err.removeprefix("studio: "))
-    assert _listed(cli) == {}  # nothing saved to the settings
+    assert listed_models(cli) == {}  # nothing saved to the settings
 
 
 def _refiner_file(path: Path) -> Path:
@@ -168,7 +149,7 @@ def test_sdxl_refiners_are_refused_at_add(tmp_path, cli) -> None:
         assert f"{path.name} is an SDXL refiner: it refines another model's images" in err
         assert "add the base model instead" in err
         _plain(err.removeprefix("studio: "))
-    assert _listed(cli) == {}
+    assert listed_models(cli) == {}
 
 
 def test_a_refused_file_in_a_model_folder_is_listed_refused_never_offered(
@@ -180,7 +161,7 @@ def test_a_refused_file_in_a_model_folder_is_listed_refused_never_offered(
     shutil.copy(models["inpainting/file.safetensors"], folder / "paint.safetensors")
     code, out, _ = cli("models", "add", str(folder), "--json")
     assert code == EXIT_OK and (json.loads(out)["models"], json.loads(out)["refused"]) == (1, 1)
-    listed = _listed(cli)
+    listed = listed_models(cli)
     assert listed["edit.safetensors"]["variant"] == INSTRUCT_PIX2PIX
     assert "is an InstructPix2Pix model" in listed["edit.safetensors"]["error"]
     assert "error" not in listed["paint.safetensors"]
@@ -206,7 +187,7 @@ def test_v_prediction_is_listed_from_weights_and_configurations(tmp_path, cli) -
     (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(config))
     for path in (tmp_path / "v.safetensors", tmp_path / "eps.safetensors", folder):
         assert cli("models", "add", str(path))[0] == EXIT_OK
-    listed = _listed(cli)
+    listed = listed_models(cli)
     assert listed["v.safetensors"]["variant"] == V_PREDICTION
     assert listed["v.safetensors"]["architecture"] == SD2
     assert listed["eps.safetensors"]["variant"] == ""

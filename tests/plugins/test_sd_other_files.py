@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
+from support.studio_cli import listed_models
 
 from sd_backends.backend import DiffusionBackend
 from sd_backends.other_files import not_a_model, what_else
 from studio.api import EXIT_OK, EXIT_USAGE, ModelLibrary
-from studio.cli import main
 from studio.core.model_files import identify
 
 UNET = "model.diffusion_model."
@@ -110,25 +110,6 @@ def tensors(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
     return path
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """Run `studio` with this test's data folder: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def _listed(cli) -> dict[str, dict]:
-    code, out, _ = cli("models", "list", "--json")
-    assert code == EXIT_OK
-    return {Path(row["path"]).name: row for row in json.loads(out)}
-
-
 def _plain(message: str) -> None:
     for leak in ("Error:", "Error(", "  "):
         assert leak not in message, message
@@ -142,7 +123,7 @@ def test_other_files_are_refused_at_add_saying_what_they_are(tmp_path, cli, name
     assert (code, out) == (EXIT_USAGE, "")
     assert said in err, err
     _plain(err.removeprefix("studio: "))
-    assert _listed(cli) == {}  # nothing saved to the settings
+    assert listed_models(cli) == {}  # nothing saved to the settings
 
 
 def test_every_reason_says_what_to_do_or_what_the_tensors_are() -> None:
@@ -160,7 +141,7 @@ def test_stable_diffusion_names_are_accepted_as_today(tmp_path, cli, name) -> No
     assert not_a_model(identify(path)) == ""
     code, _, err = cli("models", "add", str(path))
     assert code == EXIT_OK, err
-    assert "error" not in _listed(cli)[path.name]
+    assert "error" not in listed_models(cli)[path.name]
 
 
 def test_other_files_in_a_model_folder_are_listed_refused_and_never_offered(tmp_path, cli) -> None:
@@ -171,7 +152,7 @@ def test_other_files_in_a_model_folder_are_listed_refused_and_never_offered(tmp_
     tensors(folder / "dream.safetensors", SD_FILES["sd1"])
     code, out, _ = cli("models", "add", str(folder), "--json")
     assert code == EXIT_OK and (json.loads(out)["models"], json.loads(out)["refused"]) == (1, 3)
-    listed = _listed(cli)
+    listed = listed_models(cli)
     for name in ("vae", "flux-dev", "mystery"):
         assert OTHER_FILES[name][1] in listed[f"{name}.safetensors"]["error"]
     assert "error" not in listed["dream.safetensors"]
