@@ -3,12 +3,8 @@ and as a bar, driven by the real engine and the fake backend."""
 
 from __future__ import annotations
 
-import threading
-
-import pytest
 from PySide6.QtCore import QObject, Slot
 
-from studio.core.app import Core
 from studio.core.request import GenerationRequest
 from studio.ui.main_window import MainWindow
 
@@ -34,23 +30,6 @@ class Shown(QObject):
         return [text for text, _, _ in self.seen]
 
 
-@pytest.fixture
-def window(qtbot, install_plugins, tmp_path):
-    install_plugins({"fake": "fake_backend:FakeBackend"})
-    import fake_backend
-
-    fake_backend.LOAD_GATE = threading.Event()
-    core = Core.open(tmp_path / "home")
-    window = MainWindow(core)
-    qtbot.addWidget(window)
-    window.show()
-    yield window
-    fake_backend.LOAD_GATE.set()
-    fake_backend.LOAD_GATE = None
-    window.close()
-    core.close()
-
-
 def submit(window: MainWindow, **options: object) -> None:
     request = GenerationRequest(
         "a fake",
@@ -65,16 +44,16 @@ def submit(window: MainWindow, **options: object) -> None:
     window.core.engine.submit(request)  # the window follows the job the engine starts
 
 
-def test_every_phase_is_shown_in_words_and_as_a_bar(qtbot, window) -> None:
+def test_every_phase_is_shown_in_words_and_as_a_bar(qtbot, gated_window) -> None:
     import fake_backend
 
-    shown = Shown(window)
-    submit(window, decode_tiles=2)
-    progress = window.progress
+    shown = Shown(gated_window)
+    submit(gated_window, decode_tiles=2)
+    progress = gated_window.progress
     qtbot.waitUntil(lambda: progress.label.text() == "Loading model… 2.1 / 4.3 GB", timeout=WAIT_MS)
     assert (progress.bar.value(), progress.bar.maximum()) == (500, 1000)  # halfway, held
     fake_backend.LOAD_GATE.set()
-    qtbot.waitUntil(lambda: window.core.history.count() == 2, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: gated_window.core.history.count() == 2, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: progress.label.text() == "", timeout=WAIT_MS)  # done
     after_loading = shown.seen[shown.texts().index("Step 1 of 3") :]
     assert after_loading == [
@@ -91,13 +70,13 @@ def test_every_phase_is_shown_in_words_and_as_a_bar(qtbot, window) -> None:
     assert progress.bar.value() == progress.bar.maximum()  # the finished job's bar stays full
 
 
-def test_decoding_in_one_piece_is_a_busy_bar(qtbot, window) -> None:
+def test_decoding_in_one_piece_is_a_busy_bar(qtbot, gated_window) -> None:
     import fake_backend
 
     fake_backend.LOAD_GATE.set()
-    shown = Shown(window)
-    submit(window, decode_tiles=0)
-    qtbot.waitUntil(lambda: window.core.history.count() == 2, timeout=WAIT_MS)
+    shown = Shown(gated_window)
+    submit(gated_window, decode_tiles=0)
+    qtbot.waitUntil(lambda: gated_window.core.history.count() == 2, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: "Saving…" in shown.texts(), timeout=WAIT_MS)
     assert ("Decoding…", 0, 0) in shown.seen  # a busy bar: no fraction to show
-    qtbot.waitUntil(lambda: window.progress.bar.maximum() > 0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: gated_window.progress.bar.maximum() > 0, timeout=WAIT_MS)

@@ -4,12 +4,8 @@ by the real engine and the fake backend, offscreen."""
 
 from __future__ import annotations
 
-import threading
-
-import pytest
 from PySide6.QtCore import QObject, Slot
 
-from studio.core.app import Core
 from studio.core.request import GenerationRequest
 from studio.ui.job_progress import phase_text
 from studio.ui.main_window import MainWindow
@@ -47,23 +43,6 @@ class QueueLines(QObject):
         return [s for i, s in enumerate(said) if i == 0 or said[i - 1] != s]
 
 
-@pytest.fixture
-def window(qtbot, install_plugins, tmp_path):
-    install_plugins({"fake": "fake_backend:FakeBackend"})
-    import fake_backend
-
-    fake_backend.LOAD_GATE = threading.Event()
-    core = Core.open(tmp_path / "home")
-    window = MainWindow(core)
-    qtbot.addWidget(window)
-    window.show()
-    yield window
-    fake_backend.LOAD_GATE.set()
-    fake_backend.LOAD_GATE = None
-    window.close()
-    core.close()
-
-
 def submit(window: MainWindow, prompt: str, **options: object) -> int:
     request = GenerationRequest(
         prompt, backend="fake", model="big", width=16, height=16, count=2, steps=3, options=options
@@ -71,18 +50,18 @@ def submit(window: MainWindow, prompt: str, **options: object) -> int:
     return window.core.engine.submit(request).id
 
 
-def test_the_running_job_says_its_phase_as_the_bar_does(qtbot, window) -> None:
+def test_the_running_job_says_its_phase_as_the_bar_does(qtbot, gated_window) -> None:
     import fake_backend
 
-    lines = QueueLines(window)
-    first = submit(window, "a fake", decode_tiles=2, step_s=0.02)
-    second = submit(window, "waits its turn", step_s=0.02)
+    lines = QueueLines(gated_window)
+    first = submit(gated_window, "a fake", decode_tiles=2, step_s=0.02)
+    second = submit(gated_window, "waits its turn", step_s=0.02)
     loading = "a fake  —  Loading model… 2.1 / 4.3 GB"
     qtbot.waitUntil(lambda: lines.lines()[:1] == [loading], timeout=WAIT_MS)
-    assert window.progress.label.text() == "Loading model… 2.1 / 4.3 GB"  # the bar's words
+    assert gated_window.progress.label.text() == "Loading model… 2.1 / 4.3 GB"  # the bar's words
     assert lines.lines()[1] == "waits its turn  —  waiting · 2 of 2"
     fake_backend.LOAD_GATE.set()
-    qtbot.waitUntil(lambda: window.core.history.count() == 4, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: gated_window.core.history.count() == 4, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: lines.lines() == [], timeout=WAIT_MS)
     said = lines.said(first, "a fake")
     assert "Loading model… 4.3 / 4.3 GB" in said

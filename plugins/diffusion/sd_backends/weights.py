@@ -29,21 +29,16 @@ HALF_TYPES = ("F16", "BF16")
 _HEADER_LIMIT = 100 << 20  # as the safetensors library's own limit
 
 
-def safetensors_header(path: Path) -> dict[str, Any]:
-    """The header of a safetensors file: tensor name -> dtype, shape, data_offsets."""
+def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The header of a safetensors file (tensor name -> dtype, shape, data_offsets) and
+    where its tensors start (after the 8-byte length and the header)."""
     with path.open("rb") as handle:
         (length,) = struct.unpack("<Q", handle.read(8))
         if length > _HEADER_LIMIT:
             raise ModelFileError(f"{path.name}: its header is too large ({length} bytes)")
         header = json.loads(handle.read(length))
     header.pop("__metadata__", None)
-    return header
-
-
-def _header_length(path: Path) -> int:
-    """Where a safetensors file's tensors start: after its 8-byte length and header."""
-    with path.open("rb") as handle:
-        return 8 + struct.unpack("<Q", handle.read(8))[0]
+    return header, 8 + length
 
 
 def weight_files(found: ModelFile) -> list[Path]:
@@ -60,7 +55,7 @@ def stored_in_half(found: ModelFile) -> bool:
     unet = [f for f in files if f.parent.name == "unet"]
     counted = {"half": 0, "other": 0}
     for file in unet or files:
-        for entry in safetensors_header(file).values():
+        for entry in safetensors_header(file)[0].values():
             start, end = entry["data_offsets"]
             counted["half" if entry["dtype"] in HALF_TYPES else "other"] += end - start
     return counted["half"] > counted["other"]
@@ -117,6 +112,7 @@ class WeightReader:
         self.dtype = dtype
         self.total = total
         self.done = 0
+        self.checked: set[int] = set()  # data pointers of the tensors it checked
         self._report = report or (lambda _done, _total: None)
 
     def read(self, path: Path) -> dict[str, Any]:
@@ -124,8 +120,7 @@ class WeightReader:
         from safetensors import safe_open
 
         dtypes = _torch_dtypes()
-        header = safetensors_header(path)
-        start_of_body = _header_length(path)
+        header, start_of_body = safetensors_header(path)
         body = max((entry["data_offsets"][1] for entry in header.values()), default=0)
         if path.stat().st_size < start_of_body + body:
             raise ModelFileError(f"{path.name} is cut short: its weights end early")
@@ -148,6 +143,7 @@ class WeightReader:
                     tensor = raw.view(stored).reshape(entry["shape"]).to(self.dtype)
                 if tensor.is_floating_point():
                     check_finite(tensor, f"{_part(path)}weight {name}")
+                    self.checked.add(tensor.data_ptr())
                 tensors[name] = tensor
                 self.done += end - start
                 self._report(self.done, self.total)
